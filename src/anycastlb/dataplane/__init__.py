@@ -1,0 +1,1 @@
+"""The L4 proxy every packet goes through: listeners, relay, PROXY protocol codec, Maglev, limits."""

@@ -1,0 +1,361 @@
+"""The life of one client connection, as a small state machine driven by epoll events.
+
+::
+
+    AWAIT_DATA ──first bytes (a whole ClientHello, or client_hello_wait)──► CONNECTING
+    CONNECTING ──established──► (write PROXY header) ──► RELAY ──both ways done──► closed
+    CONNECTING ──refused / timeout──► CONNECTING to the next Maglev candidate (bounded by retries)
+
+Why wait for the client's first bytes before connecting: an idle or slowloris client then never
+holds a backend connection, and the PROXY v2 header can carry the TLS SNI (PP2_TYPE_AUTHORITY)
+read with ``MSG_PEEK`` without consuming or terminating anything. HTTP and TLS clients speak
+first, so this costs no round trip; listeners for server-first protocols set
+``server_speaks_first`` and connect at once.
+
+Every method is called from the worker's event loop; none blocks. Errors on one side become a
+reset (RST, via ``SO_LINGER`` 0) of the other, so neither peer mistakes a failure for a clean end.
+"""
+
+import errno
+import select
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from anycastlb.dataplane import proxy_protocol, tls_sni
+from anycastlb.dataplane.flow import DONE, WANT_READ, WANT_WRITE, CopyFlow, Flow, SpliceFlow
+
+if TYPE_CHECKING:
+    from anycastlb.dataplane.backend_set import BackendTarget
+    from anycastlb.dataplane.worker import ListenerRuntime, Worker
+
+__all__ = ["AWAIT_DATA", "CLOSED", "CONNECTING", "RELAY", "Connection"]
+
+AWAIT_DATA, CONNECTING, RELAY, CLOSED = range(4)
+
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+_ET = select.EPOLLET
+_FAIL = select.EPOLLERR | select.EPOLLHUP
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_PEEK_BYTES = 16384
+_CONNECT_ERRORS = {
+    errno.ECONNREFUSED: "refused",
+    errno.ETIMEDOUT: "timeout",
+    errno.EHOSTUNREACH: "unreachable",
+    errno.ENETUNREACH: "unreachable",
+    errno.ECONNRESET: "reset",
+}
+
+
+class Connection:
+    """A client connection and, once chosen, its backend connection."""
+
+    __slots__ = (
+        "authority",
+        "backend",
+        "backend_mask",
+        "c2b",
+        "b2c",
+        "candidates",
+        "client",
+        "client_mask",
+        "connect_started",
+        "conn_id",
+        "deadline",
+        "last_active",
+        "listener",
+        "peer",
+        "source_bucket",
+        "state",
+        "target",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        worker: "Worker",
+        listener: "ListenerRuntime",
+        client: socket.socket,
+        peer: tuple[str, int],
+        source_bucket: int,
+        conn_id: int,
+    ) -> None:
+        self.worker = worker
+        self.listener = listener
+        self.client = client
+        self.peer = peer
+        self.source_bucket = source_bucket
+        self.conn_id = conn_id
+        self.backend: socket.socket | None = None
+        self.target: BackendTarget | None = None
+        self.candidates: list[BackendTarget] = []
+        self.c2b: Flow | None = None
+        self.b2c: Flow | None = None
+        self.authority: bytes | None = None
+        self.client_mask = 0
+        self.backend_mask = 0
+        self.state = AWAIT_DATA
+        self.last_active = worker.now
+        self.deadline = 0.0
+        self.connect_started = 0.0
+
+    # ---- AWAIT_DATA -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Called right after accept: often the first bytes are already here."""
+        config = self.listener.config
+        if config.server_speaks_first:
+            self.worker.register(self.client.fileno(), 0, self.on_client_event)
+            self._connect_next()
+            return
+        self.deadline = self.worker.now + min(config.first_data_timeout, config.idle_timeout)
+        self.worker.add_timer(self.deadline, self)
+        self.client_mask = _IN | _ET  # edge-triggered: a partial ClientHello must not spin the loop
+        self.worker.register(self.client.fileno(), self.client_mask, self.on_client_event)
+        self._peek_first_bytes()
+
+    def _peek_first_bytes(self) -> None:
+        try:
+            head = self.client.recv(_PEEK_BYTES, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close(reset=True)
+            return
+        if not head:
+            self.close()  # connected and left without a byte: no backend was ever bothered
+            return
+        config = self.listener.config
+        if config.proxy_protocol == "v2" and config.sni_authority and tls_sni.looks_like_tls_client_hello(head):
+            name = tls_sni.peek_sni(head)
+            if name is None and self._client_hello_incomplete(head):
+                hello_deadline = self.worker.now + config.client_hello_wait
+                if hello_deadline < self.deadline:
+                    self.deadline = hello_deadline
+                    self.worker.add_timer(hello_deadline, self)
+                self.authority = b""  # marks "saw a partial ClientHello" for the timer
+                return
+            self.authority = name.encode("ascii") if name else None
+        self._connect_next()
+
+    @staticmethod
+    def _client_hello_incomplete(head: bytes) -> bool:
+        """A TLS record says how long it is: anything shorter means more segments are coming."""
+        if len(head) < 5:
+            return True
+        return len(head) < 5 + int.from_bytes(head[3:5], "big")
+
+    # ---- CONNECTING ---------------------------------------------------------------------------
+
+    def _connect_next(self) -> None:
+        listener = self.listener
+        if self.state == AWAIT_DATA:
+            self.state = CONNECTING
+            if self.authority == b"":
+                self.authority = None
+            self.candidates = listener.backends.candidates(listener.client_key(self.peer[0]), listener.config.retries + 1)
+            self.candidates.reverse()  # pop() from the end takes the best remaining candidate
+            if not self.candidates:
+                listener.stats.reject("no_backend")
+                self.close(reset=True)
+                return
+        while self.candidates:
+            target = self.candidates.pop()
+            if self.target is not None:
+                listener.stats.retries += 1  # every attempt after the first is a retry
+            backend = socket.socket(target.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connect_started = time.monotonic()
+            code = backend.connect_ex(target.sockaddr)
+            self.target = target
+            if code in (errno.EINPROGRESS, 0):
+                self.backend = backend
+                self.deadline = self.worker.now + listener.config.connect_timeout
+                self.worker.add_timer(self.deadline, self)
+                self.backend_mask = _OUT
+                self.worker.register(backend.fileno(), _OUT, self.on_backend_event)
+                if self.client_mask:
+                    self.client_mask = 0  # leave the client's bytes in the kernel until we can forward them
+                    self.worker.modify(self.client.fileno(), 0)
+                return
+            backend.close()
+            target.stats.connect_failed(_CONNECT_ERRORS.get(code, "other"))
+        listener.stats.reject("backends_failed")
+        self.close(reset=True)
+
+    def _connect_failed(self, reason: str) -> None:
+        assert self.backend is not None and self.target is not None
+        self.target.stats.connect_failed(reason)
+        self.worker.unregister(self.backend.fileno())
+        self.backend.close()
+        self.backend = None
+        self.backend_mask = 0
+        self._connect_next()
+
+    def _connected(self) -> None:
+        backend, target = self.backend, self.target
+        assert backend is not None and target is not None
+        now = time.monotonic()
+        target.stats.connect_seconds.append(now - self.connect_started)
+        target.stats.connections += 1
+        target.stats.active += 1
+        self.deadline = 0.0
+        header = self._proxy_header()
+        if header:
+            try:
+                backend.send(header)
+            except OSError:
+                self._connect_failed("reset")
+                return
+        self.state = RELAY
+        worker = self.worker
+        if worker.splice:
+            self.c2b = SpliceFlow(self.client, backend, worker.pipes)
+            self.b2c = SpliceFlow(backend, self.client, worker.pipes)
+        else:
+            self.c2b = CopyFlow(self.client, backend, worker.pipes.size)
+            self.b2c = CopyFlow(backend, self.client, worker.pipes.size)
+        self.client_mask = -1  # force the first _update_masks to switch the client to level-triggered
+        self._pump(self.c2b)  # the request is usually waiting already: forward it now, not next turn
+
+    def _proxy_header(self) -> bytes:
+        config = self.listener.config
+        if config.proxy_protocol == "none":
+            return b""
+        destination = self.listener.destination or self.client.getsockname()
+        if config.proxy_protocol == "v1":
+            return proxy_protocol.encode_v1(self.peer, destination, self.listener.family)
+        tlvs = [proxy_protocol.unique_id_tlv(self.conn_id)]
+        if self.authority:
+            tlvs.append((proxy_protocol.PP2_TYPE_AUTHORITY, self.authority))
+        return proxy_protocol.encode_v2(self.peer, destination, self.listener.family, tlvs=tlvs)
+
+    # ---- events -------------------------------------------------------------------------------
+
+    def on_client_event(self, events: int) -> None:
+        self.last_active = self.worker.now
+        state = self.state
+        if state == RELAY:
+            assert self.c2b is not None and self.b2c is not None
+            if events & _FAIL:
+                self._on_failure_event(self.c2b, self.b2c)
+                return
+            if events & _IN:
+                self._pump(self.c2b)
+            if events & _OUT and self.state == RELAY:
+                self._pump(self.b2c)
+        elif state == AWAIT_DATA:
+            if events & select.EPOLLERR:
+                self.close(reset=True)
+            else:
+                self._peek_first_bytes()
+        elif state == CONNECTING and events & _FAIL:
+            self.close(reset=True)  # the client gave up while we were connecting
+
+    def on_backend_event(self, events: int) -> None:
+        self.last_active = self.worker.now
+        state = self.state
+        if state == RELAY:
+            assert self.c2b is not None and self.b2c is not None
+            if events & _FAIL:
+                self._on_failure_event(self.b2c, self.c2b)
+                return
+            if events & _IN:
+                self._pump(self.b2c)
+            if events & _OUT and self.state == RELAY:
+                self._pump(self.c2b)
+        elif state == CONNECTING:
+            assert self.backend is not None
+            code = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._connect_failed(_CONNECT_ERRORS.get(code, "other"))
+            elif events & _OUT:
+                self._connected()
+
+    def _on_failure_event(self, reading: Flow, writing: Flow) -> None:
+        """ERR/HUP on a socket: read what is left (EOF or the error), then give up on writing to it."""
+        if not reading.done:
+            self._pump(reading)
+        if self.state == RELAY and not writing.done:
+            self.close(reset=True)
+
+    def on_timer(self, deadline: float) -> None:
+        """A timer fired; stale ones (the deadline moved on) are ignored."""
+        if deadline != self.deadline or self.state >= RELAY:
+            return
+        if self.state == AWAIT_DATA:
+            if self.authority == b"":
+                self._connect_next()  # partial ClientHello: go without SNI rather than wait longer
+            else:
+                self.listener.stats.idle_closed += 1
+                self.close()
+        else:
+            self._connect_failed("timeout")
+
+    # ---- RELAY --------------------------------------------------------------------------------
+
+    def _pump(self, flow: Flow) -> None:
+        try:
+            result = flow.pump()
+        except OSError:
+            self.close(reset=True)
+            return
+        if result == DONE and not flow.done:
+            flow.done = True
+            try:
+                flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
+            except OSError:
+                pass
+            assert self.c2b is not None and self.b2c is not None
+            if self.c2b.done and self.b2c.done:
+                self.close()
+                return
+        self._update_masks()
+
+    def _update_masks(self) -> None:
+        c2b, b2c = self.c2b, self.b2c
+        assert c2b is not None and b2c is not None and self.backend is not None
+        client_mask = (_IN if c2b.state == WANT_READ else 0) | (_OUT if b2c.state == WANT_WRITE else 0)
+        backend_mask = (_IN if b2c.state == WANT_READ else 0) | (_OUT if c2b.state == WANT_WRITE else 0)
+        if client_mask != self.client_mask:
+            self.client_mask = client_mask
+            self.worker.modify(self.client.fileno(), client_mask)
+        if backend_mask != self.backend_mask:
+            self.backend_mask = backend_mask
+            self.worker.modify(self.backend.fileno(), backend_mask)
+
+    def harvest(self) -> None:
+        """Move byte counts into the listener's stats (called on close and once a second)."""
+        stats = self.listener.stats
+        if self.c2b is not None:
+            stats.bytes_in += self.c2b.moved
+            self.c2b.moved = 0
+        if self.b2c is not None:
+            stats.bytes_out += self.b2c.moved
+            self.b2c.moved = 0
+
+    def close(self, *, reset: bool = False) -> None:
+        """Close both sides; with ``reset`` send RST so a failure is never mistaken for a clean end."""
+        if self.state == CLOSED:
+            return
+        was_relaying = self.state == RELAY
+        self.state = CLOSED
+        self.harvest()
+        for flow in (self.c2b, self.b2c):
+            if flow is not None:
+                flow.release()
+        for sock in (self.client, self.backend):
+            if sock is None:
+                continue
+            if reset:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                except OSError:
+                    pass
+            self.worker.forget(sock.fileno())
+            sock.close()  # closing the only reference also removes it from epoll
+        if was_relaying and self.target is not None:
+            self.target.stats.active -= 1
+        self.worker.connection_closed(self)

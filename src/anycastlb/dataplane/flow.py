@@ -1,0 +1,160 @@
+"""One direction of a relayed connection: bytes from ``src`` to ``dst``.
+
+This is the per-byte path. Two implementations with one contract:
+
+* :class:`SpliceFlow` moves bytes socket → pipe → socket with ``splice(2)``; they never enter
+  Python. A pipe is taken from the pool only while bytes are in flight.
+* :class:`CopyFlow` uses ``recv_into`` / ``send`` on a buffer, for kernels or sockets where
+  splice is unavailable.
+
+``pump()`` moves what it can without blocking and returns what the flow waits for next:
+``WANT_READ`` (src readable), ``WANT_WRITE`` (dst writable) or ``DONE`` (src reached EOF and
+everything was delivered; the caller then half-closes dst). Socket errors propagate as
+``OSError``: the connection turns them into a reset of the other side.
+"""
+
+import os
+import socket
+
+from anycastlb.dataplane.pipes import PipePool
+
+__all__ = ["DONE", "WANT_READ", "WANT_WRITE", "CopyFlow", "Flow", "SpliceFlow"]
+
+WANT_READ = 1
+WANT_WRITE = 2
+DONE = 3
+
+_SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+_MAX_ROUNDS = 4  # bound the work per wake-up so one fast connection cannot starve the others
+
+
+class Flow:
+    """State shared by both implementations."""
+
+    __slots__ = ("done", "dst", "moved", "src", "state")
+
+    def __init__(self, src: socket.socket, dst: socket.socket) -> None:
+        self.src = src
+        self.dst = dst
+        self.moved = 0  # bytes delivered since the last stats harvest
+        self.state = WANT_READ
+        self.done = False
+
+    def pump(self) -> int:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Give back buffers or pipes when the connection closes."""
+
+
+class SpliceFlow(Flow):
+    """Zero-copy relay through a pooled pipe."""
+
+    __slots__ = ("_pending", "_pipe", "_pool", "_src_fd", "_dst_fd")
+
+    def __init__(self, src: socket.socket, dst: socket.socket, pool: PipePool) -> None:
+        super().__init__(src, dst)
+        self._src_fd = src.fileno()
+        self._dst_fd = dst.fileno()
+        self._pool = pool
+        self._pipe: tuple[int, int] | None = None
+        self._pending = 0
+
+    def pump(self) -> int:
+        splice = os.splice
+        pipe = self._pipe
+        pending = self._pending
+        chunk = self._pool.size
+        moved = 0
+        state = WANT_READ
+        for _ in range(_MAX_ROUNDS):
+            if not pending:
+                if pipe is None:
+                    pipe = self._pool.take()
+                try:
+                    pending = splice(self._src_fd, pipe[1], chunk, flags=_SPLICE_FLAGS)
+                except BlockingIOError:
+                    break
+                if not pending:
+                    state = DONE
+                    break
+            drained_src = pending < chunk  # a short read means the socket is (nearly) empty
+            try:
+                while pending:
+                    sent = splice(pipe[0], self._dst_fd, pending, flags=_SPLICE_FLAGS)
+                    pending -= sent
+                    moved += sent
+            except BlockingIOError:
+                state = WANT_WRITE
+                break
+            except BaseException:
+                self._pipe, self._pending = pipe, pending
+                raise
+            if drained_src:
+                break  # saves a splice() that would only say EAGAIN; epoll tells us when more comes
+        if pending:
+            state = WANT_WRITE
+        elif pipe is not None:
+            self._pool.give_back(pipe)
+            pipe = None
+        self._pipe = pipe
+        self._pending = pending
+        self.moved += moved
+        self.state = state
+        return state
+
+    def release(self) -> None:
+        if self._pipe is not None:
+            if self._pending:
+                self._pool.discard(self._pipe)
+            else:
+                self._pool.give_back(self._pipe)
+            self._pipe = None
+
+
+class CopyFlow(Flow):
+    """Portable relay through a user-space buffer (allocated only while bytes are in flight)."""
+
+    __slots__ = ("_buffer", "_end", "_size", "_start")
+
+    def __init__(self, src: socket.socket, dst: socket.socket, buffer_size: int) -> None:
+        super().__init__(src, dst)
+        self._size = buffer_size
+        self._buffer: memoryview | None = None
+        self._start = 0
+        self._end = 0
+
+    def pump(self) -> int:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = memoryview(bytearray(self._size))
+        start, end = self._start, self._end
+        moved = 0
+        state = WANT_READ
+        for _ in range(_MAX_ROUNDS):
+            if start == end:
+                try:
+                    end = self.src.recv_into(buffer)
+                except BlockingIOError:
+                    start = end = 0
+                    break
+                start = 0
+                if not end:
+                    state = DONE
+                    break
+            try:
+                while start < end:
+                    sent = self.dst.send(buffer[start:end])
+                    start += sent
+                    moved += sent
+            except BlockingIOError:
+                state = WANT_WRITE
+                break
+        self.moved += moved
+        self._start, self._end = start, end
+        self._buffer = buffer if start < end else None
+        self.state = state
+        return state
+
+    def release(self) -> None:
+        self._buffer = None

@@ -1,0 +1,24 @@
+"""Prometheus multiprocess mode must be chosen before ``prometheus_client`` creates any metric.
+
+Workers write their samples to files in a private directory; the supervisor's scrape sums them.
+This module therefore imports nothing from prometheus_client and runs first.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+__all__ = ["prepare_metrics_dir"]
+
+
+def prepare_metrics_dir() -> str:
+    """Create a fresh directory for this agent's samples and remove it at exit."""
+    existing = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if existing:
+        return existing
+    path = tempfile.mkdtemp(prefix="anycastlb-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    pid = os.getpid()
+    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
+    return path

@@ -1,0 +1,27 @@
+"""Desired-state schema shared by all tiers: validated once at the edge, frozen inside.
+
+Raw YAML (and later control-plane API bodies) is validated here with pydantic; every other part
+receives the frozen models and never re-checks them.
+"""
+
+from anycastlb.model.config import (
+    Backend,
+    ConfigError,
+    EdgeConfig,
+    HealthCheck,
+    Listener,
+    MetricsEndpoint,
+    load_config,
+    parse_config,
+)
+
+__all__ = [
+    "Backend",
+    "ConfigError",
+    "EdgeConfig",
+    "HealthCheck",
+    "Listener",
+    "MetricsEndpoint",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,246 @@
+"""The edge agent's configuration (``edge.yaml``): listeners, their backends, limits and timeouts.
+
+Validated once by :func:`parse_config`; errors name the field path and say what to change, so an
+operator fixing a typo at 3 a.m. does not have to read a traceback. Models are frozen: the data
+plane receives them after validation and never mutates or re-checks them.
+"""
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from anycastlb.model.duration import Duration
+
+ProxyProtocolVersion = Literal["none", "v1", "v2"]
+RelayMode = Literal["auto", "splice", "copy"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)") from None
+
+
+IPAddress = Annotated[
+    ipaddress.IPv4Address | ipaddress.IPv6Address, PlainValidator(_parse_ip), PlainSerializer(str)
+]
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message lists every problem with its field path."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-63 lowercase letters, digits or '-', starting and ending "
+            "with a letter or digit (it is used in metric labels and logs)"
+        )
+    return value
+
+
+class Backend(_Frozen):
+    """A worker node's address and port (a NodePort) that receives forwarded connections."""
+
+    address: IPAddress
+    port: Port
+    weight: Annotated[int, Field(ge=0, le=1000)] = 1
+
+    @property
+    def key(self) -> str:
+        """Stable identity used by Maglev and in metric labels: ``10.0.0.11:30443`` / ``[::1]:80``."""
+        if self.address.version == 6:
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+
+class HealthCheck(_Frozen):
+    """How a listener's backends are checked (the checkers themselves live in ``anycastlb.health``)."""
+
+    type: Literal["tcp", "http", "k8s"] = "tcp"
+    port: Port | None = None
+    path: str = "/healthz"
+    interval: Duration = 1.0
+    timeout: Duration = 0.5
+    rise: Annotated[int, Field(ge=1, le=100)] = 2
+    fall: Annotated[int, Field(ge=1, le=100)] = 2
+
+    @model_validator(mode="after")
+    def _timeout_fits_interval(self) -> "HealthCheck":
+        if self.interval < 0.05:
+            raise ValueError("interval must be at least 50ms")
+        if self.timeout <= 0 or self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout}s) must be > 0 and <= interval ({self.interval}s)")
+        return self
+
+
+class Listener(_Frozen):
+    """One VIP:port the PoP accepts on, and where its connections go."""
+
+    name: str
+    address: IPAddress
+    port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    proxy_protocol: ProxyProtocolVersion = "v2"
+    backends: tuple[Backend, ...] = ()
+    health: HealthCheck = HealthCheck()
+    connect_timeout: Duration = 1.0
+    idle_timeout: Duration = 300.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    max_connections: Annotated[int, Field(ge=1)] = 50_000
+    max_connections_per_source: Annotated[int, Field(ge=1)] = 1_000
+    backlog: Annotated[int, Field(ge=16, le=65535)] = 4096
+    first_data_timeout: Duration = 10.0
+    server_speaks_first: bool = False
+    sni_authority: bool = True
+    client_hello_wait: Duration = 0.2
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_name(value, "listener name")
+
+    @field_validator("protocol")
+    @classmethod
+    def _tcp_only_for_now(cls, value: str) -> str:
+        if value == "udp":
+            raise ValueError("udp listeners are not supported by this data plane yet; use protocol: tcp")
+        return value
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_backends(cls, value: tuple[Backend, ...]) -> tuple[Backend, ...]:
+        seen: set[str] = set()
+        for backend in value:
+            if backend.key in seen:
+                raise ValueError(f"backend {backend.key} is listed twice; merge them and raise its weight")
+            seen.add(backend.key)
+        return value
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> "Listener":
+        if self.connect_timeout <= 0:
+            raise ValueError("connect_timeout must be > 0")
+        if self.idle_timeout <= 0:
+            raise ValueError("idle_timeout must be > 0")
+        return self
+
+    @property
+    def endpoint(self) -> tuple[str, int, str]:
+        """What identifies the socket: a listener whose endpoint is unchanged survives a reload."""
+        return (str(self.address), self.port, self.protocol)
+
+
+class MetricsEndpoint(_Frozen):
+    """Where Prometheus scrapes the agent."""
+
+    address: IPAddress = ipaddress.IPv4Address("127.0.0.1")
+    port: Port = 9100
+
+
+class EdgeConfig(_Frozen):
+    """Everything one PoP's edge agent serves."""
+
+    pop: str
+    listeners: tuple[Listener, ...] = ()
+    metrics: MetricsEndpoint | None = MetricsEndpoint()
+    workers: Annotated[int, Field(ge=1, le=256)] = Field(default_factory=lambda: os.cpu_count() or 1)
+    drain_timeout: Duration = 30.0
+    relay: RelayMode = "auto"
+    pipe_size: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 1024 * 1024
+
+    @field_validator("pop")
+    @classmethod
+    def _pop(cls, value: str) -> str:
+        return _check_name(value, "pop")
+
+    @field_validator("listeners")
+    @classmethod
+    def _unique_listeners(cls, value: tuple[Listener, ...]) -> tuple[Listener, ...]:
+        names: set[str] = set()
+        endpoints: dict[tuple[str, int, str], str] = {}
+        for listener in value:
+            if listener.name in names:
+                raise ValueError(f"listener name {listener.name!r} is used twice; names must be unique")
+            names.add(listener.name)
+            other = endpoints.get(listener.endpoint)
+            if other is not None:
+                raise ValueError(
+                    f"listeners {other!r} and {listener.name!r} both bind "
+                    f"{listener.address} port {listener.port}/{listener.protocol}"
+                )
+            endpoints[listener.endpoint] = listener.name
+        return value
+
+
+def _field_path(location: tuple[int | str, ...], raw: Any) -> str:
+    """Turn pydantic's ``('listeners', 0, 'port')`` into ``listeners[0] (web-https).port``."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in location:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    label += f" ({node['name']})"
+            parts.append(label)
+        else:
+            node = node.get(item) if isinstance(node, dict) else None
+            parts.append(("." if parts else "") + item)
+    return "".join(parts) or "(top level)"
+
+
+def parse_config(raw: Any, source: str = "config") -> EdgeConfig:
+    """Validate a decoded YAML/JSON document; raise :class:`ConfigError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level (pop:, listeners:, ...)")
+    try:
+        return EdgeConfig.model_validate(raw)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors(include_url=False):
+            path = _field_path(tuple(problem["loc"]), raw)
+            message = problem["msg"].removeprefix("Value error, ")
+            if problem["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling; see the configuration reference in README.md)"
+            lines.append(f"  {path}: {message}")
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate an ``edge.yaml``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_config(raw, source=str(path))

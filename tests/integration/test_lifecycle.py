@@ -1,0 +1,145 @@
+"""SIGTERM drains, SIGHUP reloads without cutting connections, bad config is refused clearly."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from tests.integration.conftest import listener
+from tests.integration.test_relay import connect, read_line
+from tests.support.edge import EdgeProcess
+from tests.support.stream_backend import StreamBackend
+
+
+def echo_round_trip(sock: socket.socket, payload: bytes) -> bytes:
+    sock.sendall(payload)
+    received = b""
+    while len(received) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_sigterm_stops_accepting_finishes_open_connections_and_exits_zero(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web], "drain_timeout": "20s"})
+    sock = connect(web["port"])
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+
+    agent.signal(signal.SIGTERM)
+    agent.wait_for_log("drain_started", count=2)
+
+    refused = socket.socket()
+    assert refused.connect_ex(("127.0.0.1", web["port"])) != 0, "still accepting while draining"
+    refused.close()
+    assert echo_round_trip(sock, b"still here") == b"still here"
+    assert agent.process is not None and agent.process.poll() is None, "exited with a connection open"
+    sock.close()
+    assert agent.wait(timeout=10) == 0
+
+
+def test_drain_timeout_cuts_connections_that_do_not_finish(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web], "drain_timeout": "1s"})
+    sock = connect(web["port"])
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+
+    started = time.monotonic()
+    agent.signal(signal.SIGTERM)
+
+    assert agent.wait(timeout=10) == 0
+    assert time.monotonic() - started < 4
+    sock.close()
+
+
+def test_sighup_reload_keeps_open_connections_and_applies_the_new_config(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web]})
+    sock = connect(web["port"])
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+
+    added = listener("added", [("127.0.0.1", stream_backend.port)])
+    changed = dict(web, idle_timeout="120s", max_connections_per_source=50)
+    agent.write_config({**agent.config, "listeners": [changed, added]})
+    agent.signal(signal.SIGHUP)
+    agent.wait_for_log("config_applied", count=2)
+
+    assert echo_round_trip(sock, b"after reload") == b"after reload"
+    with connect(added["port"]) as new:
+        new.sendall(b"ECHO\n")
+        assert read_line(new) == b"echo\n"
+    sock.close()
+
+
+def test_a_bad_reload_keeps_the_old_config_running(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web]})
+    agent.config_path.write_text("pop: fra\nlisteners:\n  - name: web\n    port: 99999\n")
+
+    agent.signal(signal.SIGHUP)
+    agent.wait_for_log("reload_rejected")
+
+    assert "port" in agent.log().split("reload_rejected", 1)[1]
+    with connect(web["port"]) as sock:
+        sock.sendall(b"ECHO\n")
+        assert read_line(sock) == b"echo\n"
+    assert agent.metric("anycastlb_config_reloads_total", result="invalid") == 1
+
+
+def run_check(tmp_path: Path, config: object) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "edge.yaml"
+    path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(path)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
+def test_a_malformed_config_exits_non_zero_naming_the_field(tmp_path: Path) -> None:
+    result = run_check(tmp_path, {
+        "pop": "fra",
+        "listeners": [{"name": "web-https", "address": "203.0.113.300", "port": 443,
+                       "backends": [{"address": "10.0.0.11", "port": 30443, "weigth": 2}]}],
+    })
+
+    assert result.returncode == 2
+    assert "listeners[0] (web-https).address: '203.0.113.300' is not an IPv4 or IPv6 address" in result.stderr
+    assert "listeners[0] (web-https).backends[0].weigth: unknown field" in result.stderr
+
+
+def test_yaml_that_does_not_parse_is_reported_with_its_position(tmp_path: Path) -> None:
+    result = run_check(tmp_path, "pop: fra\nlisteners: [\n")
+
+    assert result.returncode == 2
+    assert "is not valid YAML" in result.stderr
+    assert "line" in result.stderr
+
+
+def test_a_port_already_taken_is_a_clear_startup_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_check(tmp_path, {"pop": "fra", "metrics": None,
+                                      "listeners": [{"name": "web", "address": "127.0.0.1", "port": port}]})
+
+    assert result.returncode == 1
+    assert f"listener web: cannot listen on 127.0.0.1 port {port}" in result.stderr

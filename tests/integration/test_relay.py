@@ -1,0 +1,188 @@
+"""Bytes arrive intact both ways, half-close works, failures and timeouts behave."""
+
+import hashlib
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.conftest import listener
+from tests.support.edge import EdgeProcess
+from tests.support.nginx import NginxBackend
+from tests.support.ports import free_port
+from tests.support.stream_backend import BLOCK, StreamBackend, pattern_digest
+
+SIZE = 256 * 1024 * 1024
+
+
+def connect(port: int, source: str = "127.0.0.1", host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+    return sock
+
+
+def read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("relay", ["splice", "copy"])
+def test_256_mib_upload_arrives_intact_and_the_answer_comes_back_after_half_close(
+    relay: str, stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("bulk", [("127.0.0.1", stream_backend.port)])
+    edge({"listeners": [web], "relay": relay})
+
+    sock = connect(web["port"])
+    sock.sendall(b"UPLOAD\n")
+    digest = hashlib.sha256()
+    for _ in range(SIZE // len(BLOCK)):
+        sock.sendall(BLOCK)
+        digest.update(BLOCK)
+    sock.shutdown(socket.SHUT_WR)  # FIN one way; the answer must still arrive the other way
+
+    answer = read_line(sock).decode().split()
+    sock.close()
+
+    assert answer == [str(SIZE), digest.hexdigest()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("relay", ["splice", "copy"])
+def test_256_mib_download_arrives_intact(
+    relay: str, stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("bulk", [("127.0.0.1", stream_backend.port)])
+    edge({"listeners": [web], "relay": relay})
+
+    sock = connect(web["port"])
+    sock.sendall(f"DOWNLOAD {SIZE}\n".encode())
+    sock.shutdown(socket.SHUT_WR)  # half-closed by the client before the download even starts
+    digest = hashlib.sha256()
+    received = 0
+    view = memoryview(bytearray(1 << 20))
+    while count := sock.recv_into(view):
+        digest.update(view[:count])
+        received += count
+    sock.close()
+
+    assert received == SIZE
+    assert digest.hexdigest() == pattern_digest(SIZE)
+
+
+def test_the_proxy_v2_header_carries_a_unique_id_per_connection(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    edge({"listeners": [web]})
+
+    for _ in range(5):
+        with connect(web["port"], source="127.0.0.77") as sock:
+            sock.sendall(b"ECHO\nhello")
+            assert read_line(sock) == b"echo\n"
+
+    ids = [dict(header.tlvs)[0x05] for header in stream_backend.headers]
+    assert len(set(ids)) == 5
+    assert {header.source for header in stream_backend.headers} == {("127.0.0.77", header.source[1])
+                                                                   for header in stream_backend.headers
+                                                                   if header.source}
+    assert all(header.destination == ("127.0.0.1", web["port"]) for header in stream_backend.headers)
+
+
+def test_a_refused_backend_is_retried_on_the_next_and_no_client_notices(
+    nginx: Callable[..., NginxBackend], edge: Callable[..., EdgeProcess]
+) -> None:
+    node = nginx("node-a")
+    dead_port = free_port()  # nothing listens there: connect() is refused
+    web = listener("web", [("127.0.0.1", dead_port), ("127.0.0.1", node.port)], retries=1)
+    agent = edge({"listeners": [web]})
+
+    failures = 0
+    for client in range(2, 42):
+        try:
+            with connect(web["port"], source=f"127.0.2.{client}") as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b"node=node-a" not in sock.recv(4096):
+                    failures += 1
+        except OSError:
+            failures += 1
+
+    assert failures == 0
+    time.sleep(1.2)  # metrics are folded in once a second
+    refused = agent.metric("anycastlb_backend_connect_errors_total", reason="refused")
+    assert refused > 0, "no client was hashed to the dead backend first: the test proves nothing"
+    assert agent.metric("anycastlb_connect_retries_total", listener="web") == refused
+
+
+def test_a_client_that_sends_nothing_is_closed_at_the_idle_timeout_and_never_reaches_a_backend(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)], idle_timeout="1s")
+    edge({"listeners": [web]})
+
+    sock = connect(web["port"])
+    started = time.monotonic()
+    sock.settimeout(5)
+    assert sock.recv(1) == b""
+    waited = time.monotonic() - started
+    sock.close()
+
+    assert 0.9 <= waited <= 2.5
+    assert stream_backend.headers == [], "an idle client made the edge open a backend connection"
+
+
+def test_an_established_connection_without_traffic_is_closed_at_the_idle_timeout(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)], idle_timeout="1s")
+    edge({"listeners": [web]})
+
+    sock = connect(web["port"])
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+    started = time.monotonic()
+    sock.settimeout(5)
+    assert sock.recv(1) == b""
+    waited = time.monotonic() - started
+    sock.close()
+
+    assert 0.9 <= waited <= 2.5
+
+
+def test_one_source_past_its_limit_is_refused_while_another_source_gets_through(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)], max_connections_per_source=5)
+    agent = edge({"listeners": [web]})
+
+    held = []
+    for _ in range(5):
+        sock = connect(web["port"], source="127.0.3.1")
+        sock.sendall(b"ECHO\n")
+        assert read_line(sock) == b"echo\n"
+        held.append(sock)
+
+    extra = connect(web["port"], source="127.0.3.1")
+    extra.sendall(b"ECHO\n")
+    try:
+        refused = read_line(extra) == b""
+    except ConnectionResetError:
+        refused = True
+    extra.close()
+    other = connect(web["port"], source="127.0.3.2")
+    other.sendall(b"ECHO\n")
+    other_answer = read_line(other)
+    other.close()
+    for sock in held:
+        sock.close()
+
+    assert refused, "the sixth connection from one source was served"
+    assert other_answer == b"echo\n"
+    time.sleep(1.2)
+    assert agent.metric("anycastlb_connections_rejected_total", reason="source_limit") == 1

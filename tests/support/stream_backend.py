@@ -1,0 +1,101 @@
+"""A small PROXY-protocol backend for byte-exact transfer tests (nginx cannot echo a 256 MiB upload).
+
+Protocol after the PROXY header: ``UPLOAD\\n`` then bytes until the client half-closes; the
+server answers ``<count> <sha256>\\n`` (which proves half-close works: the answer travels after
+the client's FIN). ``DOWNLOAD <n>\\n``: the server sends ``n`` bytes of :func:`pattern` and closes.
+``ECHO\\n``: the server answers ``echo\\n`` and then echoes every byte until the client closes.
+Every parsed header is kept in ``headers`` for assertions.
+"""
+
+import hashlib
+import socket
+import socketserver
+import threading
+from types import TracebackType
+
+from anycastlb.dataplane.proxy_protocol import IncompleteHeader, ProxyHeader, parse
+from tests.support.ports import free_port
+
+BLOCK = bytes(range(256)) * 4096  # 1 MiB, not all zeros so a shifted byte changes the hash
+
+
+def pattern_digest(size: int) -> str:
+    """sha256 of the first ``size`` bytes of the repeating pattern."""
+    digest = hashlib.sha256()
+    full, rest = divmod(size, len(BLOCK))
+    for _ in range(full):
+        digest.update(BLOCK)
+    digest.update(BLOCK[:rest])
+    return digest.hexdigest()
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: "_Server"
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        buffer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            try:
+                header, used = parse(buffer)
+                break
+            except IncompleteHeader:
+                continue
+        self.server.owner.headers.append(header)
+        buffer = buffer[used:]
+        while b"\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+        line, _, rest = buffer.partition(b"\n")
+        command = line.decode().split()
+        if command[0] == "UPLOAD":
+            digest = hashlib.sha256(rest)
+            count = len(rest)
+            view = memoryview(bytearray(1 << 20))
+            while received := sock.recv_into(view):
+                digest.update(view[:received])
+                count += received
+            sock.sendall(f"{count} {digest.hexdigest()}\n".encode())
+        elif command[0] == "DOWNLOAD":
+            size = int(command[1])
+            full, remainder = divmod(size, len(BLOCK))
+            for _ in range(full):
+                sock.sendall(BLOCK)
+            sock.sendall(BLOCK[:remainder])
+        elif command[0] == "ECHO":
+            sock.sendall(b"echo\n" + rest)
+            while data := sock.recv(65536):
+                sock.sendall(data)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, owner: "StreamBackend", address: tuple[str, int]) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+
+class StreamBackend:
+    """Runs the server in a thread of the test process on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.headers: list[ProxyHeader] = []
+        self._server = _Server(self, ("127.0.0.1", self.port))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "StreamBackend":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._server.shutdown()
+        self._server.server_close()
