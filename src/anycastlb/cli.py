@@ -58,6 +58,15 @@ def edge(
 
 
 @app.command()
+def demo() -> None:
+    """Run an edge in front of three nginx nodes on loopback and show what they see."""
+    setup_logging("warning")
+    from anycastlb.lab.demo import run_demo  # noqa: PLC0415 - keeps `anycastlb edge` start-up lean
+
+    raise typer.Exit(run_demo())
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)

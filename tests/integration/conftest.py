@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.support.edge import EdgeProcess
-from tests.support.nginx import NginxBackend
-from tests.support.ports import free_port
+from anycastlb.lab.nginx import NginxBackend
+from anycastlb.lab.ports import free_port
 from tests.support.stream_backend import StreamBackend
 
 pytestmark = pytest.mark.integration

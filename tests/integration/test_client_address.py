@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.conftest import listener
 from tests.support.edge import EdgeProcess
-from tests.support.nginx import NginxBackend
+from anycastlb.lab.nginx import NginxBackend
 
 
 def get(host: str, port: int, source: str | None = None) -> str:

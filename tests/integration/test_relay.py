@@ -9,8 +9,8 @@ import pytest
 
 from tests.integration.conftest import listener
 from tests.support.edge import EdgeProcess
-from tests.support.nginx import NginxBackend
-from tests.support.ports import free_port
+from anycastlb.lab.nginx import NginxBackend
+from anycastlb.lab.ports import free_port
 from tests.support.stream_backend import BLOCK, StreamBackend, pattern_digest
 
 SIZE = 256 * 1024 * 1024

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.ports import free_port, wait_for_port
+from anycastlb.lab.ports import free_port, wait_for_port
 
 
 class EdgeProcess:
@@ -51,7 +51,7 @@ class EdgeProcess:
         )
         for listener in self.config.get("listeners", []):
             try:
-                wait_for_port(str(listener["address"]), int(listener["port"]))
+                wait_for_port(str(listener["address"]), int(listener["port"]), alive=self.process)
             except TimeoutError:
                 self.stop()
                 raise RuntimeError(f"edge did not start:\n{self.log()}") from None

@@ -14,7 +14,7 @@ import threading
 from types import TracebackType
 
 from anycastlb.dataplane.proxy_protocol import IncompleteHeader, ProxyHeader, parse
-from tests.support.ports import free_port
+from anycastlb.lab.ports import free_port
 
 BLOCK = bytes(range(256)) * 4096  # 1 MiB, not all zeros so a shifted byte changes the hash
 

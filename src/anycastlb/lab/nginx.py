@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from types import TracebackType
 
-from tests.support.ports import free_port, wait_for_port
+from anycastlb.lab.ports import free_port, wait_for_port
 
 
 class NginxBackend:
@@ -41,7 +41,7 @@ class NginxBackend:
             pid {d}/nginx.pid; error_log {d}/error.log warn;
             events {{ worker_connections 4096; }}
             http {{
-              access_log {d}/access.log edge; log_format edge '$remote_addr $request_uri';
+              log_format edge '$remote_addr $request_uri'; access_log {d}/access.log edge;
               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
               keepalive_requests 100000; sendfile on; tcp_nopush on;
@@ -72,7 +72,7 @@ class NginxBackend:
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for_port("127.0.0.1", self.port)
+            wait_for_port("127.0.0.1", self.port, alive=self.process)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"nginx {self.name} did not start: {(self.dir / 'error.log').read_text()}") from None

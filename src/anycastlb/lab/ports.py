@@ -1,6 +1,8 @@
-"""Free loopback ports for test servers."""
+"""Free loopback ports and readiness waits for the servers the demo and the tests start."""
 
 import socket
+import subprocess
+import time
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -18,10 +20,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found on loopback")
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    """Block until something accepts TCP connections on host:port (a readiness wait, not a sleep)."""
-    import time
+def wait_for_port(host: str, port: int, timeout: float = 10.0, alive: "subprocess.Popen[bytes] | None" = None) -> None:
+    """Block until something accepts TCP connections on host:port (a readiness wait, not a sleep).
 
+    With ``alive``, give up as soon as that process has exited instead of waiting out the timeout.
+    """
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     while True:
@@ -29,6 +32,8 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
             probe.settimeout(0.5)
             if probe.connect_ex((host, port)) == 0:
                 return
+        if alive is not None and alive.poll() is not None:
+            raise TimeoutError(f"the process meant to listen on {host}:{port} exited with {alive.returncode}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
         time.sleep(0.02)
