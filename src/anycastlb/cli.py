@@ -1,7 +1,6 @@
 """The one ``anycastlb`` command, with a sub-command per part of the system."""
 
 import resource
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -77,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

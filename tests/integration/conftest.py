@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.edge import EdgeProcess
 from anycastlb.lab.nginx import NginxBackend
 from anycastlb.lab.ports import free_port
+from tests.support.edge import EdgeProcess
 from tests.support.stream_backend import StreamBackend
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,9 @@ def edge(tmp_path: Path) -> Iterator[Callable[..., EdgeProcess]]:
         process.stop()
 
 
-def listener(name: str, backends: list[tuple[str, int]], address: str = "127.0.0.1", **extra: Any) -> dict[str, Any]:
+def listener(
+    name: str, backends: list[tuple[str, int]], address: str = "127.0.0.1", **extra: Any
+) -> dict[str, Any]:
     """A listener block for edge.yaml on a fresh port."""
     return {
         "name": name,

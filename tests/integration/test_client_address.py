@@ -6,13 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
+from anycastlb.lab.nginx import NginxBackend
 from tests.integration.conftest import listener
 from tests.support.edge import EdgeProcess
-from anycastlb.lab.nginx import NginxBackend
 
 
 def get(host: str, port: int, source: str | None = None) -> str:
-    connection = http.client.HTTPConnection(host, port, timeout=5, source_address=(source, 0) if source else None)
+    connection = http.client.HTTPConnection(
+        host, port, timeout=5, source_address=(source, 0) if source else None
+    )
     connection.request("GET", "/", headers={"Connection": "close"})
     body = connection.getresponse().read().decode()
     connection.close()

@@ -109,16 +109,28 @@ def run_check(tmp_path: Path, config: object) -> subprocess.CompletedProcess[str
     path.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
     return subprocess.run(
         [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(path)],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
 def test_a_malformed_config_exits_non_zero_naming_the_field(tmp_path: Path) -> None:
-    result = run_check(tmp_path, {
-        "pop": "fra",
-        "listeners": [{"name": "web-https", "address": "203.0.113.300", "port": 443,
-                       "backends": [{"address": "10.0.0.11", "port": 30443, "weigth": 2}]}],
-    })
+    result = run_check(
+        tmp_path,
+        {
+            "pop": "fra",
+            "listeners": [
+                {
+                    "name": "web-https",
+                    "address": "203.0.113.300",
+                    "port": 443,
+                    "backends": [{"address": "10.0.0.11", "port": 30443, "weigth": 2}],
+                }
+            ],
+        },
+    )
 
     assert result.returncode == 2
     assert "listeners[0] (web-https).address: '203.0.113.300' is not an IPv4 or IPv6 address" in result.stderr
@@ -138,8 +150,14 @@ def test_a_port_already_taken_is_a_clear_startup_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_check(tmp_path, {"pop": "fra", "metrics": None,
-                                      "listeners": [{"name": "web", "address": "127.0.0.1", "port": port}]})
+        result = run_check(
+            tmp_path,
+            {
+                "pop": "fra",
+                "metrics": None,
+                "listeners": [{"name": "web", "address": "127.0.0.1", "port": port}],
+            },
+        )
 
     assert result.returncode == 1
     assert f"listener web: cannot listen on 127.0.0.1 port {port}" in result.stderr

@@ -7,18 +7,17 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.conftest import listener
-from tests.support.edge import EdgeProcess
 from anycastlb.lab.nginx import NginxBackend
 from anycastlb.lab.ports import free_port
+from tests.integration.conftest import listener
+from tests.support.edge import EdgeProcess
 from tests.support.stream_backend import BLOCK, StreamBackend, pattern_digest
 
 SIZE = 256 * 1024 * 1024
 
 
 def connect(port: int, source: str = "127.0.0.1", host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
-    return sock
+    return socket.create_connection((host, port), timeout=10, source_address=(source, 0))
 
 
 def read_line(sock: socket.socket) -> bytes:
@@ -89,9 +88,9 @@ def test_the_proxy_v2_header_carries_a_unique_id_per_connection(
 
     ids = [dict(header.tlvs)[0x05] for header in stream_backend.headers]
     assert len(set(ids)) == 5
-    assert {header.source for header in stream_backend.headers} == {("127.0.0.77", header.source[1])
-                                                                   for header in stream_backend.headers
-                                                                   if header.source}
+    assert {header.source for header in stream_backend.headers} == {
+        ("127.0.0.77", header.source[1]) for header in stream_backend.headers if header.source
+    }
     assert all(header.destination == ("127.0.0.1", web["port"]) for header in stream_backend.headers)
 
 

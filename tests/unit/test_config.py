@@ -31,7 +31,12 @@ def test_the_documented_example_is_accepted(tmp_path: Path) -> None:
 
     web = config.listeners[0]
     assert (config.pop, web.name, str(web.address), web.port, web.proxy_protocol) == (
-        "fra", "web-https", "203.0.113.10", 443, "v2")
+        "fra",
+        "web-https",
+        "203.0.113.10",
+        443,
+        "v2",
+    )
     assert [(b.key, b.weight) for b in web.backends] == [("10.0.0.11:30443", 1), ("10.0.0.12:30443", 2)]
     assert (web.health.interval, web.health.timeout) == (1.0, 0.5)
     assert config.metrics is not None and config.metrics.port == 9100
@@ -61,19 +66,45 @@ def base(**listener: object) -> dict[str, object]:
     [
         (base(port=0), "listeners[0] (web).port: Input should be greater than or equal to 1"),
         (base(address="203.0.113"), "listeners[0] (web).address: '203.0.113' is not an IPv4 or IPv6 address"),
-        (base(proxy_protocol="v3"), "listeners[0] (web).proxy_protocol: Input should be 'none', 'v1' or 'v2'"),
+        (
+            base(proxy_protocol="v3"),
+            "listeners[0] (web).proxy_protocol: Input should be 'none', 'v1' or 'v2'",
+        ),
         (base(protocol="udp"), "udp listeners are not supported by this data plane yet"),
         (base(name="Web Site"), "listener name 'Web Site' must be 1-63 lowercase letters"),
-        (base(backends=[{"address": "10.0.0.1", "port": 1}, {"address": "10.0.0.1", "port": 1}]),
-         "backend 10.0.0.1:1 is listed twice"),
-        (base(backends=[{"address": "10.0.0.1", "port": 1, "wieght": 3}]),
-         "listeners[0] (web).backends[0].wieght: unknown field"),
-        (base(health={"interval": "100ms", "timeout": "1s"}), "timeout (1.0s) must be > 0 and <= interval (0.1s)"),
+        (
+            base(backends=[{"address": "10.0.0.1", "port": 1}, {"address": "10.0.0.1", "port": 1}]),
+            "backend 10.0.0.1:1 is listed twice",
+        ),
+        (
+            base(backends=[{"address": "10.0.0.1", "port": 1, "wieght": 3}]),
+            "listeners[0] (web).backends[0].wieght: unknown field",
+        ),
+        (
+            base(health={"interval": "100ms", "timeout": "1s"}),
+            "timeout (1.0s) must be > 0 and <= interval (0.1s)",
+        ),
         (base(connect_timeout="0s"), "connect_timeout must be > 0"),
-        ({"pop": "fra", "listeners": [{"name": "a", "address": "::1", "port": 1},
-                                      {"name": "a", "address": "::1", "port": 2}]}, "listener name 'a' is used twice"),
-        ({"pop": "fra", "listeners": [{"name": "a", "address": "::1", "port": 1},
-                                      {"name": "b", "address": "::1", "port": 1}]}, "both bind ::1 port 1/tcp"),
+        (
+            {
+                "pop": "fra",
+                "listeners": [
+                    {"name": "a", "address": "::1", "port": 1},
+                    {"name": "a", "address": "::1", "port": 2},
+                ],
+            },
+            "listener name 'a' is used twice",
+        ),
+        (
+            {
+                "pop": "fra",
+                "listeners": [
+                    {"name": "a", "address": "::1", "port": 1},
+                    {"name": "b", "address": "::1", "port": 1},
+                ],
+            },
+            "both bind ::1 port 1/tcp",
+        ),
         ({"listeners": []}, "pop: Field required"),
         (["not", "a", "mapping"], "expected a mapping at the top level"),
     ],

@@ -54,15 +54,15 @@ class Connection:
 
     __slots__ = (
         "authority",
+        "b2c",
         "backend",
         "backend_mask",
         "c2b",
-        "b2c",
         "candidates",
         "client",
         "client_mask",
-        "connect_started",
         "conn_id",
+        "connect_started",
         "deadline",
         "last_active",
         "listener",
@@ -128,7 +128,11 @@ class Connection:
             self.close()  # connected and left without a byte: no backend was ever bothered
             return
         config = self.listener.config
-        if config.proxy_protocol == "v2" and config.sni_authority and tls_sni.looks_like_tls_client_hello(head):
+        if (
+            config.proxy_protocol == "v2"
+            and config.sni_authority
+            and tls_sni.looks_like_tls_client_hello(head)
+        ):
             name = tls_sni.peek_sni(head)
             if name is None and self._client_hello_incomplete(head):
                 hello_deadline = self.worker.now + config.client_hello_wait
@@ -155,7 +159,9 @@ class Connection:
             self.state = CONNECTING
             if self.authority == b"":
                 self.authority = None
-            self.candidates = listener.backends.candidates(listener.client_key(self.peer[0]), listener.config.retries + 1)
+            self.candidates = listener.backends.candidates(
+                listener.client_key(self.peer[0]), listener.config.retries + 1
+            )
             self.candidates.reverse()  # pop() from the end takes the best remaining candidate
             if not self.candidates:
                 listener.stats.reject("no_backend")

@@ -50,7 +50,7 @@ class Flow:
 class SpliceFlow(Flow):
     """Zero-copy relay through a pooled pipe."""
 
-    __slots__ = ("_pending", "_pipe", "_pool", "_src_fd", "_dst_fd")
+    __slots__ = ("_dst_fd", "_pending", "_pipe", "_pool", "_src_fd")
 
     def __init__(self, src: socket.socket, dst: socket.socket, pool: PipePool) -> None:
         super().__init__(src, dst)
@@ -62,15 +62,13 @@ class SpliceFlow(Flow):
 
     def pump(self) -> int:
         splice = os.splice
-        pipe = self._pipe
+        pipe = self._pipe if self._pipe is not None else self._pool.take()
         pending = self._pending
         chunk = self._pool.size
         moved = 0
         state = WANT_READ
         for _ in range(_MAX_ROUNDS):
             if not pending:
-                if pipe is None:
-                    pipe = self._pool.take()
                 try:
                     pending = splice(self._src_fd, pipe[1], chunk, flags=_SPLICE_FLAGS)
                 except BlockingIOError:
@@ -94,10 +92,10 @@ class SpliceFlow(Flow):
                 break  # saves a splice() that would only say EAGAIN; epoll tells us when more comes
         if pending:
             state = WANT_WRITE
-        elif pipe is not None:
-            self._pool.give_back(pipe)
-            pipe = None
-        self._pipe = pipe
+            self._pipe = pipe
+        else:
+            self._pool.give_back(pipe)  # idle connections hold no pipe
+            self._pipe = None
         self._pending = pending
         self.moved += moved
         self.state = state

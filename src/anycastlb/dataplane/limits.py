@@ -1,7 +1,7 @@
 """Connection limits shared by all worker processes (per listener and per source address).
 
 Workers accept from their own ``SO_REUSEPORT`` sockets, so a limit kept in one process would let
-a client open ``limit × workers`` connections. Instead the supervisor maps one anonymous shared
+a client open ``limit * workers`` connections. Instead the supervisor maps one anonymous shared
 memory block before forking: a row of counters per worker, a column per hash bucket. A worker
 only ever writes its own row (no locks, no lost updates) and reads the column's sum to decide.
 
@@ -27,7 +27,9 @@ class SharedCounters:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._memory = mmap.mmap(-1, workers * BUCKETS * 4)  # anonymous + MAP_SHARED: forked children share it
+        self._memory = mmap.mmap(
+            -1, workers * BUCKETS * 4
+        )  # anonymous + MAP_SHARED: forked children share it
         self._view = memoryview(self._memory).cast("I")
         self._offsets = tuple(worker * BUCKETS for worker in range(workers))
         self._mine = 0

@@ -6,8 +6,8 @@ Why Maglev (Eisenbud et al., NSDI 2016, section 3.4). Every PoP and every worker
 the same client to the same node while the node set is the same, a change of the set must move as few
 clients as possible, and the per-connection choice must be one table read. Maglev gives all three: a
 lookup table of prime size ``M`` is filled once per backend set, and ``lookup`` is ``table[h(key) % M]``.
-Rings (Karger) need ~100 virtual nodes per backend for the same balance and a binary search per lookup;
-rendezvous hashing costs O(N) per lookup.
+A ring (Karger) needs many virtual nodes per backend for comparable balance and a binary search per
+lookup; rendezvous hashing costs O(N) hashes per lookup.
 
 Population (section 3.4, "Pseudocode 1"). Each backend ``i`` has a preference list over all slots,
 ``permutation[i][j] = (offset_i + j * skip_i) mod M`` with ``offset_i in [0, M)`` and ``skip_i in
@@ -16,27 +16,28 @@ once. Backends take turns; on its turn a backend walks its own list to the first
 it, and the next turn resumes from there. Filling stops when all ``M`` slots are taken. A backend's slots
 depend only on its own list and on who claimed what before it, so removing one backend mostly hands its
 slots to the others and leaves the rest in place (measured: < 0.3 % of the other keys move for
-M = 65537 and N = 3..10). We keep the paper's recommendation ``M >= 100 * N``, which bounds the share
-imbalance from the discrete end of filling to about 1 %.
+M = 65537 and N = 3..10). We enforce the paper's ``M >= 100 * N``: shares are exact up to one slot per
+backend, and one slot is then at most 1 % of an equal share.
 
-Weights. The paper says only that weights change how often a backend takes a turn. We do it with integer
-credit: each round, every backend adds its weight to its credit and takes a turn iff its credit reached
-``max_weight`` (then pays ``max_weight`` back). As ``weight <= max_weight``, a backend takes at most one
-turn per round and, after ``R`` rounds, ``floor(R * weight / max_weight)`` turns. Each turn claims
-exactly one slot, so the shares of the table are proportional to the weights up to one slot each, and
-only ratios matter (``[2, 4]`` builds the same table as ``[1, 2]``). Turns within a round go in name
-order, so neither the table nor any key's backend *name* depends on the order the caller lists backends
-in; indices returned by ``lookup``/``candidates`` point into the caller's sequence (``table.backends``).
+Weights. The paper weights backends by how often each one gets a turn, and leaves the schedule open. Ours is
+integer credit: each round, every backend adds its weight to its credit and takes a turn iff its credit
+reached ``max_weight`` (then pays ``max_weight`` back). As ``weight <= max_weight``, a backend takes at most
+one turn per round and, after ``R`` rounds, ``floor(R * weight / max_weight)`` turns. Each turn claims
+exactly one slot, so the shares of the table are proportional to the weights up to one slot each, and only
+ratios matter (``[2, 4]`` builds the same table as ``[1, 2]``). Turns within a round go in name order, so
+neither the table nor any key's backend *name* depends on the order the caller lists backends in; indices
+returned by ``lookup``/``candidates`` point into the caller's sequence (``table.backends``).
 
 Hashes. Python's ``hash()`` of bytes and str is salted per process, which would give every worker a
 different table, so it is never used. Backend permutations come from BLAKE2b (16-byte digest, split into
 offset and skip halves, personalised so they are unrelated to other uses of the same names): strong and
-portable, and it runs only N times per build. The key hash runs per connection, so it is ``zlib.crc32``
-(C speed) followed by a multiplicative (Fibonacci) finalizer: CRC32 is linear over GF(2), and taken
-directly ``mod M`` it clumps structured sets such as a /16 of sequential addresses onto ~9 % fewer
-distinct slots than random keys; multiplying by the 64-bit golden-ratio constant and keeping the high
-bits restores random-like spread for ~30 ns more. The key hash is not keyed: the mapping is public and
-identical on every PoP by design; it is not a defence against clients choosing their node.
+portable, and it runs only N times per build. The key hash runs per connection, so it is ``zlib.crc32`` (C
+speed) followed by a multiplicative (Fibonacci) finalizer: CRC32 is linear over GF(2), and taken directly
+``mod M`` it clumps structured sets such as a /16 of sequential addresses onto ~9 % fewer distinct slots
+than random keys; multiplying by the 64-bit golden-ratio constant and keeping the high bits restores
+random-like spread for ~0.1 us more (a lookup is ~0.25 us; BLAKE2b alone is ~1 us). The key hash is not
+keyed: the mapping is public and identical on every PoP by design; it is not a defence against clients
+choosing their node.
 
 ``client_key`` uses only the client address (not the port), so one client sticks to one node, and folds
 IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``, what a dual-stack socket reports) onto the IPv4 key.

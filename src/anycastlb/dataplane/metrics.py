@@ -13,9 +13,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["BackendStats", "ListenerStats"]
 
-CONNECTIONS = Counter(
-    "anycastlb_connections", "Client connections accepted by a listener", ["listener"]
-)
+CONNECTIONS = Counter("anycastlb_connections", "Client connections accepted by a listener", ["listener"])
 ACTIVE = Gauge(
     "anycastlb_connections_active", "Open client connections", ["listener"], multiprocess_mode="livesum"
 )
@@ -24,9 +22,7 @@ REJECTED = Counter(
     "Client connections closed at accept: listener_limit, source_limit, no_backend, backends_failed",
     ["listener", "reason"],
 )
-BYTES = Counter(
-    "anycastlb_bytes", "Bytes relayed", ["listener", "direction"]
-)
+BYTES = Counter("anycastlb_bytes", "Bytes relayed", ["listener", "direction"])
 RETRIES = Counter(
     "anycastlb_connect_retries", "Backend connects retried on the next Maglev candidate", ["listener"]
 )

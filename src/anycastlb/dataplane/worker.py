@@ -16,6 +16,7 @@ never outlives its agent.
 
 import contextlib
 import errno
+import functools
 import heapq
 import logging
 import os
@@ -160,24 +161,29 @@ class Worker:
                 del self.listeners[endpoint]
                 log.info("listener_closed listener=%s worker=%d", runtime.config.name, self.index)
         for endpoint, listener in wanted.items():
-            runtime = self.listeners.get(endpoint)
-            if runtime is not None:
-                runtime.stats = self._stats_for(listener.name)
-                runtime.update(listener)
+            existing = self.listeners.get(endpoint)
+            if existing is not None:
+                existing.stats = self._stats_for(listener.name)
+                existing.update(listener)
                 continue
             if self._draining_until is not None:
                 continue
             try:
                 sock = open_listener(listener)
             except ListenError as error:
-                log.error("listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error))
+                log.error(
+                    "listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error)
+                )
                 continue
             runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name))
             self.listeners[endpoint] = runtime
-            self.register(sock.fileno(), select.EPOLLIN, lambda _events, r=runtime: self._accept(r))
+            self.register(sock.fileno(), select.EPOLLIN, functools.partial(self._on_listener_event, runtime))
             log.info(
                 "listener_open listener=%s address=%s port=%d worker=%d",
-                listener.name, listener.address, listener.port, self.index,
+                listener.name,
+                listener.address,
+                listener.port,
+                self.index,
             )
 
     def _stats_for(self, name: str) -> ListenerStats:
@@ -209,6 +215,9 @@ class Worker:
 
     # ---- accepting ----------------------------------------------------------------------------------
 
+    def _on_listener_event(self, runtime: ListenerRuntime, _events: int) -> None:
+        self._accept(runtime)
+
     def _accept(self, runtime: ListenerRuntime) -> None:
         listen_sock = runtime.sock
         config = runtime.config
@@ -238,13 +247,17 @@ class Worker:
             stats.accepted += 1
             stats.active += 1
             self._conn_seq += 1
-            connection = Connection(self, runtime, client, peer, source_bucket, self._conn_prefix | self._conn_seq)
+            connection = Connection(
+                self, runtime, client, peer, source_bucket, self._conn_prefix | self._conn_seq
+            )
             self.connections.add(connection)
             connection.start()
 
     def _pause(self, runtime: ListenerRuntime, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of spinning."""
-        log.error("accept_paused listener=%s worker=%d error=%r", runtime.config.name, self.index, error.strerror)
+        log.error(
+            "accept_paused listener=%s worker=%d error=%r", runtime.config.name, self.index, error.strerror
+        )
         with contextlib.suppress(OSError):
             self.epoll.modify(runtime.sock.fileno(), 0)
         self._paused.append(runtime)
@@ -299,7 +312,9 @@ class Worker:
         stale = self._stale
         timers = self.timers
         while True:
-            if self._draining_until is not None and (not self.connections or self.now >= self._draining_until):
+            if self._draining_until is not None and (
+                not self.connections or self.now >= self._draining_until
+            ):
                 break
             deadline = self._next_sweep
             if timers and timers[0][0] < deadline:

@@ -19,6 +19,11 @@ def prepare_metrics_dir() -> str:
         return existing
     path = tempfile.mkdtemp(prefix="anycastlb-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    pid = os.getpid()
-    atexit.register(lambda: os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
+    owner = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == owner:  # forked workers inherit atexit hooks: only the supervisor cleans up
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
     return path

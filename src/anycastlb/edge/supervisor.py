@@ -44,9 +44,9 @@ class _MetricsServer(http.server.HTTPServer):
     def __init__(self, endpoint: MetricsEndpoint) -> None:
         self.address_family = socket.AF_INET6 if endpoint.address.version == 6 else socket.AF_INET
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         handler = MetricsHandler.factory(registry)
-        handler.timeout = 2  # a stuck scraper must not hold the supervisor's loop
+        handler.timeout = 2  # type: ignore[attr-defined]  # a stuck scraper must not hold the loop
         super().__init__((str(endpoint.address), endpoint.port), handler)
 
 
@@ -73,15 +73,17 @@ class Supervisor:
         _check_listeners(self.config, set())
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(signum, lambda *_: None)
+        for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
         metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
         # 2. Fork the workers.
         for index in range(self.config.workers):
             self._spawn(index)
         log.info(
             "edge_started pop=%s workers=%d listeners=%d metrics=%s",
-            self.config.pop, self.config.workers, len(self.config.listeners),
+            self.config.pop,
+            self.config.workers,
+            len(self.config.listeners),
             f"{self.config.metrics.address}:{self.config.metrics.port}" if self.config.metrics else "off",
         )
         # 3. Serve signals and scrapes until drained.
@@ -106,7 +108,9 @@ class Supervisor:
                     # 4. Drain.
                     self.draining = True
                     drain_deadline = time.monotonic() + self.config.drain_timeout + _GRACE_AFTER_DRAIN
-                    log.info("drain_requested pop=%s timeout=%.1fs", self.config.pop, self.config.drain_timeout)
+                    log.info(
+                        "drain_requested pop=%s timeout=%.1fs", self.config.pop, self.config.drain_timeout
+                    )
                     self._signal_workers(signal.SIGTERM)
             if self.draining and time.monotonic() > drain_deadline:
                 log.error("drain_overrun action=kill workers=%d", len(self.workers))
@@ -150,7 +154,7 @@ class Supervisor:
                     continue
                 os.close(control_write)
                 del self.workers[index]
-                multiprocess.mark_process_dead(pid)
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
                 self.counters.reset_worker(index)
                 code = os.waitstatus_to_exitcode(status)
                 if self.draining:
@@ -172,8 +176,11 @@ class Supervisor:
         try:
             config = load_config(self.config_path)
             if config.workers != self.config.workers:
-                log.warning("reload_workers_ignored running=%d wanted=%d (restart to change)",
-                            self.config.workers, config.workers)
+                log.warning(
+                    "reload_workers_ignored running=%d wanted=%d (restart to change)",
+                    self.config.workers,
+                    config.workers,
+                )
                 config = config.model_copy(update={"workers": self.config.workers})
             _check_listeners(config, {listener.endpoint for listener in self.config.listeners})
         except (ConfigError, OSError) as error:

@@ -71,13 +71,15 @@ def run_demo() -> int:
         "pop": "demo",
         "workers": 2,
         "metrics": {"address": "127.0.0.1", "port": metrics_port},
-        "listeners": [{
-            "name": "web",
-            "address": "127.0.0.1",
-            "port": edge_port,
-            "proxy_protocol": "v2",
-            "backends": [{"address": "127.0.0.1", "port": node.port, "weight": 1} for node in nodes],
-        }],
+        "listeners": [
+            {
+                "name": "web",
+                "address": "127.0.0.1",
+                "port": edge_port,
+                "proxy_protocol": "v2",
+                "backends": [{"address": "127.0.0.1", "port": node.port, "weight": 1} for node in nodes],
+            }
+        ],
     }
     (workdir / "edge.yaml").write_text(yaml.safe_dump(config))
     edge: subprocess.Popen[bytes] | None = None
@@ -89,24 +91,35 @@ def run_demo() -> int:
         log = (workdir / "edge.log").open("wb")
         edge = subprocess.Popen(
             [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(workdir / "edge.yaml")],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         wait_for_port("127.0.0.1", edge_port)
-        console.print(f"[bold]edge[/] listening on 127.0.0.1:{edge_port} -> 3 nginx nodes with proxy_protocol")
+        console.print(
+            f"[bold]edge[/] listening on 127.0.0.1:{edge_port} -> 3 nginx nodes with proxy_protocol"
+        )
         first = _round(console, "12 clients through the edge (PROXY v2, Maglev)", edge_port)
         ok &= all(not node.startswith("FAILED") for node in first.values())
         victim = max(set(first.values()), key=list(first.values()).count)
-        console.print(f"\n[bold red]SIGKILL {victim}[/] (the clients it served must move, the others must stay)")
+        console.print(
+            f"\n[bold red]SIGKILL {victim}[/] (the clients it served must move, the others must stay)"
+        )
         next(node for node in nodes if node.name == victim).stop()
         second = _round(console, f"the same clients after {victim} died", edge_port, before=first)
         ok &= all(not node.startswith("FAILED") and node != victim for node in second.values())
         ok &= all(second[c] == first[c] for c in CLIENTS if first[c] != victim)
         time.sleep(1.1)  # workers publish metrics once a second
         console.print("\n[bold]metrics[/] (excerpt)")
-        for line in _metrics(f"http://127.0.0.1:{metrics_port}/metrics", (
-            "anycastlb_connections_total", "anycastlb_connect_retries_total",
-            "anycastlb_backend_connect_errors_total", "anycastlb_backend_connections_total",
-        )):
+        for line in _metrics(
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            (
+                "anycastlb_connections_total",
+                "anycastlb_connect_retries_total",
+                "anycastlb_backend_connect_errors_total",
+                "anycastlb_backend_connections_total",
+            ),
+        ):
             console.print("  " + line)
         edge.send_signal(signal.SIGTERM)
         code = edge.wait(timeout=40)

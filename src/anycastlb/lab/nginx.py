@@ -19,7 +19,9 @@ from anycastlb.lab.ports import free_port, wait_for_port
 class NginxBackend:
     """One nginx process on 127.0.0.1 and [::1] at the same port."""
 
-    def __init__(self, workdir: Path, name: str, *, proxy_protocol: bool = True, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, name: str, *, proxy_protocol: bool = True, port: int | None = None
+    ) -> None:
         self.name = name
         self.port = port or free_port()
         self.dir = workdir / f"nginx-{name}"
@@ -50,7 +52,9 @@ class NginxBackend:
                 listen 127.0.0.1:{self.port}{pp} reuseport backlog=4096;
                 listen [::1]:{self.port}{pp};
                 root {d}/www;
-                location = / {{ default_type text/plain; return 200 "node={self.name} client=$remote_addr\\n"; }}
+                location = / {{
+                  default_type text/plain; return 200 "node={self.name} client=$remote_addr\\n";
+                }}
                 location /files/ {{ alias {d}/www/; }}
               }}
             }}
@@ -75,7 +79,9 @@ class NginxBackend:
             wait_for_port("127.0.0.1", self.port, alive=self.process)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"nginx {self.name} did not start: {(self.dir / 'error.log').read_text()}") from None
+            raise RuntimeError(
+                f"nginx {self.name} did not start: {(self.dir / 'error.log').read_text()}"
+            ) from None
         return self
 
     def log_lines(self) -> list[str]:

@@ -20,7 +20,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found on loopback")
 
 
-def wait_for_port(host: str, port: int, timeout: float = 10.0, alive: "subprocess.Popen[bytes] | None" = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout: float = 10.0, alive: "subprocess.Popen[bytes] | None" = None
+) -> None:
     """Block until something accepts TCP connections on host:port (a readiness wait, not a sleep).
 
     With ``alive``, give up as soon as that process has exited instead of waiting out the timeout.

@@ -38,7 +38,9 @@ def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(value.strip())
     except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)") from None
+        raise ValueError(
+            f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)"
+        ) from None
 
 
 IPAddress = Annotated[
@@ -198,7 +200,7 @@ class EdgeConfig(_Frozen):
         return value
 
 
-def _field_path(location: tuple[int | str, ...], raw: Any) -> str:
+def _field_path(location: tuple[int | str, ...], raw: Any) -> str:  # noqa: ANN401 - raw YAML
     """Turn pydantic's ``('listeners', 0, 'port')`` into ``listeners[0] (web-https).port``."""
     parts: list[str] = []
     node: Any = raw
@@ -216,7 +218,7 @@ def _field_path(location: tuple[int | str, ...], raw: Any) -> str:
     return "".join(parts) or "(top level)"
 
 
-def parse_config(raw: Any, source: str = "config") -> EdgeConfig:
+def parse_config(raw: Any, source: str = "config") -> EdgeConfig:  # noqa: ANN401 - raw YAML
     """Validate a decoded YAML/JSON document; raise :class:`ConfigError` listing every problem."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level (pop:, listeners:, ...)")

@@ -18,7 +18,9 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"{value!r} is not a duration: write a number with a unit, e.g. 500ms, 1s, 2m, 1h")
+            raise ValueError(
+                f"{value!r} is not a duration: write a number with a unit, e.g. 500ms, 1s, 2m, 1h"
+            )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"expected a duration such as 500ms or 1s, got {type(value).__name__}")
