@@ -680,7 +680,8 @@ def summary_tables(results: Results) -> str:
             ]
             rows.append([label if reference is None else spec.title, *cells])
         sections.append(f"**{title}**\n\n" + markdown_table(header, rows))
-    return "\n\n".join(sections)
+    note = "Ratios are the contender's median ÷ the reference's; for latency and RSS, below 1 is better."
+    return "\n\n".join([*sections, note])
 
 
 def raw_table(results: Results) -> str:
@@ -764,6 +765,15 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
 # --------------------------------------------------------------------------- main
 
 
+def make_temp_dir(parent: Path) -> Path:
+    """``anycastlb-bench-<pid>-*``; first removes those left by runs that were SIGKILLed (dead pid)."""
+    for stale in parent.glob("anycastlb-bench-*-*"):
+        pid = stale.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"anycastlb-bench-{os.getpid()}-", dir=parent))
+
+
 def make_big_file(directory: Path) -> Path:
     """1 GiB of random bytes on tmpfs, written from a repeated 64 MiB block (about a second)."""
     path = directory / "big.bin"
@@ -832,10 +842,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise_file_limit()
     command = shlex.join(["python3", "bench/dataplane.py", *(sys.argv[1:] if argv is None else argv)])
     env, started = environment(), time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="anycastlb-bench-"))
-    shm = Path(tempfile.mkdtemp(prefix="anycastlb-bench-", dir="/dev/shm"))
+    workdir, shm = (make_temp_dir(parent) for parent in (Path(tempfile.gettempdir()), Path("/dev/shm")))
     try:
         results = run(settings, workdir, shm)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
+        return 130
     finally:
         CHILDREN.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -22,8 +22,12 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to edge
 def _raise_file_limit() -> None:
     """A proxy holds two sockets (and briefly two pipes) per connection: use every fd we may."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        wanted = max(hard, int(Path("/proc/sys/fs/nr_open").read_text()))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))  # root may raise the hard limit
+    except (OSError, ValueError):
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @app.command()

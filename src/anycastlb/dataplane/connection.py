@@ -8,9 +8,10 @@
 
 Why wait for the client's first bytes before connecting: an idle or slowloris client then never
 holds a backend connection, and the PROXY v2 header can carry the TLS SNI (PP2_TYPE_AUTHORITY)
-read with ``MSG_PEEK`` without consuming or terminating anything. HTTP and TLS clients speak
-first, so this costs no round trip; listeners for server-first protocols set
-``server_speaks_first`` and connect at once.
+read from the ClientHello without terminating anything. HTTP and TLS clients speak first, so this
+costs no round trip; listeners for server-first protocols set ``server_speaks_first`` and
+connect at once. The first bytes are read (up to 16 KiB) and sent in the same ``send()`` as the
+PROXY header: one TCP segment and two syscalls fewer than splicing them separately.
 
 Every method is called from the worker's event loop; none blocks. Errors on one side become a
 reset (RST, via ``SO_LINGER`` 0) of the other, so neither peer mistakes a failure for a clean end.
@@ -39,7 +40,7 @@ _OUT = select.EPOLLOUT
 _ET = select.EPOLLET
 _FAIL = select.EPOLLERR | select.EPOLLHUP
 _LINGER_RESET = struct.pack("ii", 1, 0)
-_PEEK_BYTES = 16384
+_FIRST_BYTES = 16384
 _CONNECT_ERRORS = {
     errno.ECONNREFUSED: "refused",
     errno.ETIMEDOUT: "timeout",
@@ -64,6 +65,7 @@ class Connection:
         "conn_id",
         "connect_started",
         "deadline",
+        "first_bytes",
         "last_active",
         "listener",
         "peer",
@@ -94,6 +96,7 @@ class Connection:
         self.c2b: Flow | None = None
         self.b2c: Flow | None = None
         self.authority: bytes | None = None
+        self.first_bytes = b""
         self.client_mask = 0
         self.backend_mask = 0
         self.state = AWAIT_DATA
@@ -112,21 +115,24 @@ class Connection:
             return
         self.deadline = self.worker.now + min(config.first_data_timeout, config.idle_timeout)
         self.worker.add_timer(self.deadline, self)
-        self.client_mask = _IN | _ET  # edge-triggered: a partial ClientHello must not spin the loop
+        # Edge-triggered until RELAY: a partial ClientHello must not spin the loop, and events that
+        # arrive while connecting are ignored without an epoll_ctl to mute them.
+        self.client_mask = _IN | _ET
         self.worker.register(self.client.fileno(), self.client_mask, self.on_client_event)
-        self._peek_first_bytes()
+        self._read_first_bytes()
 
-    def _peek_first_bytes(self) -> None:
+    def _read_first_bytes(self) -> None:
         try:
-            head = self.client.recv(_PEEK_BYTES, socket.MSG_PEEK)
+            chunk = self.client.recv(_FIRST_BYTES - len(self.first_bytes))
         except BlockingIOError:
             return
         except OSError:
             self.close(reset=True)
             return
-        if not head:
+        if not chunk:
             self.close()  # connected and left without a byte: no backend was ever bothered
             return
+        head = self.first_bytes = self.first_bytes + chunk
         config = self.listener.config
         if (
             config.proxy_protocol == "v2"
@@ -134,7 +140,7 @@ class Connection:
             and tls_sni.looks_like_tls_client_hello(head)
         ):
             name = tls_sni.peek_sni(head)
-            if name is None and self._client_hello_incomplete(head):
+            if name is None and len(head) < _FIRST_BYTES and self._client_hello_incomplete(head):
                 hello_deadline = self.worker.now + config.client_hello_wait
                 if hello_deadline < self.deadline:
                     self.deadline = hello_deadline
@@ -182,9 +188,6 @@ class Connection:
                 self.worker.add_timer(self.deadline, self)
                 self.backend_mask = _OUT
                 self.worker.register(backend.fileno(), _OUT, self.on_backend_event)
-                if self.client_mask:
-                    self.client_mask = 0  # leave the client's bytes in the kernel until we can forward them
-                    self.worker.modify(self.client.fileno(), 0)
                 return
             backend.close()
             target.stats.connect_failed(_CONNECT_ERRORS.get(code, "other"))
@@ -208,10 +211,13 @@ class Connection:
         target.stats.connections += 1
         target.stats.active += 1
         self.deadline = 0.0
-        header = self._proxy_header()
-        if header:
+        payload = self._proxy_header() + self.first_bytes
+        sent = 0
+        if payload:
             try:
-                backend.send(header)
+                sent = backend.send(payload)
+            except BlockingIOError:
+                pass
             except OSError:
                 self._connect_failed("reset")
                 return
@@ -224,7 +230,10 @@ class Connection:
             self.c2b = CopyFlow(self.client, backend, worker.pipes.size)
             self.b2c = CopyFlow(backend, self.client, worker.pipes.size)
         self.client_mask = -1  # force the first _update_masks to switch the client to level-triggered
-        self._pump(self.c2b)  # the request is usually waiting already: forward it now, not next turn
+        if sent < len(payload):
+            self.c2b.prime(payload[sent:])  # rare: the first write did not fit the send buffer
+        self.first_bytes = b""
+        self._pump(self.c2b)
 
     def _proxy_header(self) -> bytes:
         config = self.listener.config
@@ -256,7 +265,7 @@ class Connection:
             if events & select.EPOLLERR:
                 self.close(reset=True)
             else:
-                self._peek_first_bytes()
+                self._read_first_bytes()
         elif state == CONNECTING and events & _FAIL:
             self.close(reset=True)  # the client gave up while we were connecting
 
@@ -274,8 +283,8 @@ class Connection:
                 self._pump(self.c2b)
         elif state == CONNECTING:
             assert self.backend is not None
-            code = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
+            if events & _FAIL:
+                code = self.backend.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 self._connect_failed(_CONNECT_ERRORS.get(code, "other"))
             elif events & _OUT:
                 self._connected()

@@ -43,6 +43,10 @@ class Flow:
     def pump(self) -> int:
         raise NotImplementedError
 
+    def prime(self, data: bytes) -> None:
+        """Queue bytes that must reach dst before anything read from src (a partly sent first write)."""
+        raise NotImplementedError
+
     def release(self) -> None:
         """Give back buffers or pipes when the connection closes."""
 
@@ -101,6 +105,12 @@ class SpliceFlow(Flow):
         self.state = state
         return state
 
+    def prime(self, data: bytes) -> None:
+        pipe = self._pipe if self._pipe is not None else self._pool.take()
+        written = os.write(pipe[1], data)  # a fresh pipe holds >= 64 KiB; callers send at most 16 KiB
+        self._pipe, self._pending = pipe, self._pending + written
+        self.state = WANT_WRITE
+
     def release(self) -> None:
         if self._pipe is not None:
             if self._pending:
@@ -148,11 +158,19 @@ class CopyFlow(Flow):
             except BlockingIOError:
                 state = WANT_WRITE
                 break
+            if end < len(buffer):
+                break  # a short read emptied the socket; epoll tells us when more comes
         self.moved += moved
         self._start, self._end = start, end
         self._buffer = buffer if start < end else None
         self.state = state
         return state
+
+    def prime(self, data: bytes) -> None:
+        buffer = memoryview(bytearray(max(self._size, len(data))))
+        buffer[: len(data)] = data
+        self._buffer, self._start, self._end = buffer, 0, len(data)
+        self.state = WANT_WRITE
 
     def release(self) -> None:
         self._buffer = None

@@ -52,7 +52,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_TABLE_SIZE", "MaglevBackend", "MaglevTable", "client_key"]
+__all__ = ["DEFAULT_TABLE_SIZE", "MIN_SLOTS_PER_BACKEND", "MaglevBackend", "MaglevTable", "client_key"]
 
 DEFAULT_TABLE_SIZE = 65537
 """Prime; with ``MIN_SLOTS_PER_BACKEND`` it allows up to 655 backends."""
