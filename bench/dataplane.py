@@ -224,22 +224,29 @@ def serves_small(port: int) -> bool:
     return False
 
 
-def tree_rss_kib(root: int) -> int:
-    """Summed VmRSS of ``root`` and all its descendants (nginx workers, edge workers)."""
+def children_of(root: int, recursive: bool) -> set[int]:
+    """Child pids of ``root`` (all descendants if ``recursive``), from ``/proc/*/stat``."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 stat = (entry / "stat").read_text()
                 parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
+    found: set[int] = set()
+    frontier = [root]
     while frontier:
         parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
-        tree.update(children)
-        frontier.extend(children)
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in found]
+        found.update(children)
+        if recursive:
+            frontier.extend(children)
+    return found
+
+
+def tree_rss_kib(root: int) -> int:
+    """Summed VmRSS of ``root`` and all its descendants (nginx workers, edge workers)."""
     total = 0
-    for pid in tree:
+    for pid in {root} | children_of(root, recursive=True):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -317,6 +324,22 @@ class Nginx:
         if status != 200 or match is None:
             raise RuntimeError(f"nginx stub_status answered {status}: {body[:200]!r}")
         return int(match.group(1)) - 1  # minus the status request itself
+
+    def renew_workers(self) -> None:
+        """SIGHUP: fresh workers, so each contender meets nginx in the same state.
+
+        A long-lived worker keeps the memory it once needed (glibc does not return it), so without this
+        the second ``direct`` round would measure 0 MiB for its idle connections.
+        """
+        assert self.proc is not None
+        master, old = self.proc.pid, children_of(self.proc.pid, recursive=False)
+        self.proc.send_signal(signal.SIGHUP)
+
+        def renewed() -> bool:
+            workers = children_of(master, recursive=False)
+            return len(workers) == NGINX_WORKERS and not workers & old and serves_small(self.plain_port)
+
+        wait_until(renewed, "nginx workers after SIGHUP")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -596,6 +619,7 @@ def measure(bench: Bench, contender: Contender) -> Iterator[tuple[str, float, li
 def run_contender(bench: Bench, name: str, round_no: int) -> None:
     sample = Sample()
     bench.results.samples[name].append(sample)
+    bench.nginx.renew_workers()
     try:
         contender = start_contender(bench, name)
     except RuntimeError as failure:

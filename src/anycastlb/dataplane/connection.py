@@ -230,10 +230,12 @@ class Connection:
             self.c2b = CopyFlow(self.client, backend, worker.pipes.size)
             self.b2c = CopyFlow(backend, self.client, worker.pipes.size)
         self.client_mask = -1  # force the first _update_masks to switch the client to level-triggered
+        self.first_bytes = b""
         if sent < len(payload):
             self.c2b.prime(payload[sent:])  # rare: the first write did not fit the send buffer
-        self.first_bytes = b""
-        self._pump(self.c2b)
+            self._pump(self.c2b)
+        else:
+            self._update_masks()  # more client bytes, if any, show up as a level-triggered event
 
     def _proxy_header(self) -> bytes:
         config = self.listener.config
@@ -319,14 +321,14 @@ class Connection:
             return
         if result == DONE and not flow.done:
             flow.done = True
+            assert self.c2b is not None and self.b2c is not None
+            if self.c2b.done and self.b2c.done:
+                self.close()  # close() sends the FIN: no separate shutdown needed
+                return
             try:
                 flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
             except OSError:
                 pass
-            assert self.c2b is not None and self.b2c is not None
-            if self.c2b.done and self.b2c.done:
-                self.close()
-                return
         self._update_masks()
 
     def _update_masks(self) -> None:

@@ -5,19 +5,20 @@ a client open ``limit * workers`` connections. Instead the supervisor maps one a
 memory block before forking: a row of counters per worker, a column per hash bucket. A worker
 only ever writes its own row (no locks, no lost updates) and reads the column's sum to decide.
 
-Keys are hashed into ``BUCKETS`` buckets. Two keys that share a bucket share a limit; with 2^18
-buckets and 10,000 active sources the chance that a given source shares one is ~4%, and it only
-matters when both are near the limit together. That is the price of a lock-free, fixed-size table
-that a flood of spoofed sources cannot grow.
+Keys are hashed into ``BUCKETS`` buckets with Python's own (SipHash, per-process random seed)
+``hash()``: workers are forked from one supervisor, so they share the seed and agree on buckets,
+while an outsider cannot pick source addresses that collide on purpose. Two keys that share a
+bucket share a limit; with 2^18 buckets and 10,000 active sources the chance that a given source
+shares one is ~4%, and it only matters when both are near the limit together. That is the price
+of a lock-free, fixed-size table that a flood of spoofed sources cannot grow.
 """
 
 import mmap
-import zlib
 
-__all__ = ["BUCKETS", "SharedCounters"]
+__all__ = ["BUCKETS", "BUCKET_MASK", "SharedCounters"]
 
 BUCKETS = 1 << 18
-_MASK = BUCKETS - 1
+BUCKET_MASK = _MASK = BUCKETS - 1
 
 
 class SharedCounters:
@@ -44,9 +45,9 @@ class SharedCounters:
         self._view[start : start + BUCKETS] = memoryview(bytes(BUCKETS * 4)).cast("I")
 
     @staticmethod
-    def bucket(key: bytes) -> int:
-        """Bucket of a key (a packed source address, or a listener's name)."""
-        return zlib.crc32(key) & _MASK
+    def bucket(key: str | bytes) -> int:
+        """Bucket of a key (a source address, or a listener's name); stable within one agent."""
+        return hash(key) & _MASK
 
     def total(self, bucket: int) -> int:
         """Sum of the bucket over all workers."""

@@ -25,12 +25,11 @@ import signal
 import socket
 import struct
 import time
-import zlib
 from collections.abc import Callable
 
 from anycastlb.dataplane.backend_set import BackendSet
 from anycastlb.dataplane.connection import RELAY, Connection
-from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.dataplane.limits import BUCKET_MASK, SharedCounters
 from anycastlb.dataplane.maglev import client_key
 from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
@@ -233,7 +232,7 @@ class Worker:
                     self._pause(runtime, error)
                 return
             client.setblocking(False)
-            source_bucket = zlib.crc32(peer[0].encode()) & 0x3FFFF
+            source_bucket = hash(peer[0]) & BUCKET_MASK  # == SharedCounters.bucket(), inlined
             if counters.total(runtime.limit_bucket) >= config.max_connections:
                 stats.reject("listener_limit")
                 client.close()
