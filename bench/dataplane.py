@@ -12,9 +12,11 @@ What is measured, per contender and round (all traffic on 127.0.0.1):
   waiting for answers) times connect + ``GET /small`` + complete response. wrk cannot hold a rate
   and wrk2 is not packaged, and a closed loop hides queueing; the Python client adds its own
   overhead, but it is the same client for every contender, so differences are the proxies'.
-- **RSS per 10k idle connections, MiB**: 10,000 connections that each sent an unfinished request
-  line (the proxy has connected to nginx; nginx waits for the rest). Figure = growth of the summed
-  VmRSS of the proxy's process tree. For ``direct`` it is nginx itself (master + worker).
+- **RSS per 10k idle connections, MiB**: 10,000 connections (fewer if the fd limit cannot fit them;
+  then scaled) that each sent an unfinished request line (the proxy has connected to nginx; nginx
+  waits for the rest). Figure = growth of the summed
+  VmRSS of the proxy's process tree. For ``direct`` it is nginx itself (master + worker). Taken
+  first, on a freshly started proxy (fresh nginx workers for ``direct``), before any traffic.
 
 Why side by side in one run: the machine is small (2 cores) and shared, so absolute numbers drift
 by tens of percent between minutes. Every round runs all contenders in rotated order against the
@@ -124,7 +126,7 @@ class Children:
     def start_server(
         self, argv: Sequence[str], log: Path, cwd: Path | None = None, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        """A long-lived server in its own session (Ctrl-C reaches only us; we stop it in order)."""
+        """A long-lived server leading its own session and process group (Ctrl-C reaches only us)."""
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
@@ -145,29 +147,41 @@ class Children:
         try:
             out, err = proc.communicate(timeout=timeout)
         finally:
-            self.stop(proc, grace=0.0)
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()
+            self._discard(proc)
         return subprocess.CompletedProcess(argv, proc.returncode, out.decode(), err.decode())
 
     def _add(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._running.add(proc)
 
-    def stop(self, proc: subprocess.Popen[bytes], grace: float = 15.0, signum: int = signal.SIGTERM) -> int:
-        """Signal, wait ``grace`` seconds, then SIGKILL its process group if it is a server's."""
-        if proc.poll() is None and grace > 0:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=grace)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        code = proc.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if os.getpgid(proc.pid) == proc.pid:  # pragma: no cover - only if a worker outlived it
-                os.killpg(proc.pid, signal.SIGKILL)
+    def _discard(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._running.discard(proc)
+
+    @staticmethod
+    def has_exited(proc: subprocess.Popen[bytes]) -> bool:
+        """Without reaping it: while it is an unreaped zombie its pid (= its group id) cannot be reused."""
+        if proc.returncode is not None:
+            return True
+        with contextlib.suppress(ChildProcessError):
+            return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return True
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 15.0) -> int:
+        """SIGTERM, wait up to ``grace`` seconds, then SIGKILL whatever is left of its process group."""
+        if not self.has_exited(proc):
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while not self.has_exited(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.returncode is None:  # not reaped yet, so the group id is still ours
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived their leader
+        code = proc.wait()
+        self._discard(proc)
         return code
 
     def stop_all(self) -> None:
@@ -430,8 +444,8 @@ def _wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, log: Path, 
     """Accepts TCP, logged its start event, and answers ``GET /small`` through to nginx."""
 
     def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail(log)}")
+        if CHILDREN.has_exited(proc):
+            raise RuntimeError(f"{name} exited with {CHILDREN.stop(proc)}:\n{tail(log)}")
         return accepts_tcp(port) and log_event in log.read_text(errors="replace") and serves_small(port)
 
     try:
@@ -556,6 +570,8 @@ def idle_connection_count() -> int:
 
 def idle_rss_mib(contender: Contender, nginx: Nginx, count: int) -> tuple[float, list[str]]:
     """RSS growth of the contender's process tree while it holds ``count`` unfinished requests."""
+    with contextlib.suppress(TimeoutError):  # the readiness probe's connection may still be closing
+        wait_until(lambda: nginx.active_connections() == 0, "nginx without connections", 10)
     baseline_active = nginx.active_connections()
     before = tree_rss_kib(contender.pid)
     held: list[socket.socket] = []
@@ -606,14 +622,18 @@ def start_contender(bench: Bench, name: str) -> Contender:
 
 
 def measure(bench: Bench, contender: Contender) -> Iterator[tuple[str, float, list[str]]]:
-    """Yields (figure key, value, errors) in a fixed order; RSS last, after traffic warmed the proxy."""
+    """Yields (figure key, value, errors) in a fixed order.
+
+    RSS first, on the fresh process: memory that earlier traffic left behind (freed but kept by the
+    allocator) would otherwise absorb part of the growth, by an amount that varies from run to run.
+    """
+    yield ("rss", *idle_rss_mib(contender, bench.nginx, bench.results.idle_count))
     for key, streams in (("bulk1", 1), ("bulk4", 4)):
         yield (key, *bulk_gbits(contender.port, streams, bench.seconds))
     yield ("cps", *connection_rate(contender.port, bench.seconds))
     p50, p99, errors = latency_ms(contender.port, bench.seconds)
     yield "p50", p50, errors
     yield "p99", p99, []
-    yield ("rss", *idle_rss_mib(contender, bench.nginx, bench.results.idle_count))
 
 
 def run_contender(bench: Bench, name: str, round_no: int) -> None:
@@ -639,10 +659,11 @@ def run_contender(bench: Bench, name: str, round_no: int) -> None:
 def stop_contender(contender: Contender, round_no: int, results: Results) -> None:
     if contender.proc is None:
         return
-    if contender.proc.poll() is not None:
-        results.note(round_no, contender.name, f"exited early (code {contender.proc.returncode})")
+    early = CHILDREN.has_exited(contender.proc)
     code = CHILDREN.stop(contender.proc)
-    if code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM, 143):
+    if early:
+        results.note(round_no, contender.name, f"exited before it was stopped, code {code}")
+    elif code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
         results.note(round_no, contender.name, f"exit code {code} after SIGTERM")
     assert contender.log is not None
     bad = [

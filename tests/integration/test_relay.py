@@ -31,7 +31,7 @@ def read_line(sock: socket.socket) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("relay", ["splice", "copy"])
+@pytest.mark.parametrize("relay", ["auto", "splice", "copy"])
 def test_256_mib_upload_arrives_intact_and_the_answer_comes_back_after_half_close(
     relay: str, stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
 ) -> None:
@@ -53,7 +53,7 @@ def test_256_mib_upload_arrives_intact_and_the_answer_comes_back_after_half_clos
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("relay", ["splice", "copy"])
+@pytest.mark.parametrize("relay", ["auto", "splice", "copy"])
 def test_256_mib_download_arrives_intact(
     relay: str, stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
 ) -> None:

@@ -113,13 +113,17 @@ class Connection:
             self.worker.register(self.client.fileno(), 0, self.on_client_event)
             self._connect_next()
             return
-        self.deadline = self.worker.now + min(config.first_data_timeout, config.idle_timeout)
-        self.worker.add_timer(self.deadline, self)
         # Edge-triggered until RELAY: a partial ClientHello must not spin the loop, and events that
         # arrive while connecting are ignored without an epoll_ctl to mute them.
         self.client_mask = _IN | _ET
         self.worker.register(self.client.fileno(), self.client_mask, self.on_client_event)
         self._read_first_bytes()
+        if self.state == AWAIT_DATA and not self.deadline:  # only clients slow to speak need a timer
+            self._set_deadline(self.worker.now + min(config.first_data_timeout, config.idle_timeout))
+
+    def _set_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.worker.add_timer(deadline, self)
 
     def _read_first_bytes(self) -> None:
         try:
@@ -142,9 +146,8 @@ class Connection:
             name = tls_sni.peek_sni(head)
             if name is None and len(head) < _FIRST_BYTES and self._client_hello_incomplete(head):
                 hello_deadline = self.worker.now + config.client_hello_wait
-                if hello_deadline < self.deadline:
-                    self.deadline = hello_deadline
-                    self.worker.add_timer(hello_deadline, self)
+                if self.authority is None and (not self.deadline or hello_deadline < self.deadline):
+                    self._set_deadline(hello_deadline)  # a partial ClientHello gets a shorter wait
                 self.authority = b""  # marks "saw a partial ClientHello" for the timer
                 return
             self.authority = name.encode("ascii") if name else None
@@ -184,8 +187,7 @@ class Connection:
             self.target = target
             if code in (errno.EINPROGRESS, 0):
                 self.backend = backend
-                self.deadline = self.worker.now + listener.config.connect_timeout
-                self.worker.add_timer(self.deadline, self)
+                self._set_deadline(self.worker.now + listener.config.connect_timeout)
                 self.backend_mask = _OUT
                 self.worker.register(backend.fileno(), _OUT, self.on_backend_event)
                 return
@@ -206,10 +208,7 @@ class Connection:
     def _connected(self) -> None:
         backend, target = self.backend, self.target
         assert backend is not None and target is not None
-        now = time.monotonic()
-        target.stats.connect_seconds.append(now - self.connect_started)
-        target.stats.connections += 1
-        target.stats.active += 1
+        target.stats.connected(time.monotonic() - self.connect_started)
         self.deadline = 0.0
         payload = self._proxy_header() + self.first_bytes
         sent = 0
@@ -223,12 +222,12 @@ class Connection:
                 return
         self.state = RELAY
         worker = self.worker
-        if worker.splice:
+        if worker.relay == "splice":
             self.c2b = SpliceFlow(self.client, backend, worker.pipes)
             self.b2c = SpliceFlow(backend, self.client, worker.pipes)
         else:
-            self.c2b = CopyFlow(self.client, backend, worker.pipes.size)
-            self.b2c = CopyFlow(backend, self.client, worker.pipes.size)
+            self.c2b = CopyFlow(self.client, backend, worker.scratch)
+            self.b2c = CopyFlow(backend, self.client, worker.scratch)
         self.client_mask = -1  # force the first _update_masks to switch the client to level-triggered
         self.first_bytes = b""
         if sent < len(payload):
@@ -319,6 +318,8 @@ class Connection:
         except OSError:
             self.close(reset=True)
             return
+        if result == WANT_READ and type(flow) is CopyFlow and flow.bulk and self.worker.relay == "auto":
+            flow = self._to_splice(flow)
         if result == DONE and not flow.done:
             flow.done = True
             assert self.c2b is not None and self.b2c is not None
@@ -330,6 +331,16 @@ class Connection:
             except OSError:
                 pass
         self._update_masks()
+
+    def _to_splice(self, flow: CopyFlow) -> Flow:
+        """A flow turned out to carry bulk data: relay it with zero copy from now on."""
+        spliced = SpliceFlow(flow.src, flow.dst, self.worker.pipes)
+        spliced.moved = flow.moved
+        if flow is self.c2b:
+            self.c2b = spliced
+        else:
+            self.b2c = spliced
+        return spliced
 
     def _update_masks(self) -> None:
         c2b, b2c = self.c2b, self.b2c

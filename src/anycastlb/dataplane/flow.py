@@ -5,7 +5,10 @@ This is the per-byte path. Two implementations with one contract:
 * :class:`SpliceFlow` moves bytes socket → pipe → socket with ``splice(2)``; they never enter
   Python. A pipe is taken from the pool only while bytes are in flight.
 * :class:`CopyFlow` uses ``recv_into`` / ``send`` on a buffer, for kernels or sockets where
-  splice is unavailable.
+  splice is unavailable, and as the start of every flow in ``relay: auto``: for a request or
+  a response of a few KiB one copy costs the kernel less than two splices and a pipe. A copy flow
+  that fills its whole buffer in one read is carrying bulk data; it sets ``bulk`` and the
+  connection swaps it for a splice flow once its buffer is empty (see ``Connection._pump``).
 
 ``pump()`` moves what it can without blocking and returns what the flow waits for next:
 ``WANT_READ`` (src readable), ``WANT_WRITE`` (dst writable) or ``DONE`` (src reached EOF and
@@ -121,56 +124,66 @@ class SpliceFlow(Flow):
 
 
 class CopyFlow(Flow):
-    """Portable relay through a user-space buffer (allocated only while bytes are in flight)."""
+    """Relay through user space: ``recv_into`` a scratch buffer shared by the whole worker, ``send``.
 
-    __slots__ = ("_buffer", "_end", "_size", "_start")
+    Almost always everything read is sent at once, so one buffer serves every connection of the
+    worker; only bytes the destination cannot take yet are copied aside into this flow.
+    """
 
-    def __init__(self, src: socket.socket, dst: socket.socket, buffer_size: int) -> None:
+    __slots__ = ("_left", "_scratch", "bulk")
+
+    def __init__(self, src: socket.socket, dst: socket.socket, scratch: memoryview) -> None:
         super().__init__(src, dst)
-        self._size = buffer_size
-        self._buffer: memoryview | None = None
-        self._start = 0
-        self._end = 0
+        self._scratch = scratch
+        self._left: memoryview | None = None  # bytes read but not yet accepted by dst
+        self.bulk = False  # a read filled the whole buffer: splice would do better from here on
 
     def pump(self) -> int:
-        buffer = self._buffer
-        if buffer is None:
-            buffer = memoryview(bytearray(self._size))
-        start, end = self._start, self._end
         moved = 0
-        state = WANT_READ
-        for _ in range(_MAX_ROUNDS):
-            if start == end:
-                try:
-                    end = self.src.recv_into(buffer)
-                except BlockingIOError:
-                    start = end = 0
-                    break
-                start = 0
-                if not end:
-                    state = DONE
-                    break
+        left = self._left
+        if left is not None:
             try:
-                while start < end:
-                    sent = self.dst.send(buffer[start:end])
-                    start += sent
+                while left:
+                    sent = self.dst.send(left)
+                    left = left[sent:]
                     moved += sent
             except BlockingIOError:
+                self._left = left
+                self.moved += moved
+                self.state = WANT_WRITE
+                return WANT_WRITE
+            self._left = None
+        scratch = self._scratch
+        size = len(scratch)
+        state = WANT_READ
+        for _ in range(_MAX_ROUNDS):
+            try:
+                count = self.src.recv_into(scratch)
+            except BlockingIOError:
+                break
+            if not count:
+                state = DONE
+                break
+            sent = 0
+            try:
+                while sent < count:
+                    sent += self.dst.send(scratch[sent:count])
+            except BlockingIOError:
+                self._left = memoryview(bytes(scratch[sent:count]))
                 state = WANT_WRITE
                 break
-            if end < len(buffer):
+            finally:
+                moved += sent
+            if count < size:
                 break  # a short read emptied the socket; epoll tells us when more comes
+            self.bulk = True
         self.moved += moved
-        self._start, self._end = start, end
-        self._buffer = buffer if start < end else None
         self.state = state
         return state
 
     def prime(self, data: bytes) -> None:
-        buffer = memoryview(bytearray(max(self._size, len(data))))
-        buffer[: len(data)] = data
-        self._buffer, self._start, self._end = buffer, 0, len(data)
+        self._left = memoryview(data)
         self.state = WANT_WRITE
 
     def release(self) -> None:
-        self._buffer = None
+        self._left = None

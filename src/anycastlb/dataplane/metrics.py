@@ -7,11 +7,12 @@ the edge supervisor before this module is imported) so the supervisor can serve 
 sums all workers.
 """
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["BackendStats", "ListenerStats"]
+__all__ = ["CONNECT_SECONDS", "BackendStats", "ListenerStats", "add_bucketed"]
 
 CONNECTIONS = Counter("anycastlb_connections", "Client connections accepted by a listener", ["listener"])
 ACTIVE = Gauge(
@@ -43,12 +44,29 @@ CONNECT_ERRORS = Counter(
     "Failed backend connects by reason (refused, timeout, unreachable, reset, other)",
     ["listener", "backend", "reason"],
 )
+CONNECT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONNECT_SECONDS = Histogram(
     "anycastlb_backend_connect_seconds",
     "Time from connect() to an established backend connection",
     ["listener", "backend"],
-    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    buckets=CONNECT_BUCKETS,
 )
+_UPPER_BOUNDS = (*CONNECT_BUCKETS, float("inf"))
+
+
+def add_bucketed(histogram: Histogram, counts: list[int], total: float) -> None:
+    """Add pre-bucketed observations to a histogram child in one write per bucket.
+
+    ``Histogram.observe`` in multiprocess mode takes a lock and writes two mmapped values per
+    call: ~5 us per connection on this machine class. Counting into buckets on the hot path and
+    adding the counts here gives the same exposition (tested against ``observe``). This uses the
+    child's ``_buckets``/``_sum`` (stable since prometheus-client 0.4; the version is capped).
+    """
+    buckets = histogram._buckets  # private, see the docstring
+    for index, count in enumerate(counts):
+        if count:
+            buckets[index].inc(count)
+    histogram._sum.inc(total)
 
 
 @dataclass(slots=True, eq=False)
@@ -99,10 +117,18 @@ class BackendStats:
     connections: int = 0
     active: int = 0
     connect_errors: dict[str, int] = field(default_factory=dict)
-    connect_seconds: list[float] = field(default_factory=list)
+    connect_counts: list[int] = field(default_factory=lambda: [0] * len(_UPPER_BOUNDS))
+    connect_total: float = 0.0
 
     def connect_failed(self, reason: str) -> None:
         self.connect_errors[reason] = self.connect_errors.get(reason, 0) + 1
+
+    def connected(self, seconds: float) -> None:
+        """A connect succeeded after ``seconds``: count it in the histogram bucket it falls into."""
+        self.connect_counts[bisect_left(_UPPER_BOUNDS, seconds)] += 1
+        self.connect_total += seconds
+        self.connections += 1
+        self.active += 1
 
     def flush(self) -> None:
         labels = (self.listener, self.backend)
@@ -113,8 +139,7 @@ class BackendStats:
         for reason, count in self.connect_errors.items():
             CONNECT_ERRORS.labels(*labels, reason).inc(count)
         self.connect_errors.clear()
-        if self.connect_seconds:
-            histogram = CONNECT_SECONDS.labels(*labels)
-            for seconds in self.connect_seconds:
-                histogram.observe(seconds)
-            self.connect_seconds.clear()
+        if any(self.connect_counts):
+            add_bucketed(CONNECT_SECONDS.labels(*labels), self.connect_counts, self.connect_total)
+            self.connect_counts = [0] * len(_UPPER_BOUNDS)
+            self.connect_total = 0.0

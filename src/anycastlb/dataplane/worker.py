@@ -41,6 +41,7 @@ __all__ = ["ListenerRuntime", "Worker", "read_message", "write_message"]
 log = logging.getLogger("anycastlb.dataplane")
 
 _ACCEPT_BATCH = 64
+_COPY_BUFFER = 65536  # relay: auto treats a flow that fills this in one read as bulk
 _SWEEP_SECONDS = 1.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _LENGTH = struct.Struct("!I")
@@ -106,7 +107,10 @@ class Worker:
         self.connections: set[Connection] = set()
         self.listeners: dict[tuple[str, int, str], ListenerRuntime] = {}
         self.stats: dict[str, ListenerStats] = {}
-        self.splice = config.relay != "copy" and hasattr(os, "splice")
+        # relay: splice = always splice; copy = never; auto = copy first, splice once a flow is bulk.
+        can_splice = hasattr(os, "splice")
+        self.relay = config.relay if can_splice else "copy"
+        self.scratch = memoryview(bytearray(_COPY_BUFFER if self.relay == "auto" else config.pipe_size))
         self.pipes = PipePool(config.pipe_size)
         self.config = config
         self._conn_prefix = int.from_bytes(os.urandom(3), "big") << 40 | (index & 0xFF) << 32
