@@ -2,6 +2,7 @@
 
 import hashlib
 import socket
+import struct
 import time
 from collections.abc import Callable
 
@@ -185,3 +186,44 @@ def test_one_source_past_its_limit_is_refused_while_another_source_gets_through(
     assert other_answer == b"echo\n"
     time.sleep(1.2)
     assert agent.metric("anycastlb_connections_rejected_total", reason="source_limit") == 1
+
+
+def test_a_backend_reset_reaches_the_client_as_a_reset_not_a_clean_end(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    edge({"listeners": [web]})
+
+    sock = connect(web["port"])
+    sock.sendall(b"RESET\n")
+    with pytest.raises(ConnectionResetError):
+        drain(sock)
+    sock.close()
+
+
+def drain(sock: socket.socket) -> None:
+    while sock.recv(65536):
+        pass
+
+
+def test_a_client_reset_resets_the_backend_connection(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web]})
+    sock = connect(web["port"])
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+    wait_for_metric(agent, "anycastlb_backend_connections_active", 1)
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+    wait_for_metric(agent, "anycastlb_backend_connections_active", 0)
+
+
+def wait_for_metric(agent: EdgeProcess, name: str, value: float, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (seen := agent.metric(name)) != value:
+        assert time.monotonic() < deadline, f"{name} stayed {seen}, expected {value}"
+        time.sleep(0.1)

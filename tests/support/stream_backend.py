@@ -3,6 +3,7 @@
 Protocol after the PROXY header: ``UPLOAD\\n`` then bytes until the client half-closes; the
 server answers ``<count> <sha256>\\n`` (which proves half-close works: the answer travels after
 the client's FIN). ``DOWNLOAD <n>\\n``: the server sends ``n`` bytes of :func:`pattern` and closes.
+``RESET\\n``: the server aborts the connection (RST).
 ``ECHO\\n``: the server answers ``echo\\n`` and then echoes every byte until the client closes.
 Every parsed header is kept in ``headers`` for assertions.
 """
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 import socket
 import socketserver
+import struct
 import threading
 from types import TracebackType
 
@@ -73,6 +75,9 @@ class _Handler(socketserver.BaseRequestHandler):
             for _ in range(full):
                 sock.sendall(BLOCK)
             sock.sendall(BLOCK[:remainder])
+        elif command[0] == "RESET":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # abortive close: the peer gets an RST, not a FIN
         elif command[0] == "ECHO":
             sock.sendall(b"echo\n" + rest)
             while data := sock.recv(65536):

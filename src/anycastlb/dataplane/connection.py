@@ -218,6 +218,7 @@ class Connection:
             except BlockingIOError:
                 pass
             except OSError:
+                target.stats.active -= 1  # nothing reached the node: try the next one
                 self._connect_failed("reset")
                 return
         self.state = RELAY
