@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from tests.integration.conftest import listener
-from tests.integration.test_relay import connect, read_line
+from tests.integration.test_relay import echo_session
 from tests.support.edge import EdgeProcess
 from tests.support.stream_backend import StreamBackend
 
@@ -32,9 +32,7 @@ def test_sigterm_stops_accepting_finishes_open_connections_and_exits_zero(
 ) -> None:
     web = listener("web", [("127.0.0.1", stream_backend.port)])
     agent = edge({"listeners": [web], "drain_timeout": "20s"})
-    sock = connect(web["port"])
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    sock = echo_session(web["port"])
 
     agent.signal(signal.SIGTERM)
     agent.wait_for_log("drain_started", count=2)
@@ -53,9 +51,7 @@ def test_drain_timeout_cuts_connections_that_do_not_finish(
 ) -> None:
     web = listener("web", [("127.0.0.1", stream_backend.port)])
     agent = edge({"listeners": [web], "drain_timeout": "1s"})
-    sock = connect(web["port"])
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    sock = echo_session(web["port"])
 
     started = time.monotonic()
     agent.signal(signal.SIGTERM)
@@ -70,9 +66,7 @@ def test_sighup_reload_keeps_open_connections_and_applies_the_new_config(
 ) -> None:
     web = listener("web", [("127.0.0.1", stream_backend.port)])
     agent = edge({"listeners": [web]})
-    sock = connect(web["port"])
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    sock = echo_session(web["port"])
 
     added = listener("added", [("127.0.0.1", stream_backend.port)])
     changed = dict(web, idle_timeout="120s", max_connections_per_source=50)
@@ -81,9 +75,7 @@ def test_sighup_reload_keeps_open_connections_and_applies_the_new_config(
     agent.wait_for_log("config_applied", count=2)
 
     assert echo_round_trip(sock, b"after reload") == b"after reload"
-    with connect(added["port"]) as new:
-        new.sendall(b"ECHO\n")
-        assert read_line(new) == b"echo\n"
+    echo_session(added["port"]).close()
     sock.close()
 
 
@@ -98,9 +90,7 @@ def test_a_bad_reload_keeps_the_old_config_running(
     agent.wait_for_log("reload_rejected")
 
     assert "port" in agent.log().split("reload_rejected", 1)[1]
-    with connect(web["port"]) as sock:
-        sock.sendall(b"ECHO\n")
-        assert read_line(sock) == b"echo\n"
+    echo_session(web["port"]).close()
     assert agent.metric("anycastlb_config_reloads_total", result="invalid") == 1
 
 

@@ -21,6 +21,14 @@ def connect(port: int, source: str = "127.0.0.1", host: str = "127.0.0.1") -> so
     return socket.create_connection((host, port), timeout=10, source_address=(source, 0))
 
 
+def echo_session(port: int, source: str = "127.0.0.1") -> socket.socket:
+    """A connection through the edge to the stream backend's echo mode, proven to work both ways."""
+    sock = connect(port, source=source)
+    sock.sendall(b"ECHO\n")
+    assert read_line(sock) == b"echo\n"
+    return sock
+
+
 def read_line(sock: socket.socket) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
@@ -143,9 +151,7 @@ def test_an_established_connection_without_traffic_is_closed_at_the_idle_timeout
     web = listener("web", [("127.0.0.1", stream_backend.port)], idle_timeout="1s")
     edge({"listeners": [web]})
 
-    sock = connect(web["port"])
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    sock = echo_session(web["port"])
     started = time.monotonic()
     sock.settimeout(5)
     assert sock.recv(1) == b""
@@ -161,12 +167,7 @@ def test_one_source_past_its_limit_is_refused_while_another_source_gets_through(
     web = listener("web", [("127.0.0.1", stream_backend.port)], max_connections_per_source=5)
     agent = edge({"listeners": [web]})
 
-    held = []
-    for _ in range(5):
-        sock = connect(web["port"], source="127.0.3.1")
-        sock.sendall(b"ECHO\n")
-        assert read_line(sock) == b"echo\n"
-        held.append(sock)
+    held = [echo_session(web["port"], source="127.0.3.1") for _ in range(5)]
 
     extra = connect(web["port"], source="127.0.3.1")
     extra.sendall(b"ECHO\n")
@@ -211,9 +212,7 @@ def test_a_client_reset_resets_the_backend_connection(
 ) -> None:
     web = listener("web", [("127.0.0.1", stream_backend.port)])
     agent = edge({"listeners": [web]})
-    sock = connect(web["port"])
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    sock = echo_session(web["port"])
     wait_for_metric(agent, "anycastlb_backend_connections_active", 1)
 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
