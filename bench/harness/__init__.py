@@ -1,0 +1,1 @@
+"""The parts of ``bench/dataplane.py``: processes, probes, servers, measurements, rounds, report."""

@@ -1,0 +1,110 @@
+"""One run: every round starts each contender fresh, takes its figures, stops it and notes anomalies."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .measure import bulk_gbits, connection_rate, idle_connection_count, idle_rss_mib, latency_ms
+from .processes import CHILDREN
+from .results import Results, Sample
+from .servers import Contender, Nginx, make_big_file, start_edge, start_haproxy
+
+
+@dataclass
+class Bench:
+    """What every round shares: the temp dir, the one nginx, the run length and the results."""
+
+    workdir: Path
+    nginx: Nginx
+    seconds: float
+    results: Results
+
+
+def start_contender(bench: Bench, name: str) -> Contender:
+    if name == "direct":
+        assert bench.nginx.proc is not None
+        return Contender("direct", bench.nginx.plain_port, bench.nginx.proc.pid, None, None)
+    if name == "haproxy":
+        return start_haproxy(bench.workdir, bench.nginx, maxconn=bench.results.idle_count + 200)
+    return start_edge(bench.workdir, bench.nginx, workers=int(name.removeprefix("edge-").removesuffix("w")))
+
+
+def measure_contender(bench: Bench, contender: Contender) -> Iterator[tuple[str, float, list[str]]]:
+    """Yields (figure key, value, errors) in a fixed order.
+
+    RSS first, on the fresh process: memory that earlier traffic left behind (freed but kept by the
+    allocator) would otherwise absorb part of the growth, by an amount that varies from run to run.
+    """
+    yield ("rss", *idle_rss_mib(contender, bench.nginx, bench.results.idle_count))
+    for key, streams in (("bulk1", 1), ("bulk4", 4)):
+        yield (key, *bulk_gbits(contender.port, streams, bench.seconds))
+    yield ("cps", *connection_rate(contender.port, bench.seconds))
+    p50, p99, errors = latency_ms(contender.port, bench.seconds)
+    yield "p50", p50, errors
+    yield "p99", p99, []
+
+
+def run_contender(bench: Bench, name: str, round_no: int) -> None:
+    sample = Sample()
+    bench.results.samples[name].append(sample)
+    bench.nginx.renew_workers()
+    try:
+        contender = start_contender(bench, name)
+    except RuntimeError as failure:
+        bench.results.note(round_no, name, f"did not start: {failure}")
+        return
+    try:
+        for key, value, errors in measure_contender(bench, contender):
+            sample.values[key] = value
+            print(f"  {name:8} {key:5} {value:10.3f}", flush=True)
+            for error in errors:
+                sample.flags.add(key)
+                bench.results.note(round_no, name, f"{key}: {error}")
+    finally:
+        stop_contender(contender, round_no, bench.results)
+
+
+def stop_contender(contender: Contender, round_no: int, results: Results) -> None:
+    if contender.proc is None:
+        return
+    early = CHILDREN.has_exited(contender.proc)
+    code = CHILDREN.stop(contender.proc)
+    if early:
+        results.note(round_no, contender.name, f"exited before it was stopped, code {code}")
+    elif code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
+        results.note(round_no, contender.name, f"exit code {code} after SIGTERM")
+    assert contender.log is not None
+    bad = [
+        line
+        for line in contender.log.read_text(errors="replace").splitlines()
+        if re.search(r" (ERROR|WARNING|CRITICAL) |Traceback|\[ALERT\]|\[WARNING\]", line)
+    ]
+    for line in bad[:5]:
+        results.note(round_no, contender.name, f"log: {line.strip()}")
+    contender.log.write_text("")  # a fresh log for the next round's readiness check
+
+
+def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:
+    """Round 1 runs the contenders in the given order, round 2 starts with the second, and so on."""
+    shift = (round_no - 1) % len(contenders)
+    return list(contenders[shift:] + contenders[:shift])
+
+
+def run(settings: argparse.Namespace, workdir: Path, shm: Path) -> Results:
+    results = Results(settings.contenders, idle_count=idle_connection_count())
+    bench = Bench(workdir, Nginx(workdir, make_big_file(shm)), settings.seconds, results)
+    bench.nginx.start()
+    try:
+        for round_no in range(1, settings.rounds + 1):
+            order = rotated(settings.contenders, round_no)
+            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
+            for name in order:
+                run_contender(bench, name, round_no)
+    finally:
+        bench.nginx.stop()
+    return bench.results
