@@ -156,7 +156,6 @@ def start_edge(workdir: Path, nginx: Nginx, workers: int) -> Contender:
     config = {
         "pop": "bench",
         "workers": workers,
-        "relay": "splice",
         "drain_timeout": "5s",
         "metrics": {"address": "127.0.0.1", "port": free_port()},
         "listeners": [

@@ -1,5 +1,6 @@
 """SIGTERM drains, SIGHUP reloads without cutting connections, bad config is refused clearly."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -151,3 +152,23 @@ def test_a_port_already_taken_is_a_clear_startup_error(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert f"listener web: cannot listen on 127.0.0.1 port {port}" in result.stderr
+
+
+def test_a_worker_killed_by_the_kernel_is_replaced_and_the_listener_keeps_serving(
+    stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
+) -> None:
+    web = listener("web", [("127.0.0.1", stream_backend.port)])
+    agent = edge({"listeners": [web], "workers": 2})
+    assert agent.process is not None
+    workers = subprocess.run(
+        ["pgrep", "-P", str(agent.process.pid)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(workers) == 2
+
+    os.kill(int(workers[0]), signal.SIGKILL)
+    agent.wait_for_log("worker_died")
+    agent.wait_for_log("worker_replaced")
+
+    for _ in range(20):  # both workers' sockets are hit: SO_REUSEPORT hashes by source port
+        echo_session(web["port"]).close()
+    assert agent.metric("anycastlb_worker_respawns_total") == 1

@@ -55,7 +55,7 @@ class EdgeProcess:
             except TimeoutError:
                 self.stop()
                 raise RuntimeError(f"edge did not start:\n{self.log()}") from None
-        self.wait_for_log("edge_started")
+        self.wait_for_log("edge_started")  # logged once every worker has opened its listeners
         return self
 
     def log(self) -> str:

@@ -38,6 +38,23 @@ RELOADS = Counter("anycastlb_config_reloads", "Configuration reloads by result (
 WORKERS = Gauge("anycastlb_workers", "Running data-plane worker processes", multiprocess_mode="max")
 RESPAWNS = Counter("anycastlb_worker_respawns", "Workers that died and were started again")
 _GRACE_AFTER_DRAIN = 5.0
+_READY_TIMEOUT = 10.0
+
+
+def _wait_ready(pipes: list[int], timeout: float) -> int:
+    """Wait until each worker said its listeners are open (or died); returns how many are ready."""
+    deadline = time.monotonic() + timeout
+    ready = 0
+    waiting = set(pipes)
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select(list(waiting), [], [], left)
+        for fd in readable:
+            ready += os.read(fd, 16) == b"ready"  # EOF without the word: the worker died starting
+            waiting.discard(fd)
+            os.close(fd)
+    for fd in waiting:
+        os.close(fd)
+    return ready
 
 
 class _MetricsServer(http.server.HTTPServer):
@@ -77,12 +94,13 @@ class Supervisor:
             signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
         metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
         # 2. Fork the workers.
-        for index in range(self.config.workers):
-            self._spawn(index)
+        ready = [self._spawn(index) for index in range(self.config.workers)]
+        ready_workers = _wait_ready(ready, timeout=_READY_TIMEOUT)
         log.info(
-            "edge_started pop=%s workers=%d listeners=%d metrics=%s",
+            "edge_started pop=%s workers=%d ready=%d listeners=%d metrics=%s",
             self.config.pop,
             self.config.workers,
+            ready_workers,
             len(self.config.listeners),
             f"{self.config.metrics.address}:{self.config.metrics.port}" if self.config.metrics else "off",
         )
@@ -120,26 +138,34 @@ class Supervisor:
         log.info("edge_stopped pop=%s", self.config.pop)
         return 0
 
-    def _spawn(self, index: int) -> None:
+    def _spawn(self, index: int) -> int:
+        """Fork worker ``index``; returns a pipe that becomes readable once its listeners are open."""
         control_read, control_write = os.pipe2(os.O_CLOEXEC)
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
                 os.close(control_write)
+                os.close(ready_read)
                 for _, (_, other_write) in self.workers.items():
                     os.close(other_write)
                 os.set_blocking(control_read, False)
                 self.counters.bind_worker(index)
-                code = Worker(self.config, index, self.counters, control_read).run()
+                worker = Worker(self.config, index, self.counters, control_read)
+                os.write(ready_write, b"ready")
+                os.close(ready_write)
+                code = worker.run()
             except BaseException:
                 log.exception("worker_crashed worker=%d", index)
             finally:
                 logging.shutdown()
                 os._exit(code)
         os.close(control_read)
+        os.close(ready_write)
         self.workers[index] = (pid, control_write)
         WORKERS.set(len(self.workers))
+        return ready_read
 
     def _reap(self) -> None:
         while True:
@@ -163,7 +189,8 @@ class Supervisor:
                     log.error("worker_died worker=%d pid=%d code=%d action=respawn", index, pid, code)
                     RESPAWNS.inc()
                     time.sleep(0.2)  # a worker that dies at start must not turn into a fork storm
-                    self._spawn(index)
+                    if _wait_ready([self._spawn(index)], timeout=_READY_TIMEOUT):
+                        log.info("worker_replaced worker=%d", index)
             WORKERS.set(len(self.workers))
 
     def _signal_workers(self, signum: int) -> None:
