@@ -226,3 +226,42 @@ def wait_for_metric(agent: EdgeProcess, name: str, value: float, timeout: float 
     while (seen := agent.metric(name)) != value:
         assert time.monotonic() < deadline, f"{name} stayed {seen}, expected {value}"
         time.sleep(0.1)
+
+
+def unresponsive_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A port whose accept queue is full: the kernel drops further SYNs, so connect() hangs."""
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(blackhole.getsockname())
+        fillers.append(filler)
+    return blackhole, fillers
+
+
+def test_a_node_that_never_answers_the_handshake_is_skipped_after_connect_timeout(
+    nginx: Callable[..., NginxBackend], edge: Callable[..., EdgeProcess]
+) -> None:
+    node = nginx("node-a")
+    blackhole, fillers = unresponsive_listener()
+    web = listener(
+        "web", [("127.0.0.1", blackhole.getsockname()[1]), ("127.0.0.1", node.port)], connect_timeout="300ms"
+    )
+    agent = edge({"listeners": [web]})
+
+    slowest = 0.0
+    for client in range(2, 22):
+        started = time.monotonic()
+        with connect(web["port"], source=f"127.0.4.{client}") as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert b"node=node-a" in sock.recv(4096)
+        slowest = max(slowest, time.monotonic() - started)
+    for sock in [blackhole, *fillers]:
+        sock.close()
+
+    time.sleep(1.2)  # metrics are folded in once a second
+    assert agent.metric("anycastlb_backend_connect_errors_total", reason="timeout") > 0, "no client tried it"
+    assert 0.3 <= slowest < 1.5, "a timed-out connect should cost one connect_timeout, not more"
