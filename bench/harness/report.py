@@ -110,8 +110,9 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
 
         Everything runs on one machine over 127.0.0.1: client (curl, wrk, a Python open-loop generator),
         proxy and one nginx ({workers} worker, `sendfile on`, 1 GiB file on /dev/shm) share the CPUs. `direct`
-        goes to nginx's plain port; `haproxy` (`mode tcp`, `nbthread 1`, splice both ways) and the edge
-        (default `relay: auto`) send PROXY v2 to nginx's `proxy_protocol` port. RSS for `direct` is nginx's own;
+        goes to nginx's plain port; `haproxy` (`mode tcp`, `nbthread 1`, splice both ways) and the
+        edge (default `relay: auto`) send PROXY v2 to nginx's `proxy_protocol` port. RSS for `direct`
+        is nginx's own;
         it is measured holding {idle} idle connections (RLIMIT_NOFILE hard limit {nofile}: a one-process
         proxy needs two fds per connection) and scaled to 10k.
         How each figure is taken: `bench/README.md` and the docstring of `bench/dataplane.py`.
