@@ -120,7 +120,7 @@ def run_demo() -> int:
                 "anycastlb_backend_connections_total",
             ),
         ):
-            console.print("  " + line)
+            console.print("  " + line, soft_wrap=True, highlight=False)
         edge.send_signal(signal.SIGTERM)
         code = edge.wait(timeout=40)
         console.print(f"\nSIGTERM -> edge drained and exited with code {code}")
