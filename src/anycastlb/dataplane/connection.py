@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from anycastlb.dataplane import proxy_protocol, tls_sni
-from anycastlb.dataplane.flow import DONE, WANT_READ, WANT_WRITE, CopyFlow, Flow, SpliceFlow
+from anycastlb.dataplane.flow import DONE, MORE, WANT_READ, WANT_WRITE, CopyFlow, Flow, SpliceFlow
 
 if TYPE_CHECKING:
     from anycastlb.dataplane.backend_set import BackendTarget
@@ -35,10 +35,13 @@ __all__ = ["AWAIT_DATA", "CLOSED", "CONNECTING", "RELAY", "Connection"]
 
 AWAIT_DATA, CONNECTING, RELAY, CLOSED = range(4)
 
-_IN = select.EPOLLIN
+_IN = select.EPOLLIN | select.EPOLLRDHUP
 _OUT = select.EPOLLOUT
-_ET = select.EPOLLET
 _FAIL = select.EPOLLERR | select.EPOLLHUP
+_PEER_CLOSED = select.EPOLLRDHUP | select.EPOLLHUP
+# Both sockets are registered once, edge-triggered, for everything: no epoll_ctl after the two
+# ADDs. Flows therefore read until EAGAIN (see flow.py) and events nobody waits for are ignored.
+_ALL = _IN | _OUT | select.EPOLLET
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _FIRST_BYTES = 16384
 _CONNECT_ERRORS = {
@@ -57,11 +60,10 @@ class Connection:
         "authority",
         "b2c",
         "backend",
-        "backend_mask",
         "c2b",
         "candidates",
         "client",
-        "client_mask",
+        "client_events",
         "conn_id",
         "connect_started",
         "deadline",
@@ -97,8 +99,7 @@ class Connection:
         self.b2c: Flow | None = None
         self.authority: bytes | None = None
         self.first_bytes = b""
-        self.client_mask = 0
-        self.backend_mask = 0
+        self.client_events = 0  # edges that came while no flow could read them: replayed on connect
         self.state = AWAIT_DATA
         self.last_active = worker.now
         self.deadline = 0.0
@@ -109,14 +110,10 @@ class Connection:
     def start(self) -> None:
         """Called right after accept: often the first bytes are already here."""
         config = self.listener.config
+        self.worker.register(self.client.fileno(), _ALL, self.on_client_event)
         if config.server_speaks_first:
-            self.worker.register(self.client.fileno(), 0, self.on_client_event)
             self._connect_next()
             return
-        # Edge-triggered until RELAY: a partial ClientHello must not spin the loop, and events that
-        # arrive while connecting are ignored without an epoll_ctl to mute them.
-        self.client_mask = _IN | _ET
-        self.worker.register(self.client.fileno(), self.client_mask, self.on_client_event)
         self._read_first_bytes()
         if self.state == AWAIT_DATA and not self.deadline:  # only clients slow to speak need a timer
             self._set_deadline(self.worker.now + min(config.first_data_timeout, config.idle_timeout))
@@ -188,8 +185,7 @@ class Connection:
             if code in (errno.EINPROGRESS, 0):
                 self.backend = backend
                 self._set_deadline(self.worker.now + listener.config.connect_timeout)
-                self.backend_mask = _OUT
-                self.worker.register(backend.fileno(), _OUT, self.on_backend_event)
+                self.worker.register(backend.fileno(), _ALL, self.on_backend_event)
                 return
             backend.close()
             target.stats.connect_failed(_CONNECT_ERRORS.get(code, "other"))
@@ -202,7 +198,6 @@ class Connection:
         self.worker.unregister(self.backend.fileno())
         self.backend.close()
         self.backend = None
-        self.backend_mask = 0
         self._connect_next()
 
     def _connected(self) -> None:
@@ -229,13 +224,13 @@ class Connection:
         else:
             self.c2b = CopyFlow(self.client, backend, worker.scratch)
             self.b2c = CopyFlow(backend, self.client, worker.scratch)
-        self.client_mask = -1  # force the first _update_masks to switch the client to level-triggered
         self.first_bytes = b""
         if sent < len(payload):
             self.c2b.prime(payload[sent:])  # rare: the first write did not fit the send buffer
             self._pump(self.c2b)
-        else:
-            self._update_masks()  # more client bytes, if any, show up as a level-triggered event
+        elif self.client_events & (_IN | _PEER_CLOSED):
+            self.c2b.peer_closed = bool(self.client_events & _PEER_CLOSED)
+            self._pump(self.c2b)  # bytes (or a FIN) came while we were connecting; their edge is gone
 
     def _proxy_header(self) -> bytes:
         config = self.listener.config
@@ -256,32 +251,40 @@ class Connection:
         state = self.state
         if state == RELAY:
             assert self.c2b is not None and self.b2c is not None
+            if events & _PEER_CLOSED:
+                self.c2b.peer_closed = True
             if events & _FAIL:
                 self._on_failure_event(self.c2b, self.b2c)
                 return
-            if events & _IN:
-                self._pump(self.c2b)
-            if events & _OUT and self.state == RELAY:
+            if events & _IN and self.c2b.state != WANT_WRITE:
+                self._pump(self.c2b)  # when c2b waits for the backend, its OUT edge pumps on
+            if events & _OUT and self.b2c.state == WANT_WRITE and self.state == RELAY:
                 self._pump(self.b2c)
         elif state == AWAIT_DATA:
+            self.client_events |= events & _PEER_CLOSED  # a FIN behind the first bytes raises no new edge
             if events & select.EPOLLERR:
                 self.close(reset=True)
-            else:
+            elif events & _IN:
                 self._read_first_bytes()
-        elif state == CONNECTING and events & _FAIL:
-            self.close(reset=True)  # the client gave up while we were connecting
+        elif state == CONNECTING:
+            if events & select.EPOLLERR:
+                self.close(reset=True)  # the client gave up while we were connecting
+            else:
+                self.client_events |= events
 
     def on_backend_event(self, events: int) -> None:
         self.last_active = self.worker.now
         state = self.state
         if state == RELAY:
             assert self.c2b is not None and self.b2c is not None
+            if events & _PEER_CLOSED:
+                self.b2c.peer_closed = True
             if events & _FAIL:
                 self._on_failure_event(self.b2c, self.c2b)
                 return
-            if events & _IN:
+            if events & _IN and self.b2c.state != WANT_WRITE:
                 self._pump(self.b2c)
-            if events & _OUT and self.state == RELAY:
+            if events & _OUT and self.c2b.state == WANT_WRITE and self.state == RELAY:
                 self._pump(self.c2b)
         elif state == CONNECTING:
             assert self.backend is not None
@@ -314,13 +317,23 @@ class Connection:
     # ---- RELAY --------------------------------------------------------------------------------
 
     def _pump(self, flow: Flow) -> None:
+        if flow.done:
+            return
         try:
             result = flow.pump()
         except OSError:
             self.close(reset=True)
             return
-        if result == WANT_READ and type(flow) is CopyFlow and flow.bulk and self.worker.relay == "auto":
+        if (
+            result in (WANT_READ, MORE)
+            and type(flow) is CopyFlow
+            and flow.bulk
+            and self.worker.relay == "auto"
+        ):
             flow = self._to_splice(flow)
+        if result == MORE:
+            self.worker.pump_later(self, flow)  # its turn is over; others first, then more bytes
+            return
         if result == DONE and not flow.done:
             flow.done = True
             assert self.c2b is not None and self.b2c is not None
@@ -331,29 +344,21 @@ class Connection:
                 flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
             except OSError:
                 pass
-        self._update_masks()
+
+    def pump_again(self, flow: Flow) -> None:
+        """The worker's second turn for a flow that returned MORE."""
+        self._pump(flow)
 
     def _to_splice(self, flow: CopyFlow) -> Flow:
         """A flow turned out to carry bulk data: relay it with zero copy from now on."""
         spliced = SpliceFlow(flow.src, flow.dst, self.worker.pipes)
         spliced.moved = flow.moved
+        spliced.peer_closed = flow.peer_closed
         if flow is self.c2b:
             self.c2b = spliced
         else:
             self.b2c = spliced
         return spliced
-
-    def _update_masks(self) -> None:
-        c2b, b2c = self.c2b, self.b2c
-        assert c2b is not None and b2c is not None and self.backend is not None
-        client_mask = (_IN if c2b.state == WANT_READ else 0) | (_OUT if b2c.state == WANT_WRITE else 0)
-        backend_mask = (_IN if b2c.state == WANT_READ else 0) | (_OUT if c2b.state == WANT_WRITE else 0)
-        if client_mask != self.client_mask:
-            self.client_mask = client_mask
-            self.worker.modify(self.client.fileno(), client_mask)
-        if backend_mask != self.backend_mask:
-            self.backend_mask = backend_mask
-            self.worker.modify(self.backend.fileno(), backend_mask)
 
     def harvest(self) -> None:
         """Move byte counts into the listener's stats (called on close and once a second)."""

@@ -11,9 +11,12 @@ This is the per-byte path. Two implementations with one contract:
   connection swaps it for a splice flow once its buffer is empty (see ``Connection._pump``).
 
 ``pump()`` moves what it can without blocking and returns what the flow waits for next:
-``WANT_READ`` (src readable), ``WANT_WRITE`` (dst writable) or ``DONE`` (src reached EOF and
-everything was delivered; the caller then half-closes dst). Socket errors propagate as
-``OSError``: the connection turns them into a reset of the other side.
+``WANT_READ`` (src readable), ``WANT_WRITE`` (dst writable), ``DONE`` (src reached EOF and
+everything was delivered; the caller then half-closes dst) or ``MORE`` (it stopped after its
+share of work with bytes still waiting; the worker pumps it again after other connections had a
+turn). The sockets are edge-triggered, so a flow only returns ``WANT_READ`` when the kernel said
+EAGAIN or a copy read came back short (the receive queue is then empty). Socket errors propagate
+as ``OSError``: the connection turns them into a reset of the other side.
 """
 
 import os
@@ -21,11 +24,12 @@ import socket
 
 from anycastlb.dataplane.pipes import PipePool
 
-__all__ = ["DONE", "WANT_READ", "WANT_WRITE", "CopyFlow", "Flow", "SpliceFlow"]
+__all__ = ["DONE", "MORE", "WANT_READ", "WANT_WRITE", "CopyFlow", "Flow", "SpliceFlow"]
 
 WANT_READ = 1
 WANT_WRITE = 2
 DONE = 3
+MORE = 4
 
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _MAX_ROUNDS = 4  # bound the work per wake-up so one fast connection cannot starve the others
@@ -34,7 +38,7 @@ _MAX_ROUNDS = 4  # bound the work per wake-up so one fast connection cannot star
 class Flow:
     """State shared by both implementations."""
 
-    __slots__ = ("done", "dst", "moved", "src", "state")
+    __slots__ = ("done", "dst", "moved", "peer_closed", "src", "state")
 
     def __init__(self, src: socket.socket, dst: socket.socket) -> None:
         self.src = src
@@ -42,6 +46,9 @@ class Flow:
         self.moved = 0  # bytes delivered since the last stats harvest
         self.state = WANT_READ
         self.done = False
+        # src's peer sent FIN (epoll said RDHUP/HUP): a short read no longer means "nothing left",
+        # because the EOF behind the last bytes raises no new edge.
+        self.peer_closed = False
 
     def pump(self) -> int:
         raise NotImplementedError
@@ -73,17 +80,19 @@ class SpliceFlow(Flow):
         pending = self._pending
         chunk = self._pool.size
         moved = 0
-        state = WANT_READ
+        state = MORE
         for _ in range(_MAX_ROUNDS):
             if not pending:
                 try:
                     pending = splice(self._src_fd, pipe[1], chunk, flags=_SPLICE_FLAGS)
                 except BlockingIOError:
+                    state = WANT_READ
                     break
                 if not pending:
                     state = DONE
                     break
-            drained_src = pending < chunk  # a short read means the socket is (nearly) empty
+            # No "short read means empty" shortcut here: a splice also stops short when the pipe
+            # runs out of slots, and with edge-triggered epoll nobody would tell us about the rest.
             try:
                 while pending:
                     sent = splice(pipe[0], self._dst_fd, pending, flags=_SPLICE_FLAGS)
@@ -95,8 +104,6 @@ class SpliceFlow(Flow):
             except BaseException:
                 self._pipe, self._pending = pipe, pending
                 raise
-            if drained_src:
-                break  # saves a splice() that would only say EAGAIN; epoll tells us when more comes
         if pending:
             state = WANT_WRITE
             self._pipe = pipe
@@ -155,11 +162,12 @@ class CopyFlow(Flow):
             self._left = None
         scratch = self._scratch
         size = len(scratch)
-        state = WANT_READ
+        state = MORE
         for _ in range(_MAX_ROUNDS):
             try:
                 count = self.src.recv_into(scratch)
             except BlockingIOError:
+                state = WANT_READ
                 break
             if not count:
                 state = DONE
@@ -174,8 +182,9 @@ class CopyFlow(Flow):
                 break
             finally:
                 moved += sent
-            if count < size:
-                break  # a short read emptied the socket; epoll tells us when more comes
+            if count < size and not self.peer_closed:
+                state = WANT_READ  # a short TCP read emptied the receive queue; new bytes raise an edge
+                break
             self.bulk = True
         self.moved += moved
         self.state = state

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from anycastlb.dataplane.backend_set import BackendSet
 from anycastlb.dataplane.connection import RELAY, Connection
+from anycastlb.dataplane.flow import Flow
 from anycastlb.dataplane.limits import BUCKET_MASK, SharedCounters
 from anycastlb.dataplane.maglev import client_key
 from anycastlb.dataplane.metrics import ListenerStats
@@ -103,6 +104,7 @@ class Worker:
         self.handlers: dict[int, Callable[[int], None]] = {}
         self._stale: set[int] = set()
         self.timers: list[tuple[float, int, Connection]] = []
+        self._again: list[tuple[Connection, Flow]] = []
         self._timer_seq = 0
         self.connections: set[Connection] = set()
         self.listeners: dict[tuple[str, int, str], ListenerRuntime] = {}
@@ -135,8 +137,10 @@ class Worker:
         self.epoll.register(fd, mask)
         self.handlers[fd] = handler
 
-    def modify(self, fd: int, mask: int) -> None:
-        self.epoll.modify(fd, mask)
+    def pump_later(self, connection: Connection, flow: Flow) -> None:
+        """A flow used up its turn with bytes still waiting: edge-triggered epoll will not repeat
+        itself, so the loop pumps it again right after this round of events."""
+        self._again.append((connection, flow))
 
     def unregister(self, fd: int) -> None:
         self.epoll.unregister(fd)
@@ -322,7 +326,7 @@ class Worker:
             deadline = self._next_sweep
             if timers and timers[0][0] < deadline:
                 deadline = timers[0][0]
-            events = poll(max(0.0, deadline - self.now))
+            events = poll(0.0 if self._again else max(0.0, deadline - self.now))
             self.now = now = time.monotonic()
             stale.clear()
             for fd, mask in events:
@@ -331,6 +335,11 @@ class Worker:
                 handler = handlers.get(fd)
                 if handler is not None:
                     handler(mask)
+            if self._again:
+                again, self._again = self._again, []
+                for connection, flow in again:
+                    if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
+                        connection.pump_again(flow)
             while timers and timers[0][0] <= now:
                 expired, _, connection = heapq.heappop(timers)
                 connection.on_timer(expired)
