@@ -251,15 +251,7 @@ class Connection:
         state = self.state
         if state == RELAY:
             assert self.c2b is not None and self.b2c is not None
-            if events & _PEER_CLOSED:
-                self.c2b.peer_closed = True
-            if events & _FAIL:
-                self._on_failure_event(self.c2b, self.b2c)
-                return
-            if events & _IN and self.c2b.state != WANT_WRITE:
-                self._pump(self.c2b)  # when c2b waits for the backend, its OUT edge pumps on
-            if events & _OUT and self.b2c.state == WANT_WRITE and self.state == RELAY:
-                self._pump(self.b2c)
+            self._relay_event(events, reading=self.c2b, writing=self.b2c)
         elif state == AWAIT_DATA:
             self.client_events |= events & _PEER_CLOSED  # a FIN behind the first bytes raises no new edge
             if events & select.EPOLLERR:
@@ -277,15 +269,7 @@ class Connection:
         state = self.state
         if state == RELAY:
             assert self.c2b is not None and self.b2c is not None
-            if events & _PEER_CLOSED:
-                self.b2c.peer_closed = True
-            if events & _FAIL:
-                self._on_failure_event(self.b2c, self.c2b)
-                return
-            if events & _IN and self.b2c.state != WANT_WRITE:
-                self._pump(self.b2c)
-            if events & _OUT and self.c2b.state == WANT_WRITE and self.state == RELAY:
-                self._pump(self.c2b)
+            self._relay_event(events, reading=self.b2c, writing=self.c2b)
         elif state == CONNECTING:
             assert self.backend is not None
             if events & _FAIL:
@@ -293,6 +277,18 @@ class Connection:
                 self._connect_failed(_CONNECT_ERRORS.get(code, "other"))
             elif events & _OUT:
                 self._connected()
+
+    def _relay_event(self, events: int, reading: Flow, writing: Flow) -> None:
+        """An edge on one socket: ``reading`` takes bytes from it, ``writing`` puts bytes into it."""
+        if events & _PEER_CLOSED:
+            reading.peer_closed = True
+        if events & _FAIL:
+            self._on_failure_event(reading, writing)
+            return
+        if events & _IN and reading.state != WANT_WRITE:
+            self._pump(reading)  # a flow waiting for its destination is pumped by that one's OUT edge
+        if events & _OUT and writing.state == WANT_WRITE and self.state == RELAY:
+            self._pump(writing)
 
     def _on_failure_event(self, reading: Flow, writing: Flow) -> None:
         """ERR/HUP on a socket: read what is left (EOF or the error), then give up on writing to it."""
