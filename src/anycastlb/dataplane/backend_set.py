@@ -9,7 +9,7 @@ disturbs an open connection.
 import socket
 from dataclasses import dataclass
 
-from anycastlb.dataplane.maglev import MaglevBackend, MaglevTable
+from anycastlb.dataplane.maglev import MaglevBackend, MaglevTable, client_key
 from anycastlb.dataplane.metrics import BackendStats
 from anycastlb.model.config import Listener
 
@@ -51,9 +51,9 @@ class BackendSet:
         self.targets: tuple[BackendTarget, ...] = tuple(targets)
         self.table = MaglevTable([MaglevBackend(t.key, weights[t.key]) for t in targets])
 
-    def candidates(self, key: bytes, limit: int) -> list[BackendTarget]:
-        """Backends to try for a client, best first; empty when there is none."""
+    def candidates(self, client_address: str, limit: int) -> list[BackendTarget]:
+        """Backends to try for a client address, best first; empty when there is none."""
         if not self.targets:
             return []
         targets = self.targets
-        return [targets[index] for index in self.table.candidates(key, limit)]
+        return [targets[index] for index in self.table.candidates(client_key(client_address), limit)]

@@ -165,9 +165,7 @@ class Connection:
             self.state = CONNECTING
             if self.authority == b"":
                 self.authority = None
-            self.candidates = listener.backends.candidates(
-                listener.client_key(self.peer[0]), listener.config.retries + 1
-            )
+            self.candidates = listener.backends.candidates(self.peer[0], listener.config.retries + 1)
             self.candidates.reverse()  # pop() from the end takes the best remaining candidate
             if not self.candidates:
                 listener.stats.reject("no_backend")
@@ -195,8 +193,8 @@ class Connection:
     def _connect_failed(self, reason: str) -> None:
         assert self.backend is not None and self.target is not None
         self.target.stats.connect_failed(reason)
-        self.worker.unregister(self.backend.fileno())
-        self.backend.close()
+        self.worker.forget(self.backend.fileno())
+        self.backend.close()  # closing the only reference also removes it from epoll
         self.backend = None
         self._connect_next()
 
@@ -227,10 +225,10 @@ class Connection:
         self.first_bytes = b""
         if sent < len(payload):
             self.c2b.prime(payload[sent:])  # rare: the first write did not fit the send buffer
-            self._pump(self.c2b)
+            self.pump(self.c2b)
         elif self.client_events & (_IN | _PEER_CLOSED):
             self.c2b.peer_closed = bool(self.client_events & _PEER_CLOSED)
-            self._pump(self.c2b)  # bytes (or a FIN) came while we were connecting; their edge is gone
+            self.pump(self.c2b)  # bytes (or a FIN) came while we were connecting; their edge is gone
 
     def _proxy_header(self) -> bytes:
         config = self.listener.config
@@ -286,14 +284,14 @@ class Connection:
             self._on_failure_event(reading, writing)
             return
         if events & _IN and reading.state != WANT_WRITE:
-            self._pump(reading)  # a flow waiting for its destination is pumped by that one's OUT edge
+            self.pump(reading)  # a flow waiting for its destination is pumped by that one's OUT edge
         if events & _OUT and writing.state == WANT_WRITE and self.state == RELAY:
-            self._pump(writing)
+            self.pump(writing)
 
     def _on_failure_event(self, reading: Flow, writing: Flow) -> None:
         """ERR/HUP on a socket: read what is left (EOF or the error), then give up on writing to it."""
         if not reading.done:
-            self._pump(reading)
+            self.pump(reading)
         if self.state == RELAY and not writing.done:
             self.close(reset=True)
 
@@ -312,7 +310,8 @@ class Connection:
 
     # ---- RELAY --------------------------------------------------------------------------------
 
-    def _pump(self, flow: Flow) -> None:
+    def pump(self, flow: Flow) -> None:
+        """Move a flow's bytes; also the worker's second turn for a flow that returned MORE."""
         if flow.done:
             return
         try:
@@ -340,10 +339,6 @@ class Connection:
                 flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
             except OSError:
                 pass
-
-    def pump_again(self, flow: Flow) -> None:
-        """The worker's second turn for a flow that returned MORE."""
-        self._pump(flow)
 
     def _to_splice(self, flow: CopyFlow) -> Flow:
         """A flow turned out to carry bulk data: relay it with zero copy from now on."""

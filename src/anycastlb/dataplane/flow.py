@@ -8,7 +8,7 @@ This is the per-byte path. Two implementations with one contract:
   splice is unavailable, and as the start of every flow in ``relay: auto``: for a request or
   a response of a few KiB one copy costs the kernel less than two splices and a pipe. A copy flow
   that fills its whole buffer in one read is carrying bulk data; it sets ``bulk`` and the
-  connection swaps it for a splice flow once its buffer is empty (see ``Connection._pump``).
+  connection swaps it for a splice flow once its buffer is empty (see ``Connection.pump``).
 
 ``pump()`` moves what it can without blocking and returns what the flow waits for next:
 ``WANT_READ`` (src readable), ``WANT_WRITE`` (dst writable), ``DONE`` (src reached EOF and

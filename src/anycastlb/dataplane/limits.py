@@ -15,10 +15,10 @@ of a lock-free, fixed-size table that a flood of spoofed sources cannot grow.
 
 import mmap
 
-__all__ = ["BUCKETS", "BUCKET_MASK", "SharedCounters"]
+__all__ = ["BUCKETS", "SharedCounters"]
 
 BUCKETS = 1 << 18
-BUCKET_MASK = _MASK = BUCKETS - 1
+_MASK = BUCKETS - 1
 
 
 class SharedCounters:

@@ -30,8 +30,7 @@ from collections.abc import Callable
 from anycastlb.dataplane.backend_set import BackendSet
 from anycastlb.dataplane.connection import RELAY, Connection
 from anycastlb.dataplane.flow import Flow
-from anycastlb.dataplane.limits import BUCKET_MASK, SharedCounters
-from anycastlb.dataplane.maglev import client_key
+from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
 from anycastlb.dataplane.sockets import ListenError, open_listener
@@ -86,10 +85,6 @@ class ListenerRuntime:
             self.sock.listen(config.backlog)
         self.backends = BackendSet(config, previous=self.backends)
         self.config = config
-
-    @staticmethod
-    def client_key(address: str) -> bytes:
-        return client_key(address)
 
 
 class Worker:
@@ -240,7 +235,7 @@ class Worker:
                     self._pause(runtime, error)
                 return
             client.setblocking(False)
-            source_bucket = hash(peer[0]) & BUCKET_MASK  # == SharedCounters.bucket(), inlined
+            source_bucket = counters.bucket(peer[0])
             if counters.total(runtime.limit_bucket) >= config.max_connections:
                 stats.reject("listener_limit")
                 client.close()
@@ -339,7 +334,7 @@ class Worker:
                 again, self._again = self._again, []
                 for connection, flow in again:
                     if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
-                        connection.pump_again(flow)
+                        connection.pump(flow)
             while timers and timers[0][0] <= now:
                 expired, _, connection = heapq.heappop(timers)
                 connection.on_timer(expired)
