@@ -5,7 +5,7 @@ import ssl
 import time
 from collections.abc import Callable
 
-from anycastlb.dataplane.proxy_protocol import PP2_TYPE_AUTHORITY
+from anycastlb.wire.proxy_protocol import PP2_TYPE_AUTHORITY
 from tests.integration.conftest import listener
 from tests.integration.test_relay import connect
 from tests.support.edge import EdgeProcess

@@ -16,7 +16,7 @@ import struct
 import threading
 from types import TracebackType
 
-from anycastlb.dataplane.proxy_protocol import IncompleteHeader, ProxyHeader, parse
+from anycastlb.wire.proxy_protocol import IncompleteHeader, ProxyHeader, parse
 from anycastlb.lab.ports import free_port
 
 BLOCK = bytes(range(256)) * 4096  # 1 MiB, not all zeros so a shifted byte changes the hash

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anycastlb.dataplane import proxy_protocol as pp
-from anycastlb.dataplane.proxy_protocol import IncompleteHeader, ProxyHeader, ProxyProtocolError
+from anycastlb.wire import proxy_protocol as pp
+from anycastlb.wire.proxy_protocol import IncompleteHeader, ProxyHeader, ProxyProtocolError
 
 SIG = bytes.fromhex("0D0A0D0A000D0A515549540A")  # proxy-protocol.txt §2.2, typed in from the spec
 SPEC_V1_TCP4 = b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n"  # §2.1 example

@@ -24,7 +24,8 @@ import struct
 import time
 from typing import TYPE_CHECKING
 
-from anycastlb.dataplane import proxy_protocol, tls_sni
+from anycastlb.dataplane import tls_sni
+from anycastlb.wire import proxy_protocol
 from anycastlb.dataplane.flow import DONE, MORE, WANT_READ, WANT_WRITE, CopyFlow, Flow, SpliceFlow
 
 if TYPE_CHECKING:

@@ -82,22 +82,50 @@ class Backend(_Frozen):
 
 
 class HealthCheck(_Frozen):
-    """How a listener's backends are checked (the checkers themselves live in ``anycastlb.health``)."""
+    """How a listener's backends are checked (the checkers themselves live in ``anycastlb.health``).
 
+    One field per line, grouped by concern; README.md ("Health checks") explains each with its default.
+    """
+
+    # what a probe does
     type: Literal["tcp", "http", "k8s"] = "tcp"
-    port: Port | None = None
+    port: Port | None = None  # None: the backend's own port (k8s needs the Service's healthCheckNodePort)
     path: str = "/healthz"
-    interval: Duration = 1.0
-    timeout: Duration = 0.5
+    host: str | None = None  # HTTP Host header; default: the backend address
+    tls: bool = False  # http: speak HTTPS (no certificate verification: nodes rarely have a public one)
+    expect_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = ()  # () = any 2xx or 3xx
+    expect_body: str | None = None  # http: the body must contain this text
+    send_proxy: bool = False  # tcp/http: write a PROXY header first, for ports that require one
+    # when
+    interval: Duration = 0.5
+    timeout: Duration = 0.25
+    # how much evidence
     rise: Annotated[int, Field(ge=1, le=100)] = 2
     fall: Annotated[int, Field(ge=1, le=100)] = 2
+    passive_fall: Annotated[int, Field(ge=0, le=100)] = 1  # failed client connects in a row that eject; 0 = off
+    initial: Literal["up", "down"] = "up"
+
+    @field_validator("path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or any(ch in value for ch in " \r\n"):
+            raise ValueError(f"path {value!r} must start with '/' and contain no spaces or line breaks")
+        return value
 
     @model_validator(mode="after")
-    def _timeout_fits_interval(self) -> "HealthCheck":
+    def _consistent(self) -> "HealthCheck":
         if self.interval < 0.05:
             raise ValueError("interval must be at least 50ms")
         if self.timeout <= 0 or self.timeout > self.interval:
             raise ValueError(f"timeout ({self.timeout}s) must be > 0 and <= interval ({self.interval}s)")
+        if self.type == "k8s" and self.port is None:
+            raise ValueError(
+                "type k8s needs port: the Service's healthCheckNodePort (spec.healthCheckNodePort)"
+            )
+        if self.type == "tcp" and (self.expect_status or self.expect_body is not None or self.tls):
+            raise ValueError("expect_status, expect_body and tls apply to type http only")
+        if self.type == "k8s" and self.send_proxy:
+            raise ValueError("send_proxy does not apply to type k8s: kube-proxy's health port takes none")
         return self
 
 
