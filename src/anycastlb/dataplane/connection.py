@@ -25,8 +25,8 @@ import time
 from typing import TYPE_CHECKING
 
 from anycastlb.dataplane import tls_sni
-from anycastlb.wire import proxy_protocol
 from anycastlb.dataplane.flow import DONE, MORE, WANT_READ, WANT_WRITE, CopyFlow, Flow, SpliceFlow
+from anycastlb.wire import proxy_protocol
 
 if TYPE_CHECKING:
     from anycastlb.dataplane.backend_set import BackendTarget
@@ -187,13 +187,15 @@ class Connection:
                 self.worker.register(backend.fileno(), _ALL, self.on_backend_event)
                 return
             backend.close()
-            target.stats.connect_failed(_CONNECT_ERRORS.get(code, "other"))
+            target.stats.connect_failed(reason := _CONNECT_ERRORS.get(code, "other"))
+            self.worker.backend_failed(listener, target, reason)
         listener.stats.reject("backends_failed")
         self.close(reset=True)
 
     def _connect_failed(self, reason: str) -> None:
         assert self.backend is not None and self.target is not None
         self.target.stats.connect_failed(reason)
+        self.worker.backend_failed(self.listener, self.target, reason)
         self.worker.forget(self.backend.fileno())
         self.backend.close()  # closing the only reference also removes it from epoll
         self.backend = None

@@ -50,6 +50,7 @@ import socket
 import zlib
 from array import array
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 __all__ = ["DEFAULT_TABLE_SIZE", "MIN_SLOTS_PER_BACKEND", "MaglevBackend", "MaglevTable", "client_key"]
@@ -153,7 +154,7 @@ class MaglevTable:
     and ``candidates`` returns ``[]``.
     """
 
-    __slots__ = ("_entries", "_name_order", "_owners", "backends", "size")
+    __slots__ = ("_entries", "_name_order", "_owner_set", "_owners", "backends", "size")
 
     def __init__(self, backends: Sequence[MaglevBackend], size: int = DEFAULT_TABLE_SIZE) -> None:
         if not _is_prime(size):
@@ -177,7 +178,8 @@ class MaglevTable:
         typecode = "H" if n <= 0xFFFF else "I"
         filled = _populate(self.backends, self._name_order, size) if n else []
         self._entries = array(typecode, filled)
-        self._owners = len(set(filled))  # backends owning at least one slot
+        self._owner_set = frozenset(filled)  # backends owning at least one slot
+        self._owners = len(self._owner_set)
 
     @property
     def is_empty(self) -> bool:
@@ -199,7 +201,7 @@ class MaglevTable:
         except IndexError:
             raise LookupError("Maglev table has no backends") from None
 
-    def candidates(self, key: bytes, limit: int) -> list[int]:
+    def candidates(self, key: bytes, limit: int, skip: AbstractSet[int] = frozenset()) -> list[int]:
         """Up to ``limit`` distinct backend indices for ``key``, best first; the first is ``lookup(key)``.
 
         The rest are the retry order when connecting to the ones before fails: the distinct backends met
@@ -214,26 +216,36 @@ class MaglevTable:
         and 72-80 % their old two retries (old candidates minus X); a rendezvous order would keep ~100 %
         but costs O(N) hashing on every connection, for an order that only matters while connects fail.
 
+        ``skip`` (indices of unhealthy backends) is how health is applied without a rebuild: the walk
+        passes over their slots, so only the clients of a sick backend move, each to the next healthy
+        backend after its slot, and they come back when it recovers. A rebuild would also move ~1 % of
+        everyone else and cost tens of milliseconds in the worker at the worst moment.
+
         Backends owning no slot at all (a weight too small for the table to give it one) are appended
-        in name order, so the result always has ``min(limit, len(backends))`` entries.
+        in name order, so the result always has ``min(limit, len(backends) - len(skip))`` entries.
         """
         if limit < 0:
             raise ValueError(f"candidates limit must be >= 0, got {limit}")
         if not self.backends or limit == 0:
             return []
+        owners_left = len(self._owner_set - skip) if skip else self._owners
+        found = self._walk(self._slot(key), min(limit, owners_left), skip)
+        if len(found) < limit and self._owners < len(self.backends):
+            found += [i for i in self._name_order if i not in found and i not in skip][: limit - len(found)]
+        return found
+
+    def _walk(self, slot: int, walk_to: int, skip: AbstractSet[int]) -> list[int]:
+        """The candidate walk from ``slot``, passing over ``skip``; it ends because ``walk_to`` owners
+        outside ``skip`` exist and every owner is met within one lap."""
         entries, size = self._entries, self.size
-        slot = self._slot(key)
-        found = [entries[slot]]
-        walk_to = min(limit, self._owners)  # every owner is met within one lap, so the walk ends
+        found: list[int] = []
         while len(found) < walk_to:
+            backend = entries[slot]
+            if backend not in found and backend not in skip:
+                found.append(backend)
             slot += 1
             if slot == size:
                 slot = 0
-            backend = entries[slot]
-            if backend not in found:
-                found.append(backend)
-        if len(found) < limit and self._owners < len(self.backends):
-            found += [i for i in self._name_order if i not in found][: limit - len(found)]
         return found
 
     def __repr__(self) -> str:

@@ -23,11 +23,10 @@ import os
 import select
 import signal
 import socket
-import struct
 import time
 from collections.abc import Callable
 
-from anycastlb.dataplane.backend_set import BackendSet
+from anycastlb.dataplane.backend_set import BackendSet, BackendTarget
 from anycastlb.dataplane.connection import RELAY, Connection
 from anycastlb.dataplane.flow import Flow
 from anycastlb.dataplane.limits import SharedCounters
@@ -35,8 +34,11 @@ from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.model.config import EdgeConfig, Listener
+from anycastlb.wire.framing import read_message
+from anycastlb.wire.health_board import HealthBoard
+from anycastlb.wire.health_view import HealthView, ListenerHealth, PassiveReport
 
-__all__ = ["ListenerRuntime", "Worker", "read_message", "write_message"]
+__all__ = ["ListenerRuntime", "Worker"]
 
 log = logging.getLogger("anycastlb.dataplane")
 
@@ -44,37 +46,22 @@ _ACCEPT_BATCH = 64
 _COPY_BUFFER = 65536  # relay: auto treats a flow that fills this in one read as bulk
 _SWEEP_SECONDS = 1.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_LENGTH = struct.Struct("!I")
-
-
-def write_message(fd: int, payload: bytes) -> None:
-    """Send one length-prefixed message on a blocking pipe."""
-    os.write(fd, _LENGTH.pack(len(payload)) + payload)
-
-
-def read_message(buffer: bytearray) -> bytes | None:
-    """Take one complete message off the front of ``buffer``, if it holds one."""
-    if len(buffer) < 4:
-        return None
-    (length,) = _LENGTH.unpack_from(buffer)
-    if len(buffer) < 4 + length:
-        return None
-    payload = bytes(buffer[4 : 4 + length])
-    del buffer[: 4 + length]
-    return payload
 
 
 class ListenerRuntime:
     """A listener as one worker runs it: its socket, backends, stats and limit buckets."""
 
-    __slots__ = ("backends", "config", "destination", "family", "limit_bucket", "sock", "stats")
+    __slots__ = ("backends", "config", "destination", "family", "health", "limit_bucket", "sock", "stats")
 
-    def __init__(self, config: Listener, sock: socket.socket, stats: ListenerStats) -> None:
+    def __init__(
+        self, config: Listener, sock: socket.socket, stats: ListenerStats, health: ListenerHealth | None
+    ) -> None:
         self.sock = sock
         self.stats = stats
         self.family = sock.family
         self.config = config
-        self.backends = BackendSet(config)
+        self.health = health
+        self.backends = BackendSet(config, health=health)
         # A VIP bound to a specific address is the PROXY header's destination: no getsockname() needed.
         self.destination = (str(config.address), config.port) if not config.address.is_unspecified else None
         self.limit_bucket = SharedCounters.bucket(b"listener\0" + config.name.encode())
@@ -83,15 +70,39 @@ class ListenerRuntime:
         """Apply a new config for the same endpoint; open connections keep their backend."""
         if config.backlog != self.config.backlog:
             self.sock.listen(config.backlog)
-        self.backends = BackendSet(config, previous=self.backends)
+        self.backends = BackendSet(config, previous=self.backends, health=self.health)
         self.config = config
+
+    def apply_health(self, health: ListenerHealth | None, reports_through: float) -> None:
+        """Take a new health view; only a weight change builds a new Maglev table."""
+        if health is None:
+            if self.health is not None:
+                self.backends = BackendSet(self.config, previous=self.backends)
+        elif self.health is not None and health.weights == self.health.weights:
+            self.backends.apply_view(health, reports_through)
+        else:
+            self.backends = BackendSet(self.config, previous=self.backends, health=health)
+            self.backends.apply_view(health, reports_through)
+        self.health = health
 
 
 class Worker:
     """The event loop of one worker process."""
 
-    def __init__(self, config: EdgeConfig, index: int, counters: SharedCounters, control_fd: int) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        index: int,
+        counters: SharedCounters,
+        control_fd: int,
+        health_board: HealthBoard | None = None,
+        health_reports: socket.socket | None = None,
+    ) -> None:
         self.index = index
+        self.health_board = health_board
+        self.health_reports = health_reports
+        self.health_view: HealthView | None = None
+        self._health_generation = 0
         self.counters = counters
         self.control_fd = control_fd
         self.now = time.monotonic()
@@ -124,6 +135,7 @@ class Worker:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.register(wake_read, select.EPOLLIN, self._on_signal)
         self.register(control_fd, select.EPOLLIN, self._on_control)
+        self.read_health()
         self.apply(config)
 
     # ---- epoll bookkeeping used by connections -------------------------------------------------
@@ -177,7 +189,9 @@ class Worker:
                     "listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error)
                 )
                 continue
-            runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name))
+            view = self.health_view
+            health = view.listeners.get(listener.name) if view is not None else None
+            runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name), health)
             self.listeners[endpoint] = runtime
             self.register(sock.fileno(), select.EPOLLIN, functools.partial(self._on_listener_event, runtime))
             log.info(
@@ -214,6 +228,40 @@ class Worker:
             signals = os.read(self._wake_fd, 64)
             if signal.SIGTERM in signals:
                 self.start_drain()
+
+    # ---- health ---------------------------------------------------------------------------------
+
+    def read_health(self) -> None:
+        """Take the health process's latest view from the board, if it changed."""
+        board = self.health_board
+        if board is None:
+            return
+        snapshot = board.read()
+        if snapshot is None:
+            return  # being written right now: the next loop iteration sees the generation again
+        self._health_generation, payload = snapshot
+        try:
+            view = HealthView.decode(payload)
+        except (ValueError, KeyError, TypeError) as error:
+            log.error("health_view_invalid worker=%d error=%r", self.index, str(error))
+            return
+        self.health_view = view
+        for runtime in self.listeners.values():
+            runtime.apply_health(view.listeners.get(runtime.config.name), view.reports_through)
+
+    def backend_failed(self, runtime: ListenerRuntime, target: BackendTarget, reason: str) -> None:
+        """A client connect failed: tell the health process, and stop using the backend here at once."""
+        passive_fall = runtime.config.health.passive_fall
+        if passive_fall == 0:
+            return
+        if passive_fall == 1:
+            runtime.backends.eject_locally(target, time.monotonic())
+        if self.health_reports is not None:
+            report = PassiveReport(runtime.config.name, target.key, reason).encode()
+            try:
+                self.health_reports.send(report)
+            except OSError:
+                pass  # the health process is busy or being replaced; its probes will see it too
 
     # ---- accepting ----------------------------------------------------------------------------------
 
@@ -307,9 +355,16 @@ class Worker:
             for target in runtime.backends.targets:
                 target.stats.flush()
 
+    def _pump_again(self) -> None:
+        again, self._again = self._again, []
+        for connection, flow in again:
+            if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
+                connection.pump(flow)
+
     def run(self) -> int:
         """Serve until drained; returns the process exit code."""
         poll = self.epoll.poll
+        board = self.health_board
         handlers = self.handlers
         stale = self._stale
         timers = self.timers
@@ -323,6 +378,8 @@ class Worker:
                 deadline = timers[0][0]
             events = poll(0.0 if self._again else max(0.0, deadline - self.now))
             self.now = now = time.monotonic()
+            if board is not None and board.generation() != self._health_generation:
+                self.read_health()  # before this batch's accepts, so they see the new verdicts
             stale.clear()
             for fd, mask in events:
                 if fd in stale:
@@ -331,10 +388,7 @@ class Worker:
                 if handler is not None:
                     handler(mask)
             if self._again:
-                again, self._again = self._again, []
-                for connection, flow in again:
-                    if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
-                        connection.pump(flow)
+                self._pump_again()
             while timers and timers[0][0] <= now:
                 expired, _, connection = heapq.heappop(timers)
                 connection.on_timer(expired)

@@ -27,8 +27,9 @@ from prometheus_client.exposition import MetricsHandler
 
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.sockets import open_listener
-from anycastlb.dataplane.worker import Worker, write_message
+from anycastlb.dataplane.worker import Worker
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint, load_config
+from anycastlb.wire.framing import write_message
 
 __all__ = ["Supervisor"]
 

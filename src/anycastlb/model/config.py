@@ -102,7 +102,7 @@ class HealthCheck(_Frozen):
     # how much evidence
     rise: Annotated[int, Field(ge=1, le=100)] = 2
     fall: Annotated[int, Field(ge=1, le=100)] = 2
-    passive_fall: Annotated[int, Field(ge=0, le=100)] = 1  # failed client connects in a row that eject; 0 = off
+    passive_fall: Annotated[int, Field(ge=0, le=100)] = 1  # failed client connects that eject; 0 = off
     initial: Literal["up", "down"] = "up"
 
     @field_validator("path")
