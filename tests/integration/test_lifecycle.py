@@ -1,6 +1,7 @@
 """SIGTERM drains, SIGHUP reloads without cutting connections, bad config is refused clearly."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -160,10 +161,13 @@ def test_a_worker_killed_by_the_kernel_is_replaced_and_the_listener_keeps_servin
     web = listener("web", [("127.0.0.1", stream_backend.port)])
     agent = edge({"listeners": [web], "workers": 2})
     assert agent.process is not None
-    workers = subprocess.run(
+    children = subprocess.run(
         ["pgrep", "-P", str(agent.process.pid)], capture_output=True, text=True, check=True
     ).stdout.split()
+    assert len(children) == 3  # two workers and the health process
+    workers = sorted(set(re.findall(r"pid=(\d+) anycastlb.dataplane listener_open", agent.log())))
     assert len(workers) == 2
+    assert set(workers) <= set(children)
 
     os.kill(int(workers[0]), signal.SIGKILL)
     agent.wait_for_log("worker_died")

@@ -5,7 +5,8 @@ server answers ``<count> <sha256>\\n`` (which proves half-close works: the answe
 the client's FIN). ``DOWNLOAD <n>\\n``: the server sends ``n`` bytes of :func:`pattern` and closes.
 ``RESET\\n``: the server aborts the connection (RST).
 ``ECHO\\n``: the server answers ``echo\\n`` and then echoes every byte until the client closes.
-Every parsed header is kept in ``headers`` for assertions.
+Every parsed header of a client connection is kept in ``headers`` for assertions; health probes
+(PROXY v2 LOCAL headers) are only counted in ``health_checks``.
 """
 
 import contextlib
@@ -16,8 +17,8 @@ import struct
 import threading
 from types import TracebackType
 
-from anycastlb.wire.proxy_protocol import IncompleteHeader, ProxyHeader, parse
 from anycastlb.lab.ports import free_port
+from anycastlb.wire.proxy_protocol import IncompleteHeader, ProxyHeader, parse
 
 BLOCK = bytes(range(256)) * 4096  # 1 MiB, not all zeros so a shifted byte changes the hash
 
@@ -52,6 +53,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 break
             except IncompleteHeader:
                 continue
+        if header.is_local:  # the edge's health probe (PROXY LOCAL), not a client's connection
+            self.server.owner.health_checks += 1
+            return
         self.server.owner.headers.append(header)
         buffer = buffer[used:]
         while b"\n" not in buffer:
@@ -99,6 +103,7 @@ class StreamBackend:
     def __init__(self) -> None:
         self.port = free_port()
         self.headers: list[ProxyHeader] = []
+        self.health_checks = 0
         self._server = _Server(self, ("127.0.0.1", self.port))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -478,16 +478,19 @@ def test_while_down_a_probe_starts_only_when_none_is_in_flight() -> None:
     assert 1.45 <= health.next_probe_at() < 1.5
 
 
-def test_probes_left_in_flight_by_an_ejection_hold_back_the_next_probe() -> None:
-    health = _backend(fall=2, passive_fall=1)
+def test_probes_in_flight_at_an_ejection_are_forgotten_and_cannot_count_toward_rise() -> None:
+    health = _backend(fall=2, rise=1, passive_fall=1)
     _probe(health, OK)
-    health.probe_started(1.0)
-    health.probe_started(1.0 + health.late_after())
+    first = health.probe_started(1.0)
+    second = health.probe_started(1.0 + health.late_after())
 
     health.passive_failure("refused")
 
-    assert health.in_flight == 2
-    assert health.next_probe_at() == math.inf
+    assert health.in_flight == 0
+    assert health.next_probe_at() < math.inf  # the regular schedule goes on while down
+    assert health.probe_finished(first, OK, 1.2) is None  # answered from before the ejection
+    assert health.probe_finished(second, OK, 1.2) is None
+    assert not health.up
 
 
 # ---- a hung node -------------------------------------------------------------------------------

@@ -324,3 +324,41 @@ def test_building_a_full_table_for_ten_backends_is_fast_enough_for_reloads() -> 
         MaglevTable(backends)
         best = min(best, time.perf_counter() - start)
     assert best < 0.5  # measured ~40 ms; the bound is loose for slow CI machines
+
+
+# ---- health overlay: skipping unhealthy backends without a rebuild ---------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 8),
+    skipped=st.sets(st.integers(0, 7), max_size=7),
+    limit=st.integers(1, 8),
+    key=st.binary(min_size=4, max_size=16),
+)
+def test_skipping_backends_gives_the_unskipped_candidates_in_walk_order(
+    n: int, skipped: set[int], limit: int, key: bytes
+) -> None:
+    skip = frozenset(i for i in skipped if i < n)
+    if len(skip) == n:
+        skip = frozenset(list(skip)[1:])
+    table = _table((1,) * n, size=SMALL_PRIME)
+    full = table.candidates(key, n)
+    assert table.candidates(key, limit, skip) == [i for i in full if i not in skip][:limit]
+
+
+def test_skipping_a_backend_moves_only_its_own_clients() -> None:
+    table = _table((1,) * 5)
+    keys = _random_keys(50_000)
+    moved = [k for k in keys if table.candidates(k, 1, frozenset({2}))[0] != table.lookup(k)]
+    assert all(table.lookup(k) == 2 for k in moved)
+    assert len(moved) == sum(table.lookup(k) == 2 for k in keys)
+    spread = Counter(table.candidates(k, 1, frozenset({2}))[0] for k in moved)
+    assert set(spread) == {0, 1, 3, 4}
+    assert all(abs(count / len(moved) - 0.25) < 0.03 for count in spread.values())
+
+
+def test_skipping_every_owner_leaves_only_backends_without_slots() -> None:
+    table = MaglevTable([MaglevBackend("light", 1), MaglevBackend("heavy", 1_000_000)], 211)
+    assert table.candidates(b"\x01\x02\x03\x04", 5, frozenset({1})) == [0]
+    assert table.candidates(b"\x01\x02\x03\x04", 5, frozenset({0, 1})) == []

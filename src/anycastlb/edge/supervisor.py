@@ -4,10 +4,12 @@ Lifecycle, one step per comment in :meth:`Supervisor.run`:
 
 1. validate the config and test-bind every listener, so a typo or a taken port fails before any
    worker starts, with a message that names it;
-2. fork N workers; each opens its own ``SO_REUSEPORT`` sockets and runs an epoll loop;
+2. fork the health process (probes; it writes verdicts to a shared-memory board) and N workers;
+   each worker opens its own ``SO_REUSEPORT`` sockets, runs an epoll loop and reads the board;
 3. loop on signals and the metrics socket (no threads, so forking a replacement worker is safe):
    SIGHUP → re-read the file, validate, test-bind new listeners, send it to every worker (a bad
-   file changes nothing); SIGCHLD → respawn a worker that died; SIGTERM/SIGINT → drain;
+   file changes nothing); SIGCHLD → respawn a worker or health process that died;
+   SIGTERM/SIGINT → drain;
 4. drain: every worker stops accepting and finishes its connections up to ``drain_timeout``;
    exit 0 once all have exited.
 """
@@ -28,8 +30,10 @@ from prometheus_client.exposition import MetricsHandler
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.sockets import open_listener
 from anycastlb.dataplane.worker import Worker
+from anycastlb.health.process import run_health_process
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint, load_config
 from anycastlb.wire.framing import write_message
+from anycastlb.wire.health_board import HealthBoard
 
 __all__ = ["Supervisor"]
 
@@ -38,6 +42,7 @@ log = logging.getLogger("anycastlb.edge")
 RELOADS = Counter("anycastlb_config_reloads", "Configuration reloads by result (ok, invalid)", ["result"])
 WORKERS = Gauge("anycastlb_workers", "Running data-plane worker processes", multiprocess_mode="max")
 RESPAWNS = Counter("anycastlb_worker_respawns", "Workers that died and were started again")
+HEALTH_RESPAWNS = Counter("anycastlb_health_respawns", "Health processes that died and were started again")
 _GRACE_AFTER_DRAIN = 5.0
 _READY_TIMEOUT = 10.0
 
@@ -83,6 +88,11 @@ class Supervisor:
         self.config = config
         self.counters = SharedCounters(config.workers)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
+        self.health: tuple[int, int] | None = None  # the health process: (pid, control pipe write end)
+        self.health_board = HealthBoard()
+        # Workers report failed connects to the health process: many writers, one reader, datagrams.
+        self.reports_in, self.reports_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.reports_out.setblocking(False)
         self.draining = False
         self._signals: list[int] = []
 
@@ -94,7 +104,8 @@ class Supervisor:
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
         metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
-        # 2. Fork the workers.
+        # 2. Fork the health process and the workers.
+        self._spawn_health()
         ready = [self._spawn(index) for index in range(self.config.workers)]
         ready_workers = _wait_ready(ready, timeout=_READY_TIMEOUT)
         log.info(
@@ -111,7 +122,7 @@ class Supervisor:
         if metrics:
             poller.register(metrics.fileno(), select.POLLIN)
         drain_deadline = 0.0
-        while self.workers:
+        while self.workers or self.health:
             for fd, _ in poller.poll(1000):
                 if fd == wake_read:
                     with contextlib.suppress(BlockingIOError):
@@ -131,6 +142,8 @@ class Supervisor:
                         "drain_requested pop=%s timeout=%.1fs", self.config.pop, self.config.drain_timeout
                     )
                     self._signal_workers(signal.SIGTERM)
+                    if self.health:
+                        os.kill(self.health[0], signal.SIGTERM)
             if self.draining and time.monotonic() > drain_deadline:
                 log.error("drain_overrun action=kill workers=%d", len(self.workers))
                 self._signal_workers(signal.SIGKILL)
@@ -149,11 +162,13 @@ class Supervisor:
             try:
                 os.close(control_write)
                 os.close(ready_read)
-                for _, (_, other_write) in self.workers.items():
-                    os.close(other_write)
+                self._close_siblings()
+                self.reports_in.close()
                 os.set_blocking(control_read, False)
                 self.counters.bind_worker(index)
-                worker = Worker(self.config, index, self.counters, control_read)
+                worker = Worker(
+                    self.config, index, self.counters, control_read, self.health_board, self.reports_out
+                )
                 os.write(ready_write, b"ready")
                 os.close(ready_write)
                 code = worker.run()
@@ -168,6 +183,45 @@ class Supervisor:
         WORKERS.set(len(self.workers))
         return ready_read
 
+    def _close_siblings(self) -> None:
+        """In a child: close the control pipes of the other children (their EOF must mean our death)."""
+        for _, other_write in self.workers.values():
+            os.close(other_write)
+        if self.health is not None:
+            os.close(self.health[1])
+
+    def _spawn_health(self) -> None:
+        """Fork the health process; it starts probing at once and publishes its first view."""
+        control_read, control_write = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the health process
+            code = 1
+            try:
+                os.close(control_write)
+                self._close_siblings()
+                self.reports_out.close()
+                code = run_health_process(self.config, control_read, self.health_board, self.reports_in)
+            except BaseException:
+                log.exception("health_crashed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        os.close(control_read)
+        self.health = (pid, control_write)
+
+    def _reap_health(self, pid: int, status: int, control_write: int) -> None:
+        os.close(control_write)
+        self.health = None
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+        code = os.waitstatus_to_exitcode(status)
+        if self.draining:
+            log.info("health_stopped pid=%d code=%d", pid, code)
+            return
+        log.error("health_died pid=%d code=%d action=respawn (workers keep the last verdicts)", pid, code)
+        HEALTH_RESPAWNS.inc()
+        time.sleep(0.2)  # a health process that dies at start must not turn into a fork storm
+        self._spawn_health()
+
     def _reap(self) -> None:
         while True:
             try:
@@ -176,6 +230,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            if self.health is not None and pid == self.health[0]:
+                self._reap_health(pid, status, self.health[1])
+                continue
             for index, (worker_pid, control_write) in list(self.workers.items()):
                 if worker_pid != pid:
                     continue
@@ -217,11 +274,14 @@ class Supervisor:
             return False
         self.config = config
         payload = config.model_dump_json().encode()
-        for index, (_, control_write) in self.workers.items():
+        receivers = [(f"worker={index}", write_end) for index, (_, write_end) in self.workers.items()]
+        if self.health is not None:
+            receivers.append(("part=health", self.health[1]))
+        for who, control_write in receivers:
             try:
                 write_message(control_write, payload)
             except OSError as error:
-                log.error("reload_send_failed worker=%d error=%r", index, error.strerror)
+                log.error("reload_send_failed %s error=%r", who, error.strerror)
         RELOADS.labels("ok").inc()
         log.info("reload_applied listeners=%d", len(config.listeners))
         return True

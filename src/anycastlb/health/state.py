@@ -191,6 +191,9 @@ class BackendHealth:
         self.successes = 0
         self.reason = reason
         self._recheck_at = math.inf
+        # Probes still in flight were started before the ejection: whatever they answer says nothing
+        # about recovery, so their tokens are dropped and their answers ignored.
+        self._in_flight.clear()
         return Change("down", reason, self.weight)
 
     def _learn_latency(self, latency: float) -> None:

@@ -17,12 +17,19 @@ from anycastlb.lab.ports import free_port, wait_for_port
 
 
 class NginxBackend:
-    """One nginx process on 127.0.0.1 and [::1] at the same port."""
+    """One nginx process on 127.0.0.1 and [::1] at the same port (or on another loopback address)."""
 
     def __init__(
-        self, workdir: Path, name: str, *, proxy_protocol: bool = True, port: int | None = None
+        self,
+        workdir: Path,
+        name: str,
+        *,
+        proxy_protocol: bool = True,
+        port: int | None = None,
+        address: str = "127.0.0.1",
     ) -> None:
         self.name = name
+        self.address = address
         self.port = port or free_port()
         self.dir = workdir / f"nginx-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -49,8 +56,8 @@ class NginxBackend:
               keepalive_requests 100000; sendfile on; tcp_nopush on;
               {real_ip}
               server {{
-                listen 127.0.0.1:{self.port}{pp} reuseport backlog=4096;
-                listen [::1]:{self.port}{pp};
+                listen {self.address}:{self.port}{pp} reuseport backlog=4096;
+                {f"listen [::1]:{self.port}{pp};" if self.address == "127.0.0.1" else ""}
                 root {d}/www;
                 location = / {{
                   default_type text/plain; return 200 "node={self.name} client=$remote_addr\\n";
@@ -76,7 +83,7 @@ class NginxBackend:
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for_port("127.0.0.1", self.port, alive=self.process)
+            wait_for_port(self.address, self.port, alive=self.process)
         except TimeoutError:
             self.stop()
             raise RuntimeError(

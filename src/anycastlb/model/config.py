@@ -95,7 +95,9 @@ class HealthCheck(_Frozen):
     tls: bool = False  # http: speak HTTPS (no certificate verification: nodes rarely have a public one)
     expect_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = ()  # () = any 2xx or 3xx
     expect_body: str | None = None  # http: the body must contain this text
-    send_proxy: bool = False  # tcp/http: write a PROXY header first, for ports that require one
+    # tcp/http: write a PROXY header first. None (auto): when the check goes to the backend's own port
+    # and the listener sends PROXY headers there, since that port then requires one.
+    send_proxy: bool | None = None
     # when
     interval: Duration = 0.5
     timeout: Duration = 0.25
@@ -124,7 +126,7 @@ class HealthCheck(_Frozen):
             )
         if self.type == "tcp" and (self.expect_status or self.expect_body is not None or self.tls):
             raise ValueError("expect_status, expect_body and tls apply to type http only")
-        if self.type == "k8s" and self.send_proxy:
+        if self.type == "k8s" and self.send_proxy is True:
             raise ValueError("send_proxy does not apply to type k8s: kube-proxy's health port takes none")
         return self
 
