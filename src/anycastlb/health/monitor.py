@@ -82,7 +82,8 @@ class HealthMonitor:
         self.members: dict[tuple[str, str], _Target] = {}
         self.listeners: dict[str, list[tuple[str, _Target]]] = {}
         self.serving: dict[str, bool] = {}
-        self.reports_through = 0.0
+        # Reports sent before this process started were for a predecessor; nothing to wait for.
+        self.reports_through = time.monotonic()
 
     # ---- configuration -----------------------------------------------------------------------
 
