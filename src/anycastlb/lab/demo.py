@@ -61,6 +61,19 @@ def _metrics(url: str, prefixes: tuple[str, ...]) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefixes)]
 
 
+def _show_health_log(console: Console, log: Path, event: str, timeout: float = 5.0) -> bool:
+    """Wait for the edge's health process to log ``event``; print the line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if f" {event} " in line]
+        if lines:
+            console.print("  edge log: " + lines[-1].split(" anycastlb.health ", 1)[-1], highlight=False)
+            return True
+        time.sleep(0.02)
+    console.print(f"  [red]no {event} logged within {timeout:.0f}s[/]")
+    return False
+
+
 def run_demo() -> int:
     """Run the demo; returns 0 when every promise held."""
     console = Console()
@@ -78,6 +91,7 @@ def run_demo() -> int:
                 "port": edge_port,
                 "proxy_protocol": "v2",
                 "backends": [{"address": "127.0.0.1", "port": node.port, "weight": 1} for node in nodes],
+                "health": {"type": "http", "path": "/", "interval": "100ms", "timeout": "100ms"},
             }
         ],
     }
@@ -105,10 +119,17 @@ def run_demo() -> int:
         console.print(
             f"\n[bold red]SIGKILL {victim}[/] (the clients it served must move, the others must stay)"
         )
-        next(node for node in nodes if node.name == victim).stop()
+        victim_node = next(node for node in nodes if node.name == victim)
+        victim_node.stop()
         second = _round(console, f"the same clients after {victim} died", edge_port, before=first)
         ok &= all(not node.startswith("FAILED") and node != victim for node in second.values())
         ok &= all(second[c] == first[c] for c in CLIENTS if first[c] != victim)
+        ok &= _show_health_log(console, workdir / "edge.log", "backend_down")
+        console.print(f"\n[bold green]restart {victim}[/] (after rise=2 good checks its clients return)")
+        victim_node.start()
+        ok &= _show_health_log(console, workdir / "edge.log", "backend_up")
+        third = _round(console, f"the same clients after {victim} came back", edge_port, before=second)
+        ok &= third == first
         time.sleep(1.1)  # workers publish metrics once a second
         console.print("\n[bold]metrics[/] (excerpt)")
         for line in _metrics(
@@ -118,6 +139,8 @@ def run_demo() -> int:
                 "anycastlb_connect_retries_total",
                 "anycastlb_backend_connect_errors_total",
                 "anycastlb_backend_connections_total",
+                "anycastlb_backend_up",
+                "anycastlb_health_transitions_total",
             ),
         ):
             console.print("  " + line, soft_wrap=True, highlight=False)
