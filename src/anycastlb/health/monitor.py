@@ -154,8 +154,11 @@ class HealthMonitor:
             if due > now:
                 target.wake.clear()
                 wait = None if math.isinf(due) else due - now
+                # Not wait_for: on Python 3.11 it swallows a cancel that arrives after the event was
+                # set but before this task resumed, and the driver would outlive close() and _stop().
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(target.wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await target.wake.wait()
                 continue
             token = machine.probe_started(now)
             probe = asyncio.get_running_loop().create_task(self._probe(target, token))
