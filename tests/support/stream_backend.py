@@ -41,23 +41,30 @@ class _Handler(socketserver.BaseRequestHandler):
         with contextlib.suppress(ConnectionError):
             self._serve(self.request)
 
-    def _serve(self, sock: socket.socket) -> None:
+    @staticmethod
+    def _read_header(sock: socket.socket) -> tuple[ProxyHeader, bytes] | None:
+        """The PROXY header and the bytes after it, or None if the peer left first."""
         buffer = b""
         while True:
             chunk = sock.recv(65536)
             if not chunk:
-                return
+                return None
             buffer += chunk
             try:
                 header, used = parse(buffer)
-                break
             except IncompleteHeader:
                 continue
+            return header, buffer[used:]
+
+    def _serve(self, sock: socket.socket) -> None:
+        head = self._read_header(sock)
+        if head is None:
+            return
+        header, buffer = head
         if header.is_local:  # the edge's health probe (PROXY LOCAL), not a client's connection
             self.server.owner.health_checks += 1
             return
         self.server.owner.headers.append(header)
-        buffer = buffer[used:]
         while b"\n" not in buffer:
             chunk = sock.recv(65536)
             if not chunk:

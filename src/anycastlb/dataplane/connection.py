@@ -5,6 +5,7 @@
     AWAIT_DATA ──first bytes (a whole ClientHello, or client_hello_wait)──► CONNECTING
     CONNECTING ──established──► (write PROXY header) ──► RELAY ──both ways done──► closed
     CONNECTING ──refused / timeout──► CONNECTING to the next Maglev candidate (bounded by retries)
+    RELAY ──reset by the node before it answered, client sent nothing more──► CONNECTING (replay)
 
 Why wait for the client's first bytes before connecting: an idle or slowloris client then never
 holds a backend connection, and the PROXY v2 header can carry the TLS SNI (PP2_TYPE_AUTHORITY)
@@ -12,6 +13,14 @@ read from the ClientHello without terminating anything. HTTP and TLS clients spe
 costs no round trip; listeners for server-first protocols set ``server_speaks_first`` and
 connect at once. The first bytes are read (up to 16 KiB) and sent in the same ``send()`` as the
 PROXY header: one TCP segment and two syscalls fewer than splicing them separately.
+
+Why replay on an early reset (``retry_on_reset``): a node killed while our connect races its death
+completes the handshake in the kernel, then resets the connection with our bytes unread. To the
+client that is a failed new connection, exactly what retries exist to hide. As long as the node has
+sent nothing and the client nothing beyond its first bytes, the connection is still replayable: a
+reset (not a FIN) means the node had not read everything we sent, so the first bytes (a ClientHello,
+a request line) go to the next candidate with the same PROXY header. The first byte either way
+ends the replay window and frees the copy.
 
 Every method is called from the worker's event loop; none blocks. Errors on one side become a
 reset (RST, via ``SO_LINGER`` 0) of the other, so neither peer mistakes a failure for a clean end.
@@ -72,6 +81,7 @@ class Connection:
         "last_active",
         "listener",
         "peer",
+        "replayable",
         "source_bucket",
         "state",
         "target",
@@ -100,6 +110,7 @@ class Connection:
         self.b2c: Flow | None = None
         self.authority: bytes | None = None
         self.first_bytes = b""
+        self.replayable = False  # RELAY, and nothing moved yet either way: a reset may be replayed
         self.client_events = 0  # edges that came while no flow could read them: replayed on connect
         self.state = AWAIT_DATA
         self.last_active = worker.now
@@ -225,7 +236,11 @@ class Connection:
         else:
             self.c2b = CopyFlow(self.client, backend, worker.scratch)
             self.b2c = CopyFlow(backend, self.client, worker.scratch)
-        self.first_bytes = b""
+        self.replayable = (
+            self.listener.config.retry_on_reset and sent == len(payload) and bool(self.candidates)
+        )
+        if not self.replayable:
+            self.first_bytes = b""
         if sent < len(payload):
             self.c2b.prime(payload[sent:])  # rare: the first write did not fit the send buffer
             self.pump(self.c2b)
@@ -320,8 +335,14 @@ class Connection:
         try:
             result = flow.pump()
         except OSError:
-            self.close(reset=True)
+            if self.replayable and flow is self.b2c:
+                self._replay()
+            else:
+                self.close(reset=True)
             return
+        if self.replayable and (flow is self.c2b or flow.moved):
+            self.replayable = False  # the client spoke again or the node answered: no replay any more
+            self.first_bytes = b""
         if (
             result in (WANT_READ, MORE)
             and type(flow) is CopyFlow
@@ -342,6 +363,18 @@ class Connection:
                 flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
             except OSError:
                 pass
+
+    def _replay(self) -> None:
+        """The node reset us before answering: send the first bytes to the next candidate."""
+        assert self.target is not None and self.c2b is not None and self.b2c is not None
+        self.target.stats.active -= 1
+        self.c2b.release()
+        self.b2c.release()
+        self.c2b = self.b2c = None
+        self.replayable = False
+        self.client_events = 0
+        self.state = CONNECTING
+        self._connect_failed("reset")
 
     def _to_splice(self, flow: CopyFlow) -> Flow:
         """A flow turned out to carry bulk data: relay it with zero copy from now on."""

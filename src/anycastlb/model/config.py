@@ -144,6 +144,7 @@ class Listener(_Frozen):
     connect_timeout: Duration = 1.0
     idle_timeout: Duration = 300.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_on_reset: bool = True  # a node that resets before answering gets the first bytes replayed
     max_connections: Annotated[int, Field(ge=1)] = 50_000
     max_connections_per_source: Annotated[int, Field(ge=1)] = 1_000
     backlog: Annotated[int, Field(ge=16, le=65535)] = 4096
