@@ -187,11 +187,11 @@ def test_health_process_is_replaced_and_workers_keep_serving(
     assert match, process.log()
     os.kill(int(match.group(1)), signal.SIGKILL)
     with ClientLoop(port) as clients:
-        process.wait_for_log("health_died", timeout=5)
+        process.wait_for_log("helper_died helper=health", timeout=5)
         process.wait_for_log("health_started", count=2, timeout=5)
         clients.wait_for(100)
     assert clients.failures() == []
-    assert process.metric("anycastlb_health_respawns_total") == 1
+    assert process.metric("anycastlb_helper_respawns_total", helper="health") == 1
 
 
 def test_k8s_check_splits_traffic_per_local_endpoint_not_per_node(

@@ -126,3 +126,69 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+# ---- health and bgp blocks --------------------------------------------------------------------
+
+
+def _with(**top: object) -> dict[str, object]:
+    return {
+        "pop": "fra",
+        "listeners": [{"name": "web", "address": "203.0.113.10", "port": 443}],
+        **top,
+    }
+
+
+BGP = {"local_as": 65001, "router_id": "10.0.1.2", "peers": [{"address": "10.0.1.1", "remote_as": 65000}]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            _with(listeners=[{"name": "web", "address": "::1", "port": 1, "health": {"type": "k8s"}}]),
+            "type k8s needs port: the Service's healthCheckNodePort",
+        ),
+        (
+            _with(listeners=[{"name": "web", "address": "::1", "port": 1, "health": {"path": "healthz"}}]),
+            "path 'healthz' must start with '/'",
+        ),
+        (
+            _with(listeners=[{"name": "w", "address": "::1", "port": 1, "health": {"expect_status": [200]}}]),
+            "expect_status, expect_body and tls apply to type http only",
+        ),
+        (_with(bgp={**BGP, "local_as": 0}), "bgp.local_as: Input should be greater than or equal to 1"),
+        (
+            _with(bgp={**BGP, "peers": [{"address": "10.0.1.1", "remote_as": 4_294_967_296}]}),
+            "bgp.peers[0].remote_as: Input should be less than or equal to 4294967295",
+        ),
+        (
+            _with(
+                bgp={**BGP, "peers": [{"address": "10.0.1.1", "remote_as": 1, "local_address": "fd00::2"}]}
+            ),
+            "are of different IP families",
+        ),
+        (_with(bgp={**BGP, "vips": [{"prefix": "203.0.113.0/24"}]}), "203.0.113.0/24 is not a host prefix"),
+        (
+            _with(bgp={**BGP, "vips": [{"prefix": "198.51.100.7/32"}]}),
+            "198.51.100.7/32 is not the address of any",
+        ),
+        (_with(bgp={**BGP, "communities": ["65001:70000"]}), "community '65001:70000' must be ASN:VALUE"),
+        (_with(bgp={**BGP, "peers": []}), "bgp.peers: list at least one router to peer with"),
+        (_with(bgp={**BGP, "next_hop": "fd00::1"}), "next_hop fd00::1 must be an IPv4 address"),
+        (
+            _with(bgp={**BGP, "peers": [{"address": "10.0.1.1", "remote_as": 1, "hold_time": "2s"}]}),
+            "hold_time 2.0s must be 0 or 3s-65535s",
+        ),
+    ],
+)
+def test_health_and_bgp_mistakes_are_named(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    assert message in str(error.value)
+
+
+def test_a_bgp_block_with_per_vip_attributes_is_accepted() -> None:
+    config = parse_config(_with(bgp={**BGP, "med": 10, "vips": [{"prefix": "203.0.113.10/32", "med": 5}]}))
+    assert config.bgp is not None
+    assert config.bgp.vips[0].med == 5

@@ -4,14 +4,16 @@ Lifecycle, one step per comment in :meth:`Supervisor.run`:
 
 1. validate the config and test-bind every listener, so a typo or a taken port fails before any
    worker starts, with a message that names it;
-2. fork the health process (probes; it writes verdicts to a shared-memory board) and N workers;
-   each worker opens its own ``SO_REUSEPORT`` sockets, runs an epoll loop and reads the board;
-3. loop on signals and the metrics socket (no threads, so forking a replacement worker is safe):
-   SIGHUP → re-read the file, validate, test-bind new listeners, send it to every worker (a bad
-   file changes nothing); SIGCHLD → respawn a worker or health process that died;
-   SIGTERM/SIGINT → drain;
-4. drain: every worker stops accepting and finishes its connections up to ``drain_timeout``;
-   exit 0 once all have exited.
+2. fork the helper processes: health (probes; it writes verdicts to a shared-memory board) and,
+   with a ``bgp:`` block, the announcer (reads the board, drives the BGP speaker); then N workers:
+   each opens its own ``SO_REUSEPORT`` sockets, runs an epoll loop and reads the board;
+3. loop on signals and the metrics socket (no threads, so forking a replacement is safe):
+   SIGHUP → re-read the file, validate, test-bind new listeners, send it to every child (a bad
+   file changes nothing); SIGCHLD → respawn a child that died; SIGTERM/SIGINT → drain;
+4. drain, in the order the network needs: the announcer withdraws every VIP and the supervisor
+   waits ``bgp.withdraw_delay`` for routers to move traffic elsewhere; then every worker stops
+   accepting and finishes its connections up to ``drain_timeout``; then the helpers stop (the BGP
+   sessions close) and the supervisor exits 0.
 """
 
 import contextlib
@@ -19,9 +21,12 @@ import http.server
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
+import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
@@ -30,6 +35,7 @@ from prometheus_client.exposition import MetricsHandler
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.sockets import open_listener
 from anycastlb.dataplane.worker import Worker
+from anycastlb.edge.announcer import run_announcer
 from anycastlb.health.process import run_health_process
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint, load_config
 from anycastlb.wire.framing import write_message
@@ -42,7 +48,9 @@ log = logging.getLogger("anycastlb.edge")
 RELOADS = Counter("anycastlb_config_reloads", "Configuration reloads by result (ok, invalid)", ["result"])
 WORKERS = Gauge("anycastlb_workers", "Running data-plane worker processes", multiprocess_mode="max")
 RESPAWNS = Counter("anycastlb_worker_respawns", "Workers that died and were started again")
-HEALTH_RESPAWNS = Counter("anycastlb_health_respawns", "Health processes that died and were started again")
+HELPER_RESPAWNS = Counter(
+    "anycastlb_helper_respawns", "Helper processes (health, bgp) that died and were started again", ["helper"]
+)
 _GRACE_AFTER_DRAIN = 5.0
 _READY_TIMEOUT = 10.0
 
@@ -88,12 +96,14 @@ class Supervisor:
         self.config = config
         self.counters = SharedCounters(config.workers)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
-        self.health: tuple[int, int] | None = None  # the health process: (pid, control pipe write end)
+        self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp" -> (pid, control pipe write end)
         self.health_board = HealthBoard()
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"anycastlb-{config.pop}-"))
         # Workers report failed connects to the health process: many writers, one reader, datagrams.
         self.reports_in, self.reports_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.reports_out.setblocking(False)
         self.draining = False
+        self._drain_workers_at: float | None = None  # when the withdrawals have had their time
         self._signals: list[int] = []
 
     def run(self) -> int:
@@ -104,8 +114,10 @@ class Supervisor:
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
         metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
-        # 2. Fork the health process and the workers.
-        self._spawn_health()
+        # 2. Fork the helpers and the workers.
+        self._spawn_helper("health")
+        if self.config.bgp is not None:
+            self._spawn_helper("bgp")
         ready = [self._spawn(index) for index in range(self.config.workers)]
         ready_workers = _wait_ready(ready, timeout=_READY_TIMEOUT)
         log.info(
@@ -122,8 +134,8 @@ class Supervisor:
         if metrics:
             poller.register(metrics.fileno(), select.POLLIN)
         drain_deadline = 0.0
-        while self.workers or self.health:
-            for fd, _ in poller.poll(1000):
+        while self.workers or self.helpers:
+            for fd, _ in poller.poll(self._poll_timeout_ms()):
                 if fd == wake_read:
                     with contextlib.suppress(BlockingIOError):
                         self._signals.extend(os.read(wake_read, 64))
@@ -135,22 +147,49 @@ class Supervisor:
                 if signum == signal.SIGHUP and not self.draining:
                     self.reload()
                 elif signum in (signal.SIGTERM, signal.SIGINT) and not self.draining:
-                    # 4. Drain.
-                    self.draining = True
-                    drain_deadline = time.monotonic() + self.config.drain_timeout + _GRACE_AFTER_DRAIN
-                    log.info(
-                        "drain_requested pop=%s timeout=%.1fs", self.config.pop, self.config.drain_timeout
-                    )
-                    self._signal_workers(signal.SIGTERM)
-                    if self.health:
-                        os.kill(self.health[0], signal.SIGTERM)
-            if self.draining and time.monotonic() > drain_deadline:
-                log.error("drain_overrun action=kill workers=%d", len(self.workers))
-                self._signal_workers(signal.SIGKILL)
+                    self._start_drain()  # 4. Drain.
+            if self.draining:
+                drain_deadline = self._drain_step(time.monotonic(), drain_deadline)
         if metrics:
             metrics.server_close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         log.info("edge_stopped pop=%s", self.config.pop)
         return 0
+
+    def _start_drain(self) -> None:
+        self.draining = True
+        delay = 0.0
+        bgp = self.helpers.get("bgp")
+        if bgp is not None and self.config.bgp is not None:
+            delay = self.config.bgp.withdraw_delay
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(bgp[0], signal.SIGUSR1)  # withdraw every VIP, keep the sessions up
+        log.info(
+            "drain_requested pop=%s withdraw_delay=%.1fs timeout=%.1fs",
+            self.config.pop,
+            delay,
+            self.config.drain_timeout,
+        )
+        self._drain_workers_at = time.monotonic() + delay
+
+    def _drain_step(self, now: float, deadline: float) -> float:
+        """Move the drain on: withdrawals → connections → helpers; returns the connections' deadline."""
+        if self._drain_workers_at is not None and now >= self._drain_workers_at:
+            self._drain_workers_at = None
+            log.info("drain_connections pop=%s timeout=%.1fs", self.config.pop, self.config.drain_timeout)
+            self._signal(self.workers.values(), signal.SIGTERM)
+            return now + self.config.drain_timeout + _GRACE_AFTER_DRAIN
+        if self._drain_workers_at is None and not self.workers:
+            self._signal(self.helpers.values(), signal.SIGTERM)  # the last connection is done
+        if deadline and now > deadline and self.workers:
+            log.error("drain_overrun action=kill workers=%d", len(self.workers))
+            self._signal(self.workers.values(), signal.SIGKILL)
+        return deadline
+
+    def _poll_timeout_ms(self) -> int:
+        if self._drain_workers_at is None:
+            return 1000
+        return max(0, min(1000, int((self._drain_workers_at - time.monotonic()) * 1000) + 1))
 
     def _spawn(self, index: int) -> int:
         """Fork worker ``index``; returns a pipe that becomes readable once its listeners are open."""
@@ -185,42 +224,53 @@ class Supervisor:
 
     def _close_siblings(self) -> None:
         """In a child: close the control pipes of the other children (their EOF must mean our death)."""
-        for _, other_write in self.workers.values():
+        for _, other_write in [*self.workers.values(), *self.helpers.values()]:
             os.close(other_write)
-        if self.health is not None:
-            os.close(self.health[1])
 
-    def _spawn_health(self) -> None:
-        """Fork the health process; it starts probing at once and publishes its first view."""
+    def _helper_main(self, name: str) -> Callable[[int], int]:
+        """What a helper process runs, given the read end of its control pipe."""
+        if name == "health":
+            self.reports_out.close()
+            return lambda control: run_health_process(
+                self.config, control, self.health_board, self.reports_in
+            )
+        bgp = self.config.bgp
+        if bgp is None:
+            raise RuntimeError("the bgp helper needs a bgp: block")
+        self.reports_in.close()
+        self.reports_out.close()
+        workdir = self.run_dir / "bgp"
+        return lambda control: run_announcer(self.config, bgp, control, self.health_board, workdir)
+
+    def _spawn_helper(self, name: str) -> None:
+        """Fork a helper process (``health`` or ``bgp``) with its own control pipe."""
         control_read, control_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
-        if pid == 0:  # the health process
+        if pid == 0:
             code = 1
             try:
                 os.close(control_write)
                 self._close_siblings()
-                self.reports_out.close()
-                code = run_health_process(self.config, control_read, self.health_board, self.reports_in)
+                code = self._helper_main(name)(control_read)
             except BaseException:
-                log.exception("health_crashed")
+                log.exception("helper_crashed helper=%s", name)
             finally:
                 logging.shutdown()
                 os._exit(code)
         os.close(control_read)
-        self.health = (pid, control_write)
+        self.helpers[name] = (pid, control_write)
 
-    def _reap_health(self, pid: int, status: int, control_write: int) -> None:
-        os.close(control_write)
-        self.health = None
+    def _reap_helper(self, name: str, pid: int, status: int) -> None:
+        os.close(self.helpers.pop(name)[1])
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
         code = os.waitstatus_to_exitcode(status)
         if self.draining:
-            log.info("health_stopped pid=%d code=%d", pid, code)
+            log.info("helper_stopped helper=%s pid=%d code=%d", name, pid, code)
             return
-        log.error("health_died pid=%d code=%d action=respawn (workers keep the last verdicts)", pid, code)
-        HEALTH_RESPAWNS.inc()
-        time.sleep(0.2)  # a health process that dies at start must not turn into a fork storm
-        self._spawn_health()
+        log.error("helper_died helper=%s pid=%d code=%d action=respawn", name, pid, code)
+        HELPER_RESPAWNS.labels(name).inc()
+        time.sleep(0.2)  # a helper that dies at start must not turn into a fork storm
+        self._spawn_helper(name)
 
     def _reap(self) -> None:
         while True:
@@ -230,8 +280,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            if self.health is not None and pid == self.health[0]:
-                self._reap_health(pid, status, self.health[1])
+            helper = next((name for name, (helper_pid, _) in self.helpers.items() if helper_pid == pid), None)
+            if helper is not None:
+                self._reap_helper(helper, pid, status)
                 continue
             for index, (worker_pid, control_write) in list(self.workers.items()):
                 if worker_pid != pid:
@@ -251,8 +302,9 @@ class Supervisor:
                         log.info("worker_replaced worker=%d", index)
             WORKERS.set(len(self.workers))
 
-    def _signal_workers(self, signum: int) -> None:
-        for pid, _ in self.workers.values():
+    @staticmethod
+    def _signal(children: Iterable[tuple[int, int]], signum: int) -> None:
+        for pid, _ in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
@@ -275,8 +327,7 @@ class Supervisor:
         self.config = config
         payload = config.model_dump_json().encode()
         receivers = [(f"worker={index}", write_end) for index, (_, write_end) in self.workers.items()]
-        if self.health is not None:
-            receivers.append(("part=health", self.health[1]))
+        receivers += [(f"helper={name}", write_end) for name, (_, write_end) in self.helpers.items()]
         for who, control_write in receivers:
             try:
                 write_message(control_write, payload)

@@ -4,6 +4,7 @@ Raw YAML (and later control-plane API bodies) is validated here with pydantic; e
 receives the frozen models and never re-checks them.
 """
 
+from anycastlb.model.bgp import BgpConfig, BgpPeer, VipAttributes
 from anycastlb.model.config import (
     Backend,
     ConfigError,
@@ -17,11 +18,14 @@ from anycastlb.model.config import (
 
 __all__ = [
     "Backend",
+    "BgpConfig",
+    "BgpPeer",
     "ConfigError",
     "EdgeConfig",
     "HealthCheck",
     "Listener",
     "MetricsEndpoint",
+    "VipAttributes",
     "load_config",
     "parse_config",
 ]

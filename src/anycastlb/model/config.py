@@ -7,66 +7,30 @@ plane receives them after validation and never mutates or re-checks them.
 
 import ipaddress
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from anycastlb.model.base import Frozen, IPAddress, Port, check_name
+from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.duration import Duration
 
 ProxyProtocolVersion = Literal["none", "v1", "v2"]
 RelayMode = Literal["auto", "splice", "copy"]
-Port = Annotated[int, Field(ge=1, le=65535)]
-
-
-def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
-    try:
-        return ipaddress.ip_address(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)"
-        ) from None
-
-
-IPAddress = Annotated[
-    ipaddress.IPv4Address | ipaddress.IPv6Address, PlainValidator(_parse_ip), PlainSerializer(str)
-]
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message lists every problem with its field path."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be 1-63 lowercase letters, digits or '-', starting and ending "
-            "with a letter or digit (it is used in metric labels and logs)"
-        )
-    return value
-
-
-class Backend(_Frozen):
+class Backend(Frozen):
     """A worker node's address and port (a NodePort) that receives forwarded connections."""
 
     address: IPAddress
@@ -81,7 +45,7 @@ class Backend(_Frozen):
         return f"{self.address}:{self.port}"
 
 
-class HealthCheck(_Frozen):
+class HealthCheck(Frozen):
     """How a listener's backends are checked (the checkers themselves live in ``anycastlb.health``).
 
     One field per line, grouped by concern; README.md ("Health checks") explains each with its default.
@@ -131,7 +95,7 @@ class HealthCheck(_Frozen):
         return self
 
 
-class Listener(_Frozen):
+class Listener(Frozen):
     """One VIP:port the PoP accepts on, and where its connections go."""
 
     name: str
@@ -156,7 +120,7 @@ class Listener(_Frozen):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _check_name(value, "listener name")
+        return check_name(value, "listener name")
 
     @field_validator("protocol")
     @classmethod
@@ -189,14 +153,14 @@ class Listener(_Frozen):
         return (str(self.address), self.port, self.protocol)
 
 
-class MetricsEndpoint(_Frozen):
+class MetricsEndpoint(Frozen):
     """Where Prometheus scrapes the agent."""
 
     address: IPAddress = ipaddress.IPv4Address("127.0.0.1")
     port: Port = 9100
 
 
-class EdgeConfig(_Frozen):
+class EdgeConfig(Frozen):
     """Everything one PoP's edge agent serves."""
 
     pop: str
@@ -206,11 +170,12 @@ class EdgeConfig(_Frozen):
     drain_timeout: Duration = 30.0
     relay: RelayMode = "auto"
     pipe_size: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 1024 * 1024
+    bgp: BgpConfig | None = None  # announce the VIPs (listener addresses) this PoP can serve
 
     @field_validator("pop")
     @classmethod
     def _pop(cls, value: str) -> str:
-        return _check_name(value, "pop")
+        return check_name(value, "pop")
 
     @field_validator("listeners")
     @classmethod
@@ -229,6 +194,19 @@ class EdgeConfig(_Frozen):
                 )
             endpoints[listener.endpoint] = listener.name
         return value
+
+    @model_validator(mode="after")
+    def _bgp_vips_are_listeners(self) -> "EdgeConfig":
+        if self.bgp is None:
+            return self
+        addresses = {f"{listener.address}/{listener.address.max_prefixlen}" for listener in self.listeners}
+        for vip in self.bgp.vips:
+            if vip.prefix not in addresses:
+                raise ValueError(
+                    f"bgp.vips: {vip.prefix} is not the address of any listener; attributes apply to "
+                    "VIPs, which are the listeners' addresses"
+                )
+        return self
 
 
 def _field_path(location: tuple[int | str, ...], raw: Any) -> str:  # noqa: ANN401 - raw YAML

@@ -1,0 +1,1 @@
+"""BGP: the announce policy (pure) and the speaker that carries it out (ExaBGP, supervised)."""

@@ -1,0 +1,43 @@
+"""Types every config model shares: frozen models, IP addresses, ports, names."""
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
+
+__all__ = ["Frozen", "IPAddress", "Port", "check_name"]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)"
+        ) from None
+
+
+IPAddress = Annotated[
+    ipaddress.IPv4Address | ipaddress.IPv6Address, PlainValidator(_parse_ip), PlainSerializer(str)
+]
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-63 lowercase letters, digits or '-', starting and ending "
+            "with a letter or digit (it is used in metric labels and logs)"
+        )
+    return value
