@@ -10,6 +10,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from anycastlb.lab.nginx import NginxBackend
 from tests.integration.conftest import listener
 from tests.integration.test_relay import wait_for_metric
+from tests.integration.test_sni_authority import client_hello
 from tests.support.client_loop import ClientLoop
 from tests.support.edge import EdgeProcess
 
@@ -28,9 +30,14 @@ KEEP_IT_IN = {"type": "tcp", "send_proxy": False, "interval": "30s", "timeout": 
 
 
 class Resetter:
-    """Accepts, waits for the client's bytes, and resets the connection without reading them."""
+    """Accepts, waits for the client's bytes, and resets the connection without reading them.
 
-    def __init__(self) -> None:
+    With ``read_first`` it reads everything and closes cleanly (FIN) without answering instead: a
+    node that may have acted on the bytes.
+    """
+
+    def __init__(self, *, read_first: bool = False) -> None:
+        self.read_first = read_first
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.resets = 0
@@ -44,11 +51,17 @@ class Resetter:
             except OSError:
                 return
             conn.settimeout(0.5)
+            peeked = b""
             with contextlib.suppress(OSError):
-                conn.recv(1, socket.MSG_PEEK)  # the bytes are here, and stay unread
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                peeked = conn.recv(1, socket.MSG_PEEK)  # the bytes are here, and stay unread
+                if self.read_first:
+                    time.sleep(0.05)
+                    conn.recv(65536)
+            if not self.read_first:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.close()
-            self.resets += 1
+            if peeked:  # a health probe connects and leaves without a byte: not a client
+                self.resets += 1
 
     def close(self) -> None:
         self.sock.close()
@@ -92,3 +105,49 @@ def test_with_retry_on_reset_off_the_reset_reaches_the_client(
     failed = [a for a in answers if a.node is None]
     assert len(failed) == resetter.resets > 0
     assert all("ConnectionResetError" in a.error for a in failed), failed[:3]
+
+
+class Answerer:
+    """Reads the PROXY header and the client's first bytes, answers ``answered``, closes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(1)
+                conn.recv(65536)
+                conn.sendall(b"answered\n")
+
+
+def _first_answer(port: int, source: str, first_bytes: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=2, source_address=(source, 0)) as sock:
+        sock.sendall(first_bytes)
+        try:
+            return sock.recv(100)
+        except ConnectionResetError:
+            return b"<reset>"
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls-client-hello", "plain-http"])
+def test_a_clean_close_before_any_answer_is_replayed_only_for_a_tls_client_hello(
+    edge: Callable[..., EdgeProcess], tls: bool
+) -> None:
+    closer, answerer = Resetter(read_first=True), Answerer()
+    config = listener("web", [("127.0.0.1", closer.port), ("127.0.0.1", answerer.port)], health=KEEP_IT_IN)
+    edge({"listeners": [config]})
+    first_bytes = client_hello("shop.example.com") if tls else b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    answers = [_first_answer(config["port"], f"127.0.0.{2 + i}", first_bytes) for i in range(40)]
+    closer.close()
+    assert closer.resets > 0, "no client mapped to the closing node: the test proves nothing"
+    if tls:
+        assert set(answers) == {b"answered\n"}
+    else:
+        assert answers.count(b"") == closer.resets  # the node may have acted on it: never replayed

@@ -20,7 +20,9 @@ client that is a failed new connection, exactly what retries exist to hide. As l
 sent nothing and the client nothing beyond its first bytes, the connection is still replayable: a
 reset (not a FIN) means the node had not read everything we sent, so the first bytes (a ClientHello,
 a request line) go to the next candidate with the same PROXY header. The first byte either way
-ends the replay window and frees the copy.
+ends the replay window and frees the copy. A node that closes cleanly (FIN) before answering may
+have read and acted on a request, so that is replayed only when the first bytes are a whole TLS
+ClientHello: without its ServerHello no handshake happened and no application data was processed.
 
 Every method is called from the worker's event loop; none blocks. Errors on one side become a
 reset (RST, via ``SO_LINGER`` 0) of the other, so neither peer mistakes a failure for a clean end.
@@ -354,6 +356,9 @@ class Connection:
             self.worker.pump_later(self, flow)  # its turn is over; others first, then more bytes
             return
         if result == DONE and not flow.done:
+            if self.replayable and flow is self.b2c and self._is_whole_client_hello():
+                self._replay()  # closed before its ServerHello: no handshake, nothing processed
+                return
             flow.done = True
             assert self.c2b is not None and self.b2c is not None
             if self.c2b.done and self.b2c.done:
@@ -363,6 +368,10 @@ class Connection:
                 flow.dst.shutdown(socket.SHUT_WR)  # half-close: the other direction stays open
             except OSError:
                 pass
+
+    def _is_whole_client_hello(self) -> bool:
+        head = self.first_bytes
+        return tls_sni.looks_like_tls_client_hello(head) and not self._client_hello_incomplete(head)
 
     def _replay(self) -> None:
         """The node reset us before answering: send the first bytes to the next candidate."""
