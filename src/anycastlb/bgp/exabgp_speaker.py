@@ -7,25 +7,24 @@ and ``withdraw`` lines. Repeating a state or withdrawing what is absent costs no
 Lifecycle and failure handling:
 - the agent listens on a Unix socket, writes ``exabgp.conf`` and starts ExaBGP, which starts our
   bridge (``exabgp_bridge``), which connects back: that connection is the API;
-- ExaBGP runs with ``PR_SET_PDEATHSIG``: if this process dies, so does ExaBGP, its TCP sessions close
-  and the routers withdraw our routes within milliseconds (no hold timer involved);
-- ExaBGP exiting is logged with its last lines and it is started again with backoff (1 s doubling
-  to 30 s). ExaBGP only replays routes after a session flap, so on every new API connection the
-  whole desired set is announced again;
+- ExaBGP is a :class:`SupervisedChild`: it dies with this process (``PR_SET_PDEATHSIG``), so its TCP
+  sessions close and the routers withdraw our routes within milliseconds, and it is restarted with
+  backoff when it exits. ExaBGP only replays routes after a session flap, so on every new API
+  connection the whole desired set is announced again;
+- peers with ``bfd: true`` get a BFD sidecar (a BIRD that runs only BFD), supervised the same way;
 - an unreachable peer is ExaBGP's business: it retries the session forever; we only report the
   session state (``neighbor-changes``) in metrics and logs.
 """
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
+from anycastlb.bgp.bfd_sidecar import BfdSidecar, BfdUnavailableError
+from anycastlb.bgp.child import SupervisedChild
 from anycastlb.bgp.exabgp_text import (
     EXABGP_ENVIRONMENT,
     Ack,
@@ -35,22 +34,13 @@ from anycastlb.bgp.exabgp_text import (
     render_config,
     withdraw_line,
 )
-from anycastlb.bgp.metrics import ANNOUNCED, API_ERRORS, SESSION_UP, SPEAKER_RESTARTS
+from anycastlb.bgp.metrics import ANNOUNCED, API_ERRORS, SESSION_UP
 from anycastlb.bgp.policy import Announcement, Prefix
 from anycastlb.model.bgp import BgpConfig
 
 __all__ = ["ExaBgpSpeaker"]
 
 log = logging.getLogger("anycastlb.bgp")
-
-_PR_SET_PDEATHSIG = 1
-_BACKOFF_FIRST, _BACKOFF_MAX, _STABLE_AFTER = 1.0, 30.0, 30.0
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel kills it when the agent dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ExaBgpSpeaker:
@@ -66,10 +56,9 @@ class ExaBgpSpeaker:
         self._sent: dict[Prefix, Announcement] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._server: asyncio.Server | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervisor: asyncio.Task[None] | None = None
+        self._exabgp: SupervisedChild | None = None
+        self._bfd: BfdSidecar | None = None
         self._sync_lock = asyncio.Lock()
-        self._stopping = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -82,80 +71,26 @@ class ExaBgpSpeaker:
         self.config_path.write_text(render_config(self.config, bridge))
         for peer in self.sessions:
             SESSION_UP.labels(peer).set(0)
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        env = {**os.environ, **EXABGP_ENVIRONMENT}
+        self._exabgp = SupervisedChild("exabgp", [sys.executable, "-m", "exabgp", str(self.config_path)], env)
+        self._exabgp.start()
+        if any(peer.bfd for peer in self.config.peers):
+            self._bfd = BfdSidecar(self.config, self.workdir)
+            try:
+                await self._bfd.start()
+            except BfdUnavailableError as error:
+                log.error("bfd_unavailable error=%r (BGP runs without BFD)", str(error))
 
     async def stop(self) -> None:
         """Stop ExaBGP (its sessions close, so the routers withdraw what it announced)."""
-        self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-        await self._terminate()
+        if self._exabgp is not None:
+            await self._exabgp.stop()
+        if self._bfd is not None:
+            await self._bfd.stop()
         if self._server is not None:
             self._server.close()
         for peer in self.sessions:
             SESSION_UP.labels(peer).set(0)
-
-    async def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 3.0)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    async def _supervise(self) -> None:
-        backoff = _BACKOFF_FIRST
-        while not self._stopping:
-            started = time.monotonic()
-            env = {**os.environ, **EXABGP_ENVIRONMENT}
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "exabgp",
-                str(self.config_path),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-            log.info("speaker_started speaker=exabgp pid=%d peers=%d", self._process.pid, len(self.sessions))
-            last_lines = await self._read_output(self._process)
-            code = await self._process.wait()
-            if self._stopping:
-                return
-            SPEAKER_RESTARTS.inc()
-            if time.monotonic() - started > _STABLE_AFTER:
-                backoff = _BACKOFF_FIRST
-            log.error(
-                "speaker_died speaker=exabgp code=%d action=restart in=%.0fs last_output=%r",
-                code,
-                backoff,
-                " | ".join(last_lines),
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(_BACKOFF_MAX, backoff * 2)
-
-    async def _read_output(self, process: asyncio.subprocess.Process) -> list[str]:
-        """Log ExaBGP's own lines (errors as errors); return the last few for a crash report."""
-        last: list[str] = []
-        if process.stdout is None:
-            return last
-        async for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            if not line:
-                continue
-            last = [*last[-4:], line]
-            if "ERROR" in line or "CRITICAL" in line or "Traceback" in line:
-                log.error("speaker_output %s", line)
-            else:
-                log.debug("speaker_output %s", line)
-        return last
 
     # ---- the API connection ------------------------------------------------------------------
 

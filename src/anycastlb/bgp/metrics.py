@@ -21,5 +21,7 @@ DRAINING = Gauge(
     "1 once a drain withdrew every VIP",
     multiprocess_mode="livemax",
 )
-SPEAKER_RESTARTS = Counter("anycastlb_bgp_speaker_restarts", "Times the BGP speaker exited and was restarted")
+SPEAKER_RESTARTS = Counter(
+    "anycastlb_bgp_child_restarts", "Times a BGP child (exabgp, bfd) exited and was restarted", ["child"]
+)
 API_ERRORS = Counter("anycastlb_bgp_api_errors", "Speaker API commands answered with an error")

@@ -34,7 +34,7 @@ class BgpPeer(Frozen):
     remote_as: ASN
     local_address: IPAddress | None = None  # default: the kernel picks the source address
     hold_time: Duration = 3.0  # 0 (no keepalives) or 3 s to 65535 s; the router may ask for less
-    connect_retry: Duration = 1.0  # first retry of a failed session; doubles up to 30 s
+    bfd: bool = False  # answer BFD from this peer (a BIRD sidecar), so a silent PoP death is seen fast
 
     @model_validator(mode="after")
     def _consistent(self) -> "BgpPeer":
@@ -88,6 +88,8 @@ class BgpConfig(Frozen):
     communities: tuple[str, ...] = ()
     as_path_prepend: Annotated[int, Field(ge=0, le=10)] = 0
     vips: tuple[VipAttributes, ...] = ()
+    bfd_interval: Duration = 0.1  # BFD transmit/receive interval for peers with bfd: true
+    bfd_multiplier: Annotated[int, Field(ge=1, le=255)] = 3  # intervals without a packet = down
     withdraw_delay: Duration = 2.0  # drain: time between withdrawing and closing the listeners
     hold_down: Duration = 1.0  # flap dampening: first hold-down before re-announcing a flapping VIP
     max_hold_down: Duration = 60.0
@@ -112,6 +114,8 @@ class BgpConfig(Frozen):
             )
         if self.next_hop_v6 != "self" and self.next_hop_v6.version != 6:
             raise ValueError(f"next_hop_v6 {self.next_hop_v6} must be an IPv6 address")
+        if self.bfd_interval < 0.01:
+            raise ValueError("bfd_interval must be at least 10ms")
         if self.hold_down > self.max_hold_down:
             raise ValueError(
                 f"hold_down ({self.hold_down}s) must be <= max_hold_down ({self.max_hold_down}s)"

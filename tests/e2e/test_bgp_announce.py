@@ -1,0 +1,117 @@
+"""The edge's BGP speaker against a real router (BIRD) across network namespaces.
+
+Announce what the PoP can serve, withdraw what it cannot, withdraw before draining, and take the
+routes along when the agent dies, loudly (SIGKILL) or silently (its switch port goes dark, BFD).
+"""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.bgp_pair import VIP, BgpPair, ip, netns_usable
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+_missing = netns_usable()
+if _missing is not None:
+    pytest.skip(f"network namespaces unavailable: {_missing}", allow_module_level=True)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BgpPair]:
+    marker = request.node.get_closest_marker("bfd")
+    topology = BgpPair(tmp_path, f"t{os.getpid() % 10000}", bfd=marker is not None).build()
+    try:
+        yield topology
+    finally:
+        topology.destroy()
+
+
+def _started(pair: BgpPair, **bgp: object) -> BgpPair:
+    pair.start_router()
+    pair.start_node()
+    pair.start_edge(pair.edge_config(**bgp))
+    pair.wait_route(present=True, timeout=15)
+    return pair
+
+
+def _edge_pids(pair: BgpPair) -> list[int]:
+    out = ip("netns", "pids", pair.pop).stdout.split()
+    return [int(pid) for pid in out if b"anycastlb" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_pop_withdraws_its_vip_when_its_last_backend_dies_and_announces_it_again(pair: BgpPair) -> None:
+    _started(pair)
+    subprocess.run(["pkill", "-f", f"nginx -c {pair.dir}/nginx.conf"], check=True)
+    gone_after = pair.wait_route(present=False, timeout=5)
+    assert gone_after < 1.0, f"withdrawal took {gone_after:.3f}s"  # bench/anycast_failover.py measures it
+    assert "vip_withdrawn prefix=198.18.0.10/32" in pair.log()
+    pair.start_node()
+    pair.wait_route(present=True, timeout=5)
+    assert pair.log().count("vip_announced prefix=198.18.0.10/32") == 2
+
+
+def test_drain_withdraws_first_keeps_serving_during_the_delay_then_exits(pair: BgpPair) -> None:
+    _started(pair)
+    assert pair.edge is not None
+    pair.edge.send_signal(signal.SIGTERM)
+    pair.wait_route(present=False, timeout=1)
+    answer = subprocess.run(
+        ["ip", "netns", "exec", pair.pop, "curl", "-s", "-m", "1", f"http://{VIP}/"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert answer.stdout == "ok\n", "the listener must keep serving until withdraw_delay has passed"
+    assert pair.edge.wait(timeout=15) == 0
+    log = pair.log()
+    assert log.index("vip_withdrawn") < log.index("drain_connections") < log.index("edge_stopped")
+
+
+def test_a_killed_agent_takes_its_speaker_and_its_routes_with_it(pair: BgpPair) -> None:
+    _started(pair)
+    for pid in _edge_pids(pair):
+        os.kill(pid, signal.SIGKILL)
+    started = time.monotonic()
+    pair.wait_route(present=False, timeout=5)
+    assert time.monotonic() - started < 1.0  # the kernel closes the session: no hold timer
+    time.sleep(0.3)
+    assert _edge_pids(pair) == [], "a speaker (ExaBGP, bridge) outlived its agent"
+
+
+def test_an_unreachable_router_is_retried_until_it_comes(pair: BgpPair) -> None:
+    pair.start_node()
+    pair.start_edge(pair.edge_config())
+    time.sleep(3)
+    assert pair.edge is not None and pair.edge.poll() is None, pair.log()
+    assert "bgp_session peer=10.99.0.1 state=up" not in pair.log()
+    pair.start_router()
+    pair.wait_route(present=True, timeout=15)
+
+
+def test_without_bfd_a_silent_pop_death_costs_the_hold_time(pair: BgpPair) -> None:
+    _started(pair)
+    pair.cut_pop_silently()
+    gone_after = pair.wait_route(present=False, timeout=6)
+    assert 1.0 < gone_after < pair.hold_time + 1.0
+
+
+@pytest.mark.bfd
+def test_with_bfd_a_silent_pop_death_moves_traffic_within_350_ms(pair: BgpPair) -> None:
+    _started(pair)
+    time.sleep(1.5)  # BFD comes up after the BGP session
+    sessions = subprocess.run(
+        ["ip", "netns", "exec", pair.router, "birdc", "-s", str(pair.bird_socket), "show", "bfd", "sessions"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert "Up" in sessions, f"BFD session not up:\n{sessions}\n{pair.log()[-2000:]}"
+    pair.cut_pop_silently()
+    gone_after = pair.wait_route(present=False, timeout=3)
+    assert gone_after < 0.6, f"{gone_after:.3f}s"  # 3 x 100 ms; bench/anycast_failover.py has the figures
