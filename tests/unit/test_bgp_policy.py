@@ -90,3 +90,12 @@ def test_changed_attributes_are_a_new_announcement() -> None:
 def test_damper_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="hold_down"):
         FlapDamper(hold_down=5.0, max_hold_down=1.0)
+
+
+def test_held_down_vips_are_reported_with_their_release_time() -> None:
+    policy = _policy(hold_down=1.0)
+    for now in (0.0, 1.0):
+        policy.decide({VIP: True}, ATTRS, draining=False, now=now)
+        policy.decide({VIP: False}, ATTRS, draining=False, now=now + 0.5)
+    policy.decide({VIP: True}, ATTRS, draining=False, now=1.6)
+    assert policy.held_down == {VIP: 2.5}

@@ -81,6 +81,7 @@ class AnnouncePolicy:
     def __init__(self, damper: FlapDamper) -> None:
         self.damper = damper
         self._announced: set[Prefix] = set()
+        self.held_down: dict[Prefix, float] = {}  # serving VIPs kept out by dampening, and until when
 
     def decide(
         self,
@@ -91,6 +92,7 @@ class AnnouncePolicy:
     ) -> tuple[frozenset[Announcement], float | None]:
         wanted: set[Announcement] = set()
         wake: float | None = None
+        self.held_down = {}
         for prefix, up in serving.items():
             if draining or not up:
                 if prefix in self._announced:
@@ -101,6 +103,7 @@ class AnnouncePolicy:
                 ready = self.damper.ready_at(prefix, now)
                 if ready > now:
                     wake = ready if wake is None else min(wake, ready)
+                    self.held_down[prefix] = ready
                     continue
                 self._announced.add(prefix)
             wanted.add(Announcement(prefix, attributes[prefix]))

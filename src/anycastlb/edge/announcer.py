@@ -68,7 +68,12 @@ class _Announcer:
         vips = vip_listeners(self.config)
         serving = vip_serving(vips, self.view)
         attributes = vip_attributes(bgp, list(vips))
-        announcements, self.wake_at = self.policy.decide(serving, attributes, self.draining, time.monotonic())
+        held_before = set(self.policy.held_down)
+        now = time.monotonic()
+        announcements, self.wake_at = self.policy.decide(serving, attributes, self.draining, now)
+        for prefix, until in self.policy.held_down.items():
+            if prefix not in held_before:
+                log.warning("vip_held_down prefix=%s for=%.1fs reason=flapping", prefix, until - now)
         await self.speaker.set(announcements)
 
     def read_board(self) -> bool:
