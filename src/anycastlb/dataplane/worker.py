@@ -34,7 +34,7 @@ from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.model.config import EdgeConfig, Listener
-from anycastlb.wire.framing import read_message
+from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView, ListenerHealth, PassiveReport
 
@@ -123,7 +123,7 @@ class Worker:
         self.config = config
         self._conn_prefix = int.from_bytes(os.urandom(3), "big") << 40 | (index & 0xFF) << 32
         self._conn_seq = 0
-        self._control_buffer = bytearray()
+        self._control = ConfigPipeReader(control_fd)
         self._draining_until: float | None = None
         self._next_sweep = self.now + _SWEEP_SECONDS
         self._paused: list[ListenerRuntime] = []
@@ -209,17 +209,13 @@ class Worker:
         return stats
 
     def _on_control(self, _events: int) -> None:
-        try:
-            chunk = os.read(self.control_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        if not chunk:
+        messages = self._control.read()
+        if messages is None:
             log.warning("supervisor_gone worker=%d action=drain", self.index)
             self.unregister(self.control_fd)
             self.start_drain()
             return
-        self._control_buffer += chunk
-        while (message := read_message(self._control_buffer)) is not None:
+        for message in messages:
             self.apply(EdgeConfig.model_validate_json(message))
             log.info("config_applied worker=%d listeners=%d", self.index, len(self.config.listeners))
 

@@ -24,7 +24,7 @@ from anycastlb.bgp.policy import AnnouncePolicy, FlapDamper
 from anycastlb.edge.vips import vip_attributes, vip_listeners, vip_serving
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config import EdgeConfig
-from anycastlb.wire.framing import read_message
+from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView
 
@@ -115,7 +115,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     announcer = _Announcer(config, bgp, board, workdir)
-    buffer = bytearray()
+    control = ConfigPipeReader(control_fd)
     pending: set[asyncio.Task[None]] = set()
 
     def drain() -> None:
@@ -126,16 +126,12 @@ async def _serve(
             announcer.changed.set()
 
     def on_control() -> None:
-        try:
-            chunk = os.read(control_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        if not chunk:
+        messages = control.read()
+        if messages is None:
             log.warning("supervisor_gone part=bgp action=stop")
             stop.set()
             return
-        buffer.extend(chunk)
-        while (message := read_message(buffer)) is not None:
+        for message in messages:
             task = loop.create_task(announcer.reconfigure(EdgeConfig.model_validate_json(message)))
             pending.add(task)
             task.add_done_callback(pending.discard)

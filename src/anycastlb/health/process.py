@@ -22,7 +22,7 @@ import time
 from anycastlb.health.monitor import HealthMonitor, ProbeFunction
 from anycastlb.health.probes import run_probe
 from anycastlb.model.config import EdgeConfig
-from anycastlb.wire.framing import read_message
+from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import PassiveReport
 
@@ -55,19 +55,15 @@ async def _serve(
     monitor = HealthMonitor(board, probe)
     monitor.configure(config)
     log.info("health_started targets=%d listeners=%d", len(monitor.targets), len(config.listeners))
-    buffer = bytearray()
+    control = ConfigPipeReader(control_fd)
 
     def on_control() -> None:
-        try:
-            chunk = os.read(control_fd, 1 << 20)
-        except BlockingIOError:
-            return
-        if not chunk:
+        messages = control.read()
+        if messages is None:
             log.warning("supervisor_gone part=health action=exit")
             stop.set()
             return
-        buffer.extend(chunk)
-        while (message := read_message(buffer)) is not None:
+        for message in messages:
             monitor.configure(EdgeConfig.model_validate_json(message))
             log.info("health_config_applied targets=%d", len(monitor.targets))
 
