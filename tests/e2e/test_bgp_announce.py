@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bgp_pair import VIP, BgpPair, ip, netns_usable
+from tests.support.bgp_pair import POP_IP6, VIP, VIP6, BgpPair, ip, netns_usable
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -115,3 +115,23 @@ def test_with_bfd_a_silent_pop_death_moves_traffic_within_350_ms(pair: BgpPair) 
     pair.cut_pop_silently()
     gone_after = pair.wait_route(present=False, timeout=3)
     assert gone_after < 0.6, f"{gone_after:.3f}s"  # 3 x 100 ms; bench/anycast_failover.py has the figures
+
+
+def test_an_ipv6_vip_is_announced_as_a_128_with_its_ipv6_next_hop(pair: BgpPair) -> None:
+    pair.start_router()
+    pair.start_node()
+    config = pair.edge_config(next_hop_v6=POP_IP6)
+    config["listeners"].append(
+        {
+            "name": "web6",
+            "address": VIP6,
+            "port": 80,
+            "backends": [{"address": "127.0.0.1", "port": 8081}],
+            "health": {"type": "http", "path": "/", "interval": "100ms", "timeout": "100ms"},
+        }
+    )
+    pair.start_edge(config)
+    pair.wait_route(present=True, timeout=15, vip=VIP6)
+    route = ip("-n", pair.router, "-6", "route", "show", VIP6).stdout
+    assert f"via {POP_IP6}" in route, route
+    assert "vip_announced prefix=2001:db8::10/128" in pair.log()

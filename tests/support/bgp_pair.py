@@ -19,8 +19,9 @@ from typing import IO, Any
 
 import yaml
 
-VIP = "198.18.0.10"
+VIP, VIP6 = "198.18.0.10", "2001:db8::10"
 ROUTER_IP, POP_IP = "10.99.0.1", "10.99.0.2"
+ROUTER_IP6, POP_IP6 = "fd00:99::1", "fd00:99::2"
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -66,8 +67,11 @@ class BgpPair:
             ip("link", "set", f"{self.pop}-{name}s", "netns", self.switch)
             ip("-n", self.switch, "link", "set", f"{self.pop}-{name}s", "master", "br0", "up")
             ip("-n", ns, "addr", "add", f"{address}/24", "dev", f"{self.pop}-{name}")
+            address6 = ROUTER_IP6 if name == "r" else POP_IP6
+            ip("-n", ns, "addr", "add", f"{address6}/64", "dev", f"{self.pop}-{name}", "nodad")
             ip("-n", ns, "link", "set", f"{self.pop}-{name}", "up")
         ip("-n", self.pop, "addr", "add", f"{VIP}/32", "dev", "lo")
+        ip("-n", self.pop, "addr", "add", f"{VIP6}/128", "dev", "lo")
         return self
 
     def cut_pop_silently(self) -> None:
@@ -106,12 +110,14 @@ class BgpPair:
             router id {ROUTER_IP};
             protocol device {{ scan time 1; }}
             protocol kernel {{ ipv4 {{ export all; import none; }}; scan time 1; }}
+            protocol kernel {{ ipv6 {{ export all; import none; }}; scan time 1; }}
             {bfd_protocol}
             protocol bgp pop {{
               local {ROUTER_IP} as 65000; neighbor {POP_IP} as 65001;
               hold time {self.hold_time}; keepalive time 1; connect retry time 1; connect delay time 1;
               error wait time 1, 5; error forget time 10; {bfd}
               ipv4 {{ import all; export none; }};
+              ipv6 {{ import all; export none; }};
             }}
             """)
         )
@@ -198,16 +204,17 @@ class BgpPair:
 
     # ---- observing --------------------------------------------------------------------------------
 
-    def route_present(self) -> bool:
-        return "via" in ip("-n", self.router, "route", "show", f"{VIP}/32").stdout
+    def route_present(self, vip: str = VIP) -> bool:
+        family = "-6" if ":" in vip else "-4"
+        return "via" in ip("-n", self.router, family, "route", "show", vip).stdout
 
-    def wait_route(self, present: bool, timeout: float) -> float:
+    def wait_route(self, present: bool, timeout: float, vip: str = VIP) -> float:
         """Seconds until the router's kernel route to the VIP is (or is no longer) there."""
         started = time.monotonic()
-        while self.route_present() != present:
+        while self.route_present(vip) != present:
             if time.monotonic() - started > timeout:
                 raise TimeoutError(
-                    f"route to {VIP} {'never appeared' if present else 'still there'} after {timeout}s;"
+                    f"route to {vip} {'never appeared' if present else 'still there'} after {timeout}s;"
                     f" edge log:\n{self.log()[-3000:]}"
                 )
             time.sleep(0.002)
