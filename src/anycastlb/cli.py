@@ -69,6 +69,101 @@ def demo() -> None:
     raise typer.Exit(run_demo())
 
 
+lab_app = typer.Typer(
+    help="A real anycast network on this box (network namespaces, BIRD, two PoPs, three nodes). Root only.",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app, name="lab")
+LabName = Annotated[
+    str, typer.Option("--name", help="Lab name: prefixes its namespaces (1-8 letters/digits).")
+]
+LabRoot = Annotated[Path, typer.Option("--state-root", help="Where labs keep configs, logs and state.")]
+_LAB_ROOT = Path("/run/anycastlb-lab")
+
+
+def _lab_error(error: Exception) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(1)
+
+
+@lab_app.command("up")
+def lab_up(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
+    """Build the lab (or do nothing if it is up); returns once the router forwards the VIP to fra."""
+    from anycastlb.lab.anycast import AnycastLab, LabError  # noqa: PLC0415 - lean start-up
+
+    try:
+        result = AnycastLab(name, state_root).up()
+    except (LabError, ValueError) as error:
+        raise _lab_error(error) from None
+    state = "was already up" if result.already_up else f"is up after {result.seconds:.1f}s"
+    typer.echo(f"lab {name} {state}; `anycastlb lab status` shows it")
+
+
+@lab_app.command("status")
+def lab_status(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
+    """PoPs (edge, BGP session, announced VIPs), the router's routes, the nodes' health."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from anycastlb.lab.anycast import AnycastLab, LabError  # noqa: PLC0415
+    from anycastlb.lab.observe import collect_status  # noqa: PLC0415
+    from anycastlb.lab.status import render_status  # noqa: PLC0415
+
+    try:
+        status = collect_status(AnycastLab(name, state_root))
+    except (LabError, ValueError) as error:
+        raise _lab_error(error) from None
+    render_status(status, Console())
+    if status.problem is not None:
+        raise typer.Exit(1)
+
+
+@lab_app.command("failover")
+def lab_failover(
+    pop: Annotated[str, typer.Option("--pop", help="The PoP to fail.")] = "fra",
+    mode: Annotated[
+        str, typer.Option("--mode", help="drain (SIGTERM), kill (SIGKILL), cut (from its nodes).")
+    ] = "drain",
+    restore: Annotated[
+        bool, typer.Option(help="Bring the PoP back afterwards and measure the return.")
+    ] = True,
+    name: LabName = "alb",
+    state_root: LabRoot = _LAB_ROOT,
+) -> None:
+    """Fail a PoP under client load; print how long traffic took to move and what failed."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from anycastlb.lab.anycast import AnycastLab, LabError  # noqa: PLC0415
+    from anycastlb.lab.failover import MODES, run_failover  # noqa: PLC0415
+    from anycastlb.lab.report import render_failover  # noqa: PLC0415
+
+    chosen = next((m for m in MODES if m == mode), None)
+    if chosen is None:
+        raise _lab_error(ValueError(f"--mode {mode!r}: use one of {', '.join(MODES)}"))
+    try:
+        result = run_failover(AnycastLab(name, state_root), pop, chosen, restore=restore)
+    except (LabError, ValueError) as error:
+        raise _lab_error(error) from None
+    except KeyError as error:  # an unknown PoP: the message lists the known ones
+        raise _lab_error(ValueError(error.args[0])) from None
+    render_failover(result, Console())
+
+
+@lab_app.command("down")
+def lab_down(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
+    """Stop every lab process, delete its namespaces and its state dir."""
+    from anycastlb.lab.anycast import AnycastLab, LabError  # noqa: PLC0415
+
+    try:
+        result = AnycastLab(name, state_root).down()
+    except (LabError, ValueError) as error:
+        raise _lab_error(error) from None
+    if not (result.stopped or result.namespaces or result.state_dir_removed):
+        typer.echo(f"lab {name} was not up: nothing to remove")
+        return
+    stopped, deleted = len(result.stopped), len(result.namespaces)
+    typer.echo(f"lab {name} removed: {stopped} processes stopped, {deleted} namespaces deleted")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -1,0 +1,104 @@
+"""What a failover looked like from the client and from the router, as pure data and arithmetic.
+
+The client records every request (a new TCP connection each) with its start and end time and who
+answered: the node names itself and the PoP the connection came through. The router records every
+change of the VIP's next hop. Both use ``time.monotonic()``, which is the same clock in every
+network namespace, so the two records and the fault's timestamp line up.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Attempt", "Movement", "RouteChange", "measure_movement", "parse_answer"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One client request: ``pop`` and ``node`` are None when it failed (then ``error`` says how)."""
+
+    started: float
+    ended: float
+    source: str
+    node: str | None = None
+    pop: str | None = None
+    client_seen: str | None = None  # the client address the node saw (PROXY protocol)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.node is not None
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> "Attempt":
+        data = json.loads(line)
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    """From ``at`` on, the router sent the VIP to ``pop`` (None: no route at all)."""
+
+    at: float
+    pop: str | None
+
+
+def parse_answer(body: str) -> dict[str, str]:
+    """``node=node2 client=10.10.0.7 via=10.30.0.11`` → its key/value pairs."""
+    return dict(part.split("=", 1) for part in body.split() if "=" in part)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """How traffic moved after an event (a fault, or the recovery) at time ``since``."""
+
+    attempts: int  # requests in flight or started in the window
+    failed: tuple[Attempt, ...]
+    answered_by: dict[str, int]  # PoP -> successful requests
+    route_after: float | None  # seconds until the router pointed the VIP at an accepted PoP
+    traffic_after: float | None  # seconds until requests went only to accepted PoPs (and stayed)
+
+    @property
+    def errors(self) -> dict[str, int]:
+        return dict(Counter(attempt.error.split(":")[0] for attempt in self.failed))
+
+
+def measure_movement(
+    attempts: Sequence[Attempt],
+    routes: Sequence[RouteChange],
+    since: float,
+    until: float,
+    arrived: Callable[[str], bool],
+    *,
+    in_flight: bool = True,
+) -> Movement:
+    """Measure the move to PoPs for which ``arrived(pop)`` holds, in the window ``[since, until)``.
+
+    A request counts if it started in the window or, with ``in_flight``, was in flight at ``since``:
+    a request cut off by the fault is the fault's doing. For a window that follows another one (the
+    return after the fault), pass ``in_flight=False`` so that no request is counted twice. Traffic
+    has moved at the start of the first successful request after which every successful request in
+    the window went to an accepted PoP.
+    """
+    window = [a for a in attempts if (a.ended if in_flight else a.started) >= since and a.started < until]
+    succeeded = [a for a in window if a.ok and a.started >= since]
+    traffic_at = None
+    for attempt in reversed(succeeded):
+        if attempt.pop is None or not arrived(attempt.pop):
+            break
+        traffic_at = attempt.started
+    route_at = next(
+        (change.at for change in routes if since <= change.at < until and change.pop and arrived(change.pop)),
+        None,
+    )
+    return Movement(
+        attempts=len(window),
+        failed=tuple(a for a in window if not a.ok),
+        answered_by=dict(Counter(a.pop or "?" for a in window if a.ok)),
+        route_after=None if route_at is None else route_at - since,
+        traffic_after=None if traffic_at is None else traffic_at - since,
+    )

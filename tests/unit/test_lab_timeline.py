@@ -1,0 +1,72 @@
+"""Failover arithmetic: when the route and the traffic moved, what failed, who answered."""
+
+from anycastlb.lab.timeline import Attempt, RouteChange, measure_movement, parse_answer
+
+
+def _ok(started: float, pop: str, duration: float = 0.001) -> Attempt:
+    return Attempt(started, started + duration, "10.10.0.2", "node1", pop, "10.10.0.2")
+
+
+def _failed(
+    started: float, duration: float = 0.001, error: str = "ConnectionRefusedError: refused"
+) -> Attempt:
+    return Attempt(started, started + duration, "10.10.0.3", error=error)
+
+
+def _away_from_fra(pop: str) -> bool:
+    return pop != "fra"
+
+
+def test_a_clean_move_is_timed_from_the_fault_by_route_and_by_traffic() -> None:
+    attempts = [_ok(9.0, "fra"), _ok(10.001, "fra"), _ok(10.02, "par"), _ok(10.05, "par")]
+    routes = [RouteChange(5.0, "fra"), RouteChange(10.015, "par")]
+    moved = measure_movement(attempts, routes, since=10.0, until=20.0, arrived=_away_from_fra)
+    assert moved.route_after is not None and abs(moved.route_after - 0.015) < 1e-9
+    assert moved.traffic_after is not None and abs(moved.traffic_after - 0.02) < 1e-9
+    assert (moved.attempts, moved.failed, moved.answered_by) == (3, (), {"fra": 1, "par": 2})
+
+
+def test_a_request_in_flight_at_the_fault_counts_and_so_do_refused_ones() -> None:
+    in_flight = _failed(9.999, duration=0.01, error="ConnectionResetError: reset")
+    attempts = [in_flight, _failed(10.002), _failed(10.004), _ok(10.03, "par")]
+    moved = measure_movement(attempts, [], since=10.0, until=20.0, arrived=_away_from_fra)
+    assert len(moved.failed) == 3
+    assert moved.errors == {"ConnectionResetError": 1, "ConnectionRefusedError": 2}
+    assert moved.route_after is None  # the watcher saw no change: reported as never
+
+
+def test_traffic_has_moved_only_once_it_stays_moved() -> None:
+    attempts = [_ok(10.01, "par"), _ok(10.02, "fra"), _ok(10.03, "par"), _ok(10.04, "par")]
+    moved = measure_movement(attempts, [], since=10.0, until=20.0, arrived=_away_from_fra)
+    assert moved.traffic_after is not None and abs(moved.traffic_after - 0.03) < 1e-9
+
+
+def test_traffic_that_never_moves_is_none() -> None:
+    moved = measure_movement([_ok(10.5, "fra")], [], since=10.0, until=20.0, arrived=_away_from_fra)
+    assert moved.traffic_after is None
+
+
+def test_the_window_ends_where_the_return_starts() -> None:
+    attempts = [_ok(10.1, "par"), _ok(15.1, "fra")]
+    routes = [RouteChange(10.05, "par"), RouteChange(15.05, "fra")]
+    moved = measure_movement(attempts, routes, 10.0, 15.0, _away_from_fra)
+    back = measure_movement(attempts, routes, 15.0, 20.0, lambda pop: pop == "fra")
+    assert (moved.answered_by, back.answered_by) == ({"par": 1}, {"fra": 1})
+    assert back.route_after is not None and abs(back.route_after - 0.05) < 1e-9
+
+
+def test_a_request_spanning_two_windows_counts_once_in_the_first() -> None:
+    slow = _failed(14.5, duration=1.0, error="ConnectionResetError: reset")
+    moved = measure_movement([slow], [], 10.0, 15.0, _away_from_fra)
+    back = measure_movement([slow], [], 15.0, 20.0, lambda pop: pop == "fra", in_flight=False)
+    assert (len(moved.failed), len(back.failed)) == (1, 0)
+
+
+def test_answers_and_attempts_round_trip() -> None:
+    assert parse_answer("node=node2 client=10.10.0.7 via=10.30.0.11\n") == {
+        "node": "node2",
+        "client": "10.10.0.7",
+        "via": "10.30.0.11",
+    }
+    attempt = _failed(1.5)
+    assert Attempt.from_json(attempt.to_json()) == attempt
