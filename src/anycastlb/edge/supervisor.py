@@ -21,10 +21,9 @@ import http.server
 import logging
 import os
 import select
-import shutil
 import signal
 import socket
-import tempfile
+import socketserver
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,6 +35,7 @@ from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.sockets import open_listener
 from anycastlb.dataplane.worker import Worker
 from anycastlb.edge.announcer import run_announcer
+from anycastlb.edge.metrics_dir import private_dir
 from anycastlb.health.process import run_health_process
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint, load_config
 from anycastlb.wire.framing import write_message
@@ -80,6 +80,13 @@ class _MetricsServer(http.server.HTTPServer):
         handler.timeout = 2  # type: ignore[attr-defined]  # a stuck scraper must not hold the loop
         super().__init__((str(endpoint.address), endpoint.port), handler)
 
+    def server_bind(self) -> None:
+        """Bind without ``HTTPServer``'s reverse DNS lookup of the address: where DNS is unreachable
+        (a PoP namespace, an isolated host) it costs 5 s of start-up, for a name nobody reads."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
 
 def _check_listeners(config: EdgeConfig, already_open: set[tuple[str, int, str]]) -> None:
     """Bind every new listener once, so failures surface here and not inside N workers."""
@@ -98,7 +105,7 @@ class Supervisor:
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
         self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp" -> (pid, control pipe write end)
         self.health_board = HealthBoard()
-        self.run_dir = Path(tempfile.mkdtemp(prefix=f"anycastlb-{config.pop}-"))
+        self.run_dir = private_dir("run")
         # Workers report failed connects to the health process: many writers, one reader, datagrams.
         self.reports_in, self.reports_out = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.reports_out.setblocking(False)
@@ -152,7 +159,6 @@ class Supervisor:
                 drain_deadline = self._drain_step(time.monotonic(), drain_deadline)
         if metrics:
             metrics.server_close()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
         log.info("edge_stopped pop=%s", self.config.pop)
         return 0
 

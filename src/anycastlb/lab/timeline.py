@@ -11,7 +11,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Attempt", "Movement", "RouteChange", "measure_movement", "parse_answer"]
+__all__ = [
+    "Attempt",
+    "Movement",
+    "RouteChange",
+    "measure_movement",
+    "open_across",
+    "parse_answer",
+    "switched_to",
+]
 
 
 @dataclass(frozen=True)
@@ -102,3 +110,18 @@ def measure_movement(
         route_after=None if route_at is None else route_at - since,
         traffic_after=None if traffic_at is None else traffic_at - since,
     )
+
+
+def switched_to(routes: Sequence[RouteChange], pop: str) -> float | None:
+    """When the router first pointed the VIP at ``pop``, or None if it never did."""
+    return next((change.at for change in routes if change.pop == pop), None)
+
+
+def open_across(attempts: Sequence[Attempt], moment: float) -> list[Attempt]:
+    """Requests whose connection was open at ``moment``: started before it, ended after it.
+
+    When the route moves, the client's next packets of such a connection reach the other PoP, which
+    has no such connection and resets it. Plain anycast cannot save these (second-chance forwarding
+    between PoPs could); every other request must succeed.
+    """
+    return [attempt for attempt in attempts if attempt.started <= moment < attempt.ended]
