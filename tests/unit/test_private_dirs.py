@@ -15,9 +15,8 @@ def test_directories_of_dead_edges_are_swept_and_live_ones_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
+    probe = [sys.executable, "-c", "import os; print(os.getpid())"]
+    dead = subprocess.run(probe, capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
     stale = tmp_path / f"anycastlb-run-{dead_pid}-abc"
     mine = metrics_dir.private_dir("run")
