@@ -121,7 +121,11 @@ def lab_status(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
 def lab_failover(
     pop: Annotated[str, typer.Option("--pop", help="The PoP to fail.")] = "fra",
     mode: Annotated[
-        str, typer.Option("--mode", help="drain (SIGTERM), kill (SIGKILL), cut (from its nodes).")
+        str,
+        typer.Option(
+            "--mode",
+            help="drain (SIGTERM), kill (SIGKILL), cut (from its nodes), silent (its switch port dies).",
+        ),
     ] = "drain",
     restore: Annotated[
         bool, typer.Option(help="Bring the PoP back afterwards and measure the return.")

@@ -69,8 +69,8 @@ class DownResult:
 class AnycastLab:
     """One lab, named ``name`` (the namespace prefix), with its state under ``state_root/name``."""
 
-    def __init__(self, name: str = "alb", state_root: Path = DEFAULT_STATE_ROOT) -> None:
-        self.topology = Topology(name)
+    def __init__(self, name: str = "alb", state_root: Path = DEFAULT_STATE_ROOT, *, bfd: bool = True) -> None:
+        self.topology = Topology(name, bfd=bfd)
         self.state_root = state_root
         self.dir = state_root / name
         self.state_file = self.dir / "state.json"

@@ -67,6 +67,20 @@ def render_bird_config(topology: Topology, pop_as: int) -> str:
         "    };",
         "}",
     ]
+    if topology.bfd:
+        # BFD drops a PoP's session after 3 x 100 ms of silence, where the hold timer takes 3 s.
+        template_channel = lines.index("    ipv4 {", lines.index("template bgp pop {"))
+        lines.insert(template_channel, "    bfd on;")
+        lines += [
+            "",
+            "protocol bfd {",
+            '    interface "*" {',
+            "        min rx interval 100 ms;",
+            "        min tx interval 100 ms;",
+            "        multiplier 3;",
+            "    };",
+            "}",
+        ]
     for pop in topology.pops:
         lines += [
             "",

@@ -55,6 +55,7 @@ def edge_config(topology: Topology, pop_name: str) -> dict[str, Any]:
                     "remote_as": ROUTER_AS,
                     "local_address": pop.transit_address,
                     "hold_time": "3s",
+                    "bfd": topology.bfd,
                 }
             ],
             "as_path_prepend": pop.as_path_prepend,

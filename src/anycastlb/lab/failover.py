@@ -10,6 +10,8 @@ Modes (``--mode``):
   route at once; the hold time (3 s) bounds it. Connections in the gap are refused.
 - ``cut``: the PoP loses its cable to every node (``ip link set cluster down`` inside it). Its health
   checks fail, its listener stops serving, it withdraws.
+- ``silent``: the PoP's switch port goes dark: it dies silently for the router (no carrier loss, no
+  TCP reset). BFD (3 x 100 ms) or else the hold timer (3 s) moves the route.
 
 With ``restore`` the PoP is then brought back (edge started again, or cable plugged back) and the
 return of the traffic is measured the same way. The client runs in the client namespace
@@ -27,7 +29,14 @@ from types import TracebackType
 from typing import Literal
 
 from anycastlb.lab.anycast import AnycastLab
-from anycastlb.lab.faults import drain_edge, edge_processes, kill_edge, restart_edge, set_cluster_link
+from anycastlb.lab.faults import (
+    drain_edge,
+    edge_processes,
+    kill_edge,
+    restart_edge,
+    set_cluster_link,
+    set_transit_port,
+)
 from anycastlb.lab.netns import LabError, inside
 from anycastlb.lab.processes import checkout_env
 from anycastlb.lab.procfs import next_hop
@@ -36,8 +45,8 @@ from anycastlb.lab.topology import HTTP_PORT
 
 __all__ = ["MODES", "ClientRun", "FailoverResult", "Mode", "RouteWatcher", "client_requests", "run_failover"]
 
-Mode = Literal["drain", "kill", "cut"]
-MODES: tuple[Mode, ...] = ("drain", "kill", "cut")
+Mode = Literal["drain", "kill", "cut", "silent"]
+MODES: tuple[Mode, ...] = ("drain", "kill", "cut", "silent")
 _BASELINE = 20  # successful requests through the PoP before the fault
 _MAX_HOLD_DOWN = 8.0  # bgp.max_hold_down in the lab's edge.yaml: the longest a return may be held
 
@@ -185,6 +194,8 @@ def _fault(lab: AnycastLab, pop: str, mode: Mode) -> None:
         drain_edge(lab, pop)
     elif mode == "kill":
         kill_edge(lab, pop)
+    elif mode == "silent":
+        set_transit_port(lab, pop, up=False)
     else:
         set_cluster_link(lab, pop, up=False)
 
@@ -239,6 +250,8 @@ def run_failover(
             log_offset = edge_log.stat().st_size
             if mode == "cut":
                 set_cluster_link(lab, pop, up=True)
+            elif mode == "silent":
+                set_transit_port(lab, pop, up=True)
             else:
                 restart_edge(lab, pop)
             restored_at = time.monotonic()

@@ -52,6 +52,13 @@ def set_cluster_link(lab: AnycastLab, pop: str, *, up: bool) -> None:
     set_link(lab.topology.pop_namespace(pop), "cluster", up=up)
 
 
+def set_transit_port(lab: AnycastLab, pop: str, *, up: bool) -> None:
+    """The switch port of the PoP's transit cable goes dark (or comes back): the PoP is gone for the
+    router without any carrier loss on the router's side, as when a PoP loses power behind a switch.
+    Only the hold timer, or BFD, tells the router."""
+    set_link(lab.topology.switch, f"{pop}-t", up=up)
+
+
 def cluster_link_up(lab: AnycastLab, pop: str) -> bool | None:
     """Whether the PoP's cable to the nodes is up; None if its namespace is gone."""
     ns = lab.topology.pop_namespace(pop)

@@ -97,6 +97,7 @@ class Topology:
     cluster_subnet: str = "10.30.0.0/24"
     transit_bridge: str = "br-transit"
     cluster_bridge: str = "br-cluster"
+    bfd: bool = True  # router and PoPs run BFD (100 ms x 3): a silent PoP death is seen in ~300 ms
 
     def __post_init__(self) -> None:
         if not _LAB_NAME.match(self.name):
