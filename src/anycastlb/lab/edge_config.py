@@ -38,7 +38,7 @@ def edge_config(topology: Topology, pop_name: str) -> dict[str, Any]:
                 "health": {
                     "type": "http",
                     "path": HEALTH_PATH,
-                    "interval": "200ms",
+                    "interval": "100ms",
                     "timeout": "100ms",
                     "rise": 2,
                     "fall": 2,
