@@ -58,9 +58,7 @@ class Samples:
             self.traffic_moved.append(moved.traffic_after)
         if back is not None and back.route_after is not None:
             self.route_back.append(back.route_after)
-        switch = next((c.at for c in result.routes if c.pop not in (None, result.pop)), None)
-        if switch is None:
-            switch = switched_to(result.routes, "par")
+        switch = switched_to(result.routes, "par")
         open_ones = open_across(result.attempts, switch) if switch is not None else []
         cut = [a for a in moved.failed if a in open_ones]
         self.failed.append(len(moved.failed) - len(cut))

@@ -1,6 +1,13 @@
 """Failover arithmetic: when the route and the traffic moved, what failed, who answered."""
 
-from anycastlb.lab.timeline import Attempt, RouteChange, measure_movement, parse_answer
+from anycastlb.lab.timeline import (
+    Attempt,
+    RouteChange,
+    measure_movement,
+    open_across,
+    parse_answer,
+    switched_to,
+)
 
 
 def _ok(started: float, pop: str, duration: float = 0.001) -> Attempt:
@@ -70,3 +77,14 @@ def test_answers_and_attempts_round_trip() -> None:
     }
     attempt = _failed(1.5)
     assert Attempt.from_json(attempt.to_json()) == attempt
+
+
+def test_a_connection_open_while_the_route_changed_is_told_apart_from_the_rest() -> None:
+    routes = [RouteChange(0.0, "fra"), RouteChange(10.004, "par", since=10.002)]
+    change = switched_to(routes, "par")
+    assert change is not None and change.at == 10.004
+    straddling = Attempt(started=10.0005, ended=10.003, source="10.10.0.2")  # ended inside the sample gap
+    before = Attempt(started=9.990, ended=10.001, source="10.10.0.3")
+    after = Attempt(started=10.005, ended=10.006, source="10.10.0.4")
+    assert open_across([straddling, before, after], change) == [straddling]
+    assert switched_to(routes, "ber") is None

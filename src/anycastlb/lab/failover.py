@@ -73,10 +73,13 @@ class RouteWatcher:
         return None if hop is None else self.lab.topology.pop_by_transit_address(hop) or hop
 
     def _run(self) -> None:
+        previous: float | None = None
         while not self._stop.is_set():
             pop = self._read()
+            now = time.monotonic()
             if not self.changes or self.changes[-1].pop != pop:
-                self.changes.append(RouteChange(time.monotonic(), pop))
+                self.changes.append(RouteChange(now, pop, since=previous))
+            previous = now
             time.sleep(self.every)
 
     def wait_for(self, wanted: Callable[[str | None], bool], timeout: float) -> bool:

@@ -49,10 +49,15 @@ class Attempt:
 
 @dataclass(frozen=True)
 class RouteChange:
-    """From ``at`` on, the router sent the VIP to ``pop`` (None: no route at all)."""
+    """From ``at`` on, the router sent the VIP to ``pop`` (None: no route at all).
+
+    The table is sampled, so the change happened somewhere in ``(since, at]``: ``since`` is the
+    last sample that still showed the previous route (None for the first sample).
+    """
 
     at: float
     pop: str | None
+    since: float | None = None
 
 
 def parse_answer(body: str) -> dict[str, str]:
@@ -112,16 +117,18 @@ def measure_movement(
     )
 
 
-def switched_to(routes: Sequence[RouteChange], pop: str) -> float | None:
-    """When the router first pointed the VIP at ``pop``, or None if it never did."""
-    return next((change.at for change in routes if change.pop == pop), None)
+def switched_to(routes: Sequence[RouteChange], pop: str) -> RouteChange | None:
+    """The change by which the router first pointed the VIP at ``pop``, or None if it never did."""
+    return next((change for change in routes if change.pop == pop), None)
 
 
-def open_across(attempts: Sequence[Attempt], moment: float) -> list[Attempt]:
-    """Requests whose connection was open at ``moment``: started before it, ended after it.
+def open_across(attempts: Sequence[Attempt], change: RouteChange) -> list[Attempt]:
+    """Requests whose connection may have been open when the route changed: started before the
+    change was seen, ended after the last sample before it (the change lies in between).
 
     When the route moves, the client's next packets of such a connection reach the other PoP, which
     has no such connection and resets it. Plain anycast cannot save these (second-chance forwarding
     between PoPs could); every other request must succeed.
     """
-    return [attempt for attempt in attempts if attempt.started <= moment < attempt.ended]
+    earliest = change.at if change.since is None else change.since
+    return [attempt for attempt in attempts if attempt.started <= change.at and attempt.ended > earliest]
