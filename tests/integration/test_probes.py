@@ -456,6 +456,9 @@ def test_nginx_with_proxy_protocol_answers_the_http_probe(
     results = [probe(check, proxy_nginx.port, address=host, proxy=version) for host in ("127.0.0.1", "::1")]
 
     assert [(r.ok, r.reason) for r in results] == [(True, "HTTP 200"), (True, "HTTP 200")]
+    deadline = time.monotonic() + 5  # nginx writes the access log after it sent the answer
+    while len(proxy_nginx.log_lines()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert proxy_nginx.log_lines() == ["127.0.0.1 /", "::1 /"]  # LOCAL/UNKNOWN: nginx used the socket's
     assert "broken header" not in error_log(proxy_nginx)
 

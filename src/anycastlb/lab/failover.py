@@ -203,6 +203,19 @@ def _fault(lab: AnycastLab, pop: str, mode: Mode) -> None:
         set_cluster_link(lab, pop, up=False)
 
 
+def _wait_for_bfd(lab: AnycastLab, pop: str, timeout: float) -> None:
+    """Until the router's BFD session with ``pop`` is Up: without it a silent death costs the hold time."""
+    address = lab.topology.pop(pop).transit_address
+    deadline = time.monotonic() + timeout
+    while True:
+        sessions = lab.birdc("show", "bfd", "sessions")
+        if any(line.split()[:1] == [address] and " Up " in f" {line} " for line in sessions.splitlines()):
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"the router's BFD session with {pop} ({address}) is not up:\n{sessions}")
+        time.sleep(0.05)
+
+
 def _survivors(lab: AnycastLab, pop: str) -> tuple[str, ...]:
     found = []
     for pid in edge_processes(lab, pop):
@@ -244,6 +257,8 @@ def run_failover(
             timeout=10,
             what=f"the client did not reach the VIP through {pop} {_BASELINE} times",
         )
+        if mode == "silent" and lab.topology.bfd:
+            _wait_for_bfd(lab, pop, timeout)  # a PoP restarted by an earlier fault may not have it yet
         fault_at = time.monotonic()
         _fault(lab, pop, mode)
         watcher.wait_for(lambda hop: hop is not None and hop != pop, timeout)
