@@ -13,7 +13,9 @@ and the router's kernel table (read every 2 ms):
 - cut (fra loses every backend): time until fra's withdrawal moved the route (target <= 300 ms);
 - silent (fra's switch port dies): with BFD (target <= 350 ms), and, in a second lab without BFD,
   with the 3 s hold timer as the reference (target <= 3 s);
-- recovery: time from the PoP's return until the route is back (target <= 2 s).
+- recovery: time from the PoP's return until the route is back (target <= 2 s);
+- long-lived connections: N keep-alive connections through fra, fra drained, one more request on
+  each after the route moved: how many survive (plain anycast: none; the other PoP resets them).
 
 Modes are interleaved round by round. Medians and p99 (the max below 100 samples) are reported.
 """
@@ -30,7 +32,8 @@ from pathlib import Path
 
 from anycastlb.lab.anycast import AnycastLab
 from anycastlb.lab.failover import FailoverResult, Mode, run_failover
-from anycastlb.lab.netns import missing_capability
+from anycastlb.lab.faults import drain_edge, restart_edge
+from anycastlb.lab.netns import inside, missing_capability
 from anycastlb.lab.timeline import open_across, switched_to
 
 
@@ -81,7 +84,35 @@ def _ms(values: Sequence[float]) -> str:
     )
 
 
-def _run_lab(name: str, bfd: bool, modes: Sequence[Mode], rounds: int, root: Path) -> dict[str, Samples]:
+def _long_lived(lab: AnycastLab, count: int) -> tuple[int, int]:
+    """(survivors, count) of keep-alive connections through fra across a drain of fra."""
+    script = Path(__file__).resolve().parent / "harness" / "long_lived_client.py"
+    argv = inside(lab.topology.client, [sys.executable, str(script), lab.topology.vip, str(count)])
+    client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert client.stdin is not None and client.stdout is not None
+    if client.stdout.readline().strip() != "ready":
+        raise RuntimeError("the long-lived client did not get its connections up")
+    drain_edge(lab, "fra")
+    deadline = time.monotonic() + 10
+    while lab.kernel_pop() != "par" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # fra keeps its listeners for withdraw_delay (1 s); its connections would live
+    client.stdin.write("go\n")
+    client.stdin.flush()
+    answer = client.stdout.readline().split()
+    client.wait(timeout=10)
+    restart_edge(lab, "fra")
+    while lab.kernel_pop() != "fra" and time.monotonic() < deadline + 20:
+        time.sleep(0.05)
+    return int(answer[1]), int(answer[3])
+
+
+LONG_LIVED: list[tuple[int, int]] = []  # (alive, of) per drain with long-lived connections
+
+
+def _run_lab(
+    name: str, bfd: bool, modes: Sequence[Mode], rounds: int, root: Path, long_lived: int = 0
+) -> dict[str, Samples]:
     lab = AnycastLab(name, root, bfd=bfd)
     samples: dict[str, Samples] = {mode: Samples() for mode in modes}
     try:
@@ -101,6 +132,11 @@ def _run_lab(name: str, bfd: bool, modes: Sequence[Mode], rounds: int, root: Pat
                     flush=True,
                 )
                 time.sleep(0.5)
+        for _ in range(long_lived):
+            alive, count = _long_lived(lab, 20)
+            LONG_LIVED.append((alive, count))
+            print(f"  long-lived connections across a drain of fra: {alive} of {count} survived", flush=True)
+            time.sleep(0.5)
     finally:
         lab.down()
     return samples
@@ -165,6 +201,10 @@ def report(command: str, with_bfd: dict[str, Samples], without: dict[str, Sample
         *_rows("BFD", with_bfd),
         *_rows("no BFD", without),
         "",
+        f"Long-lived keep-alive connections through fra, one more request each after a drain moved the"
+        f" route: {sum(a for a, _ in LONG_LIVED)} of {sum(c for _, c in LONG_LIVED)} survived"
+        f" ({len(LONG_LIVED)} drains). par has no such connections and resets them: plain anycast's limit.",
+        "",
         "| target | reached | verdict |",
         "|---|---|---|",
     ]
@@ -187,7 +227,7 @@ def main() -> int:
     modes: list[Mode] = [m for m in ("drain", "kill", "cut", "silent") if m in args.modes.split(",")]
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="anycastlb-bench-") as root:
-        with_bfd = _run_lab("bnb", True, modes, args.rounds, Path(root))
+        with_bfd = _run_lab("bnb", True, modes, args.rounds, Path(root), long_lived=3)
         without = _run_lab("bnn", False, ["silent"], args.rounds, Path(root)) if "silent" in modes else {}
     command = "python3 bench/anycast_failover.py " + " ".join(sys.argv[1:])
     text = report(command.strip(), with_bfd, without, time.monotonic() - started)
