@@ -438,3 +438,16 @@ def test_a_backend_removed_right_after_a_wakeup_is_no_longer_probed() -> None:
         assert len(h.probe.calls_to(B)) == b_calls
 
     _run(scenario)
+
+
+def test_a_check_of_type_none_never_probes_but_passive_reports_still_eject() -> None:
+    async def scenario(h: Harness) -> None:
+        config = _config(_listener("web", 443, [A], type="none"))
+        h.monitor.configure(config)
+        await asyncio.sleep(0.2)
+        assert h.probe.calls_to(A) == []
+        h.monitor.passive(PassiveReport("web", A, "refused"))
+        h.monitor.publish()
+        assert h.view().listeners["web"].down == frozenset({A})
+
+    _run(scenario)

@@ -114,7 +114,7 @@ class HealthMonitor:
                 self._stop(target)
         self.targets = targets
         for target in targets.values():
-            if target.driver is None:
+            if target.driver is None and target.check.type != "none":
                 target.driver = asyncio.get_running_loop().create_task(self._drive(target))
             for listener_name, backend_key in target.members:
                 self._export(listener_name, backend_key, target.machine)

@@ -52,7 +52,7 @@ class HealthCheck(Frozen):
     """
 
     # what a probe does
-    type: Literal["tcp", "http", "k8s"] = "tcp"
+    type: Literal["tcp", "http", "k8s", "none"] = "tcp"  # none: no probes (passive checks still apply)
     port: Port | None = None  # None: the backend's own port (k8s needs the Service's healthCheckNodePort)
     path: str = "/healthz"
     host: str | None = None  # HTTP Host header; default: the backend address
