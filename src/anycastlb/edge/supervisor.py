@@ -187,9 +187,9 @@ class Supervisor:
             return now + self.config.drain_timeout + _GRACE_AFTER_DRAIN
         if self._drain_workers_at is None and not self.workers:
             self._signal(self.helpers.values(), signal.SIGTERM)  # the last connection is done
-        if deadline and now > deadline and self.workers:
-            log.error("drain_overrun action=kill workers=%d", len(self.workers))
-            self._signal(self.workers.values(), signal.SIGKILL)
+        if deadline and now > deadline and (self.workers or self.helpers):
+            log.error("drain_overrun action=kill workers=%d helpers=%d", len(self.workers), len(self.helpers))
+            self._signal([*self.workers.values(), *self.helpers.values()], signal.SIGKILL)
         return deadline
 
     def _poll_timeout_ms(self) -> int:
