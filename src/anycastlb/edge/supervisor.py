@@ -27,6 +27,7 @@ import socketserver
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import NoReturn
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 from prometheus_client.exposition import MetricsHandler
@@ -69,6 +70,18 @@ def _wait_ready(pipes: list[int], timeout: float) -> int:
     for fd in waiting:
         os.close(fd)
     return ready
+
+
+def _child(crash_event: str, body: Callable[[], int]) -> NoReturn:
+    """In a forked child: run ``body`` and exit with its code; never return into the supervisor."""
+    code = 1
+    try:
+        code = body()
+    except BaseException:
+        log.exception(crash_event)
+    finally:
+        logging.shutdown()
+        os._exit(code)
 
 
 class _MetricsServer(http.server.HTTPServer):
@@ -203,8 +216,8 @@ class Supervisor:
         ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:  # the worker
-            code = 1
-            try:
+
+            def work() -> int:
                 os.close(control_write)
                 os.close(ready_read)
                 self._close_siblings()
@@ -216,12 +229,9 @@ class Supervisor:
                 )
                 os.write(ready_write, b"ready")
                 os.close(ready_write)
-                code = worker.run()
-            except BaseException:
-                log.exception("worker_crashed worker=%d", index)
-            finally:
-                logging.shutdown()
-                os._exit(code)
+                return worker.run()
+
+            _child(f"worker_crashed worker={index}", work)
         os.close(control_read)
         os.close(ready_write)
         self.workers[index] = (pid, control_write)
@@ -253,16 +263,13 @@ class Supervisor:
         control_read, control_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
-            code = 1
-            try:
+
+            def work() -> int:
                 os.close(control_write)
                 self._close_siblings()
-                code = self._helper_main(name)(control_read)
-            except BaseException:
-                log.exception("helper_crashed helper=%s", name)
-            finally:
-                logging.shutdown()
-                os._exit(code)
+                return self._helper_main(name)(control_read)
+
+            _child(f"helper_crashed helper={name}", work)
         os.close(control_read)
         self.helpers[name] = (pid, control_write)
 
