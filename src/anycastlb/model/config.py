@@ -95,11 +95,10 @@ class HealthCheck(Frozen):
         return self
 
 
-class Listener(Frozen):
-    """One VIP:port the PoP accepts on, and where its connections go."""
+class ListenerSettings(Frozen):
+    """How one port of a load balancer is served: shared by the edge's ``Listener`` and the control
+    plane's load balancer spec (``anycastlb.model.desired``), so both tiers validate the same way."""
 
-    name: str
-    address: IPAddress
     port: Port
     protocol: Literal["tcp", "udp"] = "tcp"
     proxy_protocol: ProxyProtocolVersion = "v2"
@@ -117,18 +116,6 @@ class Listener(Frozen):
     sni_authority: bool = True
     client_hello_wait: Duration = 0.2
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value, "listener name")
-
-    @field_validator("protocol")
-    @classmethod
-    def _tcp_only_for_now(cls, value: str) -> str:
-        if value == "udp":
-            raise ValueError("udp listeners are not supported by this data plane yet; use protocol: tcp")
-        return value
-
     @field_validator("backends")
     @classmethod
     def _unique_backends(cls, value: tuple[Backend, ...]) -> tuple[Backend, ...]:
@@ -140,12 +127,31 @@ class Listener(Frozen):
         return value
 
     @model_validator(mode="after")
-    def _timeouts(self) -> "Listener":
+    def _timeouts(self) -> "ListenerSettings":
         if self.connect_timeout <= 0:
             raise ValueError("connect_timeout must be > 0")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0")
         return self
+
+
+class Listener(ListenerSettings):
+    """One VIP:port the PoP accepts on, and where its connections go."""
+
+    name: str
+    address: IPAddress
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "listener name")
+
+    @field_validator("protocol")
+    @classmethod
+    def _tcp_only_for_now(cls, value: str) -> str:
+        if value == "udp":
+            raise ValueError("udp listeners are not supported by this data plane yet; use protocol: tcp")
+        return value
 
     @property
     def endpoint(self) -> tuple[str, int, str]:

@@ -1,0 +1,1 @@
+"""The control plane (`anycastlb control`): tenants, IP pools, IPAM, load balancers, PoP sync."""

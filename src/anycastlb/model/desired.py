@@ -1,0 +1,182 @@
+"""The contract between the tiers: load balancer specs, what one PoP must serve, and what it reports.
+
+The Kubernetes controller (or a person with the CLI) writes a :class:`LoadBalancerSpec`; the control
+plane validates it with these models, allocates its VIPs and versions it; every edge agent receives a
+:class:`PopDesiredState` (all load balancers that PoP serves, with their VIPs) and reports a
+:class:`PopStatusReport` back. Nothing else crosses a tier boundary (shared/DESIGN.md).
+
+A listener's serving settings (:class:`ListenerSettings`) are the same model the edge's config file
+uses, so a spec the control plane accepts is one the edge can run, field for field. The exception is
+``protocol: udp``: the spec accepts it (Kubernetes Services have UDP ports), the edge reports such a
+listener as unsupported instead of failing the whole state.
+"""
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from anycastlb.model.base import Frozen, IPAddress, check_name
+from anycastlb.model.config import ListenerSettings
+
+__all__ = [
+    "MAX_IPS_PER_LOAD_BALANCER",
+    "BackendStatus",
+    "DesiredLoadBalancer",
+    "IPFamily",
+    "IPRequest",
+    "ListenerStatus",
+    "LoadBalancerSpec",
+    "PopDesiredState",
+    "PopStatusReport",
+]
+
+IPFamily = Literal["ipv4", "ipv6"]
+MAX_IPS_PER_LOAD_BALANCER = 16
+
+
+class IPRequest(Frozen):
+    """Which VIPs a load balancer gets.
+
+    ``addresses`` asks for specific IPs (each must be free, or reserved by the same tenant, in a pool
+    the tenant may use); otherwise ``count`` addresses of each family in ``families`` are allocated
+    from ``pool`` (or the first pool with room: the tenant's own prefixes before the platform's).
+    Load balancers of one tenant with the same ``sharing_key`` may share an IP if their ports differ.
+    """
+
+    addresses: tuple[IPAddress, ...] = ()
+    families: tuple[IPFamily, ...] = ("ipv4",)
+    count: Annotated[int, Field(ge=1, le=MAX_IPS_PER_LOAD_BALANCER)] = 1
+    pool: str | None = None
+    sharing_key: str | None = None
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: tuple[IPFamily, ...]) -> tuple[IPFamily, ...]:
+        if not value:
+            raise ValueError("families must name at least one of ipv4, ipv6")
+        if len(set(value)) != len(value):
+            raise ValueError("families lists a family twice")
+        return value
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(
+        cls, value: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
+    ) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("addresses lists an address twice")
+        if len(value) > MAX_IPS_PER_LOAD_BALANCER:
+            raise ValueError(f"at most {MAX_IPS_PER_LOAD_BALANCER} addresses per load balancer")
+        return value
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "pool")
+
+    @field_validator("sharing_key")
+    @classmethod
+    def _sharing_key(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "sharing_key")
+
+    @model_validator(mode="after")
+    def _total(self) -> "IPRequest":
+        if not self.addresses and self.count * len(self.families) > MAX_IPS_PER_LOAD_BALANCER:
+            raise ValueError(
+                f"count {self.count} x {len(self.families)} families exceeds "
+                f"{MAX_IPS_PER_LOAD_BALANCER} addresses per load balancer"
+            )
+        return self
+
+
+class LoadBalancerSpec(Frozen):
+    """What a tenant asks for: a name, its VIPs, its listeners (each with backends and a health
+    check), and the PoPs that serve it (empty: every PoP)."""
+
+    name: str
+    ips: IPRequest = IPRequest()
+    listeners: Annotated[tuple[ListenerSettings, ...], Field(min_length=1, max_length=256)]
+    pops: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "load balancer name")
+
+    @field_validator("pops")
+    @classmethod
+    def _pops(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pop in value:
+            check_name(pop, "pop")
+        if len(set(value)) != len(value):
+            raise ValueError("pops lists a PoP twice")
+        return value
+
+    @field_validator("listeners")
+    @classmethod
+    def _unique_ports(cls, value: tuple[ListenerSettings, ...]) -> tuple[ListenerSettings, ...]:
+        seen: set[tuple[int, str]] = set()
+        for listener in value:
+            key = (listener.port, listener.protocol)
+            if key in seen:
+                raise ValueError(f"port {listener.port}/{listener.protocol} is listed twice")
+            seen.add(key)
+        return value
+
+    @property
+    def ports(self) -> frozenset[tuple[int, str]]:
+        """``(port, protocol)`` pairs: what must not collide when load balancers share an IP."""
+        return frozenset((listener.port, listener.protocol) for listener in self.listeners)
+
+
+class DesiredLoadBalancer(Frozen):
+    """One load balancer as a PoP receives it: its allocated VIPs and its listeners."""
+
+    id: str
+    tenant: str
+    name: str
+    version: int
+    vips: tuple[IPAddress, ...]
+    listeners: tuple[ListenerSettings, ...]
+
+
+class PopDesiredState(Frozen):
+    """Everything one PoP must serve. ``version`` grows with every change that concerns the PoP."""
+
+    pop: str
+    version: int
+    load_balancers: tuple[DesiredLoadBalancer, ...] = ()
+
+
+class BackendStatus(Frozen):
+    address: IPAddress
+    port: int
+    up: bool
+    weight: int | None = None  # from a k8s check (the node's ready endpoints)
+    reason: str = ""
+
+
+class ListenerStatus(Frozen):
+    """One VIP:port of one load balancer as a PoP serves it right now."""
+
+    load_balancer: str  # DesiredLoadBalancer.id
+    address: IPAddress
+    port: int
+    protocol: str = "tcp"
+    serving: bool  # at least one backend up (else the PoP fails open and withdraws the VIP)
+    supported: bool = True  # false: the edge cannot serve this listener (the reason says why)
+    reason: str = ""
+    active_connections: int = 0
+    backends: tuple[BackendStatus, ...] = ()
+
+
+class PopStatusReport(Frozen):
+    """What a PoP reports, every few seconds and after each change it applied."""
+
+    pop: str
+    applied_version: int  # the PopDesiredState.version the edge runs now
+    draining: bool = False
+    announced: tuple[str, ...] = ()  # VIP prefixes announced over BGP (empty without BGP)
+    listeners: tuple[ListenerStatus, ...] = ()
+    problems: tuple[str, ...] = ()
