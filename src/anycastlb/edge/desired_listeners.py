@@ -1,0 +1,215 @@
+"""What a PoP's desired state means for the data plane: edge listeners with stable names (pure).
+
+The control plane sends load balancers; the data plane serves listeners. Each (load balancer, VIP,
+listener settings) becomes one edge :class:`Listener` whose address is the VIP and whose settings
+are copied field for field. Its name is what metrics, logs and the health board key on, so it is
+readable and stable across versions: ``{tenant}-{lb name}-{port}``, plus ``-{vip index}`` when the
+load balancer has several VIPs and ``-udp`` for UDP. A name that would be longer than 63
+characters, or that two listeners would share, gets a short hash of the listener's identity (load
+balancer id, VIP index, port, protocol) instead of its tail, so it stays unique and stable.
+
+What the data plane cannot serve is returned as :class:`Skipped` (UDP; an endpoint two load
+balancers claim, which the control plane should prevent; settings the edge refuses), never as an
+error: one tenant's odd listener must not stop a PoP from following the rest of its state.
+"""
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from anycastlb.model.config import ConfigError, EdgeConfig, Listener, ListenerSettings
+from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState
+
+__all__ = [
+    "ListenerOrigin",
+    "Skipped",
+    "edge_config_for",
+    "listener_name",
+    "listener_origins",
+    "listeners_for",
+]
+
+_MAX_NAME = 63
+_HASH_LENGTH = 8
+_INVALID = re.compile(r"[^a-z0-9-]+")
+_DASHES = re.compile(r"-{2,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A listener of the desired state this edge does not serve, and why."""
+
+    load_balancer_id: str
+    address: str
+    port: int
+    protocol: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerOrigin:
+    """Where an edge listener came from: what a status report names it by."""
+
+    load_balancer_id: str
+    address: str
+    port: int
+    protocol: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    load_balancer: DesiredLoadBalancer
+    vip_index: int
+    settings: ListenerSettings
+
+    @property
+    def address(self) -> str:
+        return str(self.load_balancer.vips[self.vip_index])
+
+    @property
+    def identity(self) -> str:
+        lb, settings = self.load_balancer, self.settings
+        return f"{lb.id}|{self.vip_index}|{settings.port}|{settings.protocol}"
+
+
+def _slug(text: str) -> str:
+    return _DASHES.sub("-", _INVALID.sub("-", text.lower())).strip("-")
+
+
+def _name_parts(planned: _Planned) -> tuple[str, str]:
+    """``(stem, tail)``: who (tenant, load balancer) and which socket (port, VIP index, protocol)."""
+    lb, settings = planned.load_balancer, planned.settings
+    tail = [str(settings.port)]
+    if len(lb.vips) > 1:
+        tail.append(str(planned.vip_index))
+    if settings.protocol != "tcp":
+        tail.append(settings.protocol)
+    stem = "-".join(part for part in (_slug(lb.tenant), _slug(lb.name)) if part)
+    return stem, "-".join(tail)
+
+
+def _readable_name(planned: _Planned) -> str:
+    stem, tail = _name_parts(planned)
+    return f"{stem}-{tail}" if stem else tail
+
+
+def _hashed_name(planned: _Planned) -> str:
+    """The stem cut short and a hash of the identity before the tail: unique, and still says which
+    port it is (``a-long-tenant-a-long-l-1f2e3d4c-443``)."""
+    stem, tail = _name_parts(planned)
+    digest = hashlib.sha256(planned.identity.encode()).hexdigest()[:_HASH_LENGTH]
+    room = _MAX_NAME - len(tail) - _HASH_LENGTH - 2
+    head = stem[:room].rstrip("-")
+    return "-".join(part for part in (head, digest, tail) if part)
+
+
+def listener_name(load_balancer: DesiredLoadBalancer, vip_index: int, settings: ListenerSettings) -> str:
+    """The name of one listener on its own (without the uniqueness pass of :func:`listeners_for`)."""
+    planned = _Planned(load_balancer, vip_index, settings)
+    readable = _readable_name(planned)
+    return readable if len(readable) <= _MAX_NAME else _hashed_name(planned)
+
+
+def _plan(state: PopDesiredState) -> tuple[list[_Planned], list[Skipped]]:
+    """Every (load balancer, VIP, listener) the edge can serve, first claim of an endpoint wins."""
+    planned: list[_Planned] = []
+    skipped: list[Skipped] = []
+    owners: dict[tuple[str, int, str], str] = {}
+    for lb in state.load_balancers:
+        for vip_index, vip in enumerate(lb.vips):
+            for settings in lb.listeners:
+                endpoint = (str(vip), settings.port, settings.protocol)
+                owner = owners.get(endpoint)
+                reason = ""
+                if settings.protocol == "udp":
+                    reason = "udp listeners are not supported by this data plane yet"
+                elif owner is not None:
+                    reason = (
+                        f"{vip} port {settings.port}/{settings.protocol} is served by load balancer {owner}"
+                    )
+                if reason:
+                    skipped.append(Skipped(lb.id, str(vip), settings.port, settings.protocol, reason))
+                    continue
+                owners[endpoint] = lb.id
+                planned.append(_Planned(lb, vip_index, settings))
+    return planned, skipped
+
+
+def _names(planned: list[_Planned]) -> list[str]:
+    """Readable names; every name two listeners would share, or too long, gets its identity's hash."""
+    readable = [_readable_name(item) for item in planned]
+    counts: dict[str, int] = {}
+    for name in readable:
+        counts[name] = counts.get(name, 0) + 1
+    return [
+        name if len(name) <= _MAX_NAME and counts[name] == 1 else _hashed_name(item)
+        for name, item in zip(readable, planned, strict=True)
+    ]
+
+
+def _build(state: PopDesiredState) -> tuple[list[tuple[Listener, _Planned]], list[Skipped]]:
+    planned, skipped = _plan(state)
+    built: list[tuple[Listener, _Planned]] = []
+    for name, item in zip(_names(planned), planned, strict=True):
+        try:
+            listener = Listener.model_validate(
+                {**item.settings.model_dump(), "name": name, "address": item.address}
+            )
+        except ValidationError as error:
+            message = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
+            reason = f"the edge refuses these settings: {message}"
+            settings = item.settings
+            skipped.append(
+                Skipped(item.load_balancer.id, item.address, settings.port, settings.protocol, reason)
+            )
+            continue
+        built.append((listener, item))
+    return built, skipped
+
+
+def listeners_for(state: PopDesiredState) -> tuple[tuple[Listener, ...], tuple[Skipped, ...]]:
+    """The edge listeners of a desired state, and what it skipped (with reasons)."""
+    built, skipped = _build(state)
+    return tuple(listener for listener, _ in built), tuple(skipped)
+
+
+def listener_origins(state: PopDesiredState) -> dict[str, ListenerOrigin]:
+    """Listener name → the load balancer, VIP, port and protocol it serves (for status reports)."""
+    built, _ = _build(state)
+    return {
+        listener.name: ListenerOrigin(
+            item.load_balancer.id, str(listener.address), listener.port, listener.protocol
+        )
+        for listener, item in built
+    }
+
+
+def edge_config_for(base: EdgeConfig, state: PopDesiredState) -> EdgeConfig:
+    """The config the edge runs: the base's workers, metrics, bgp, drain and relay settings, and the
+    listeners of the desired state.
+
+    Per-VIP BGP attributes (``bgp.vips``) of the base apply to the VIPs the state has; those of VIPs
+    it does not have (yet, or any more) are left out instead of making every state invalid.
+    """
+    if base.listeners:
+        raise ConfigError(
+            "in --control mode listeners come from the control plane; remove listeners: from base.yaml"
+        )
+    if state.pop != base.pop:
+        raise ConfigError(
+            f"the desired state is for PoP {state.pop!r} but this edge is PoP {base.pop!r}; "
+            "check --pop and pop: in base.yaml"
+        )
+    listeners, _ = listeners_for(state)
+    bgp = base.bgp
+    if bgp is not None:
+        vips = {str(ipaddress.ip_network(listener.address)) for listener in listeners}
+        bgp = bgp.model_copy(update={"vips": tuple(vip for vip in bgp.vips if vip.prefix in vips)})
+    try:
+        return EdgeConfig.model_validate({**dict(base), "listeners": listeners, "bgp": bgp})
+    except ValidationError as error:
+        problems = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
+        raise ConfigError(f"desired state version {state.version} is invalid: {problems}") from None
