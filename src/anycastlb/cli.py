@@ -61,6 +61,32 @@ def edge(
 
 
 @app.command()
+def control(
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT to serve the API on.")
+    ] = "127.0.0.1:8700",
+    database: Annotated[
+        str, typer.Option("--database", help="sqlite:///PATH (embedded) or postgresql://USER@HOST/DB.")
+    ] = "sqlite:///state.db",
+    insecure_dev: Annotated[
+        bool, typer.Option("--insecure-dev", help="Run without ANYCASTLB_ADMIN_TOKEN (development only).")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
+    setup_logging(log_level)
+    from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
+    from anycastlb.control.store.engine import StoreError  # noqa: PLC0415
+
+    try:
+        code = serve(listen, database, insecure_dev=insecure_dev, log_level=log_level)
+    except (ServerError, StoreError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def demo() -> None:
     """Run an edge in front of three nginx nodes on loopback and show what they see."""
     setup_logging("warning")

@@ -1,0 +1,95 @@
+"""The FastAPI application: routes, error mapping, health and metrics."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from anycastlb import __version__
+from anycastlb.control.api import routes_pools, routes_pops, routes_tenant_objects, routes_tenants
+from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.errors import ApiError
+
+__all__ = ["create_app"]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        parts.append(f"[{item}]" if isinstance(item, int) else (("." if parts else "") + str(item)))
+    return "".join(parts)
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "anycastlb_control_requests",
+        "API requests by route and status",
+        ["route", "status"],
+        registry=registry,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.notifier.bind(asyncio.get_running_loop())
+        yield
+
+    app = FastAPI(
+        title="anycastlb control plane",
+        version=__version__,
+        description="Tenants, IP pools, load balancers, and the desired state every PoP follows.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        lines = [
+            f"{_location(tuple(problem['loc']))}: {str(problem['msg']).removeprefix('Value error, ')}"
+            for problem in error.errors()
+        ]
+        return JSONResponse(
+            {
+                "detail": "; ".join(lines),
+                "errors": [{"loc": p["loc"], "msg": p["msg"]} for p in error.errors()],
+            },
+            status_code=422,
+        )
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """Liveness and database reachability; needs no token."""
+        try:
+            runtime.read(lambda session: session.execute(text("SELECT 1")))
+        except SQLAlchemyError as error:
+            return JSONResponse({"status": "database unreachable", "error": str(error)}, status_code=503)
+        return JSONResponse({"status": "ok", "database": runtime.store.dialect})
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics(caller: Caller, _rt: Rt) -> Response:
+        """Prometheus metrics (admin token)."""
+        caller.require_admin()
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,42 @@
+"""FastAPI dependencies: the runtime and the caller (``Authorization: Bearer <token>``)."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.errors import Unauthorized
+from anycastlb.control.principal import Principal
+from anycastlb.control.service.tenants import authenticate
+from anycastlb.control.tokens import same_secret
+
+__all__ = ["Caller", "Rt"]
+
+_bearer = HTTPBearer(auto_error=False, description="The admin token, a tenant API token or a PoP credential")
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _caller(
+    runtime: Annotated[Runtime, Depends(_runtime)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        if runtime.admin_token is None:  # --insecure-dev: an anonymous caller is the admin
+            return Principal("admin", "admin")
+        raise Unauthorized("no token: send the header 'Authorization: Bearer <token>'")
+    secret = credentials.credentials
+    if runtime.admin_token is not None and same_secret(secret, runtime.admin_token):
+        return Principal("admin", "admin")
+    found = runtime.read(lambda session: authenticate(session, secret))
+    if found is None:
+        raise Unauthorized("unknown or revoked token")
+    return found
+
+
+Rt = Annotated[Runtime, Depends(_runtime)]
+Caller = Annotated[Principal, Depends(_caller)]

@@ -1,0 +1,84 @@
+"""``/v1/pops``: the admin registers PoPs; each PoP long-polls its desired state and reports back.
+
+The watch is a long poll, not a stream, on purpose: every answer is the complete desired state, so
+a PoP that missed anything (a restart, a dropped connection, a control plane fail-over) is whole
+again after one request, and any HTTP proxy or load balancer in between handles it.
+"""
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.errors import Invalid
+from anycastlb.control.schemas import PopCreate, PopCreated, PopOut
+from anycastlb.control.service import pops
+from anycastlb.model.desired import PopDesiredState, PopStatusReport
+
+router = APIRouter(prefix="/v1/pops", tags=["pops"])
+
+# Watchers also re-read the version this often: a change committed by another control plane
+# replica (PostgreSQL) wakes no local notifier.
+_CROSS_REPLICA_POLL = 1.0
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_pop(body: PopCreate, caller: Caller, rt: Rt) -> PopCreated:
+    """Register a PoP; the answer carries its credential (shown once)."""
+    caller.require_admin()
+    return rt.write(lambda s: pops.create_pop(s, body.name))
+
+
+@router.get("")
+def list_pops(caller: Caller, rt: Rt) -> list[PopOut]:
+    """Every PoP with its last report (tenants may read it: it names PoPs for a spec's ``pops``)."""
+    if caller.kind == "pop":
+        caller.require_admin()
+    return rt.read(pops.list_pops)
+
+
+@router.get("/{pop}")
+def get_pop(pop: str, caller: Caller, rt: Rt) -> PopOut:
+    caller.require_pop_read(pop)
+    return rt.read(lambda s: pops.get_pop(s, pop))
+
+
+@router.delete("/{pop}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_pop(pop: str, caller: Caller, rt: Rt) -> None:
+    caller.require_admin()
+    rt.write(lambda s: pops.delete_pop(s, pop))
+
+
+@router.get("/{pop}/desired")
+async def desired_state(
+    pop: str,
+    caller: Caller,
+    rt: Rt,
+    watch: Annotated[bool, Query(description="Long poll: answer once the version is above `since`")] = False,
+    since: Annotated[int, Query(ge=0, description="The version the PoP has")] = 0,
+    timeout: Annotated[float, Query(ge=0, le=60, description="Seconds to wait at most")] = 30,
+) -> PopDesiredState:
+    """The complete desired state of one PoP. With ``watch``, waits until it is newer than
+    ``since`` (or ``timeout`` passes, then answers the current state)."""
+    caller.require_pop_read(pop)
+    if watch:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = rt.notifier.snapshot()
+            version = await run_in_threadpool(rt.read, lambda s: pops.desired_version(s, pop))
+            remaining = deadline - time.monotonic()
+            if version > since or remaining <= 0:
+                break
+            await rt.notifier.wait(event, min(remaining, _CROSS_REPLICA_POLL))
+    return await run_in_threadpool(rt.desired_state, pop)
+
+
+@router.put("/{pop}/status", status_code=status.HTTP_204_NO_CONTENT)
+def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> None:
+    """What the PoP runs: applied version, listeners serving, backends up, VIPs announced."""
+    caller.require_pop_itself(pop)
+    if report.pop != pop:
+        raise Invalid(f"the report's pop {report.pop!r} differs from the path's {pop!r}")
+    rt.write(lambda s: pops.store_status(s, report))

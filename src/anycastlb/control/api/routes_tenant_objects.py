@@ -1,0 +1,91 @@
+"""``/v1/tenants/{tenant}/…``: a tenant's load balancers and IP addresses."""
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+
+from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.errors import Invalid, NotFound
+from anycastlb.control.schemas import AddressOut, IPReservation, LoadBalancerOut, LoadBalancerStatus
+from anycastlb.control.service import addresses, load_balancers, pops
+from anycastlb.model.desired import LoadBalancerSpec
+
+router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["load balancers"])
+
+
+@router.get("/loadbalancers")
+def list_load_balancers(tenant: str, caller: Caller, rt: Rt) -> list[LoadBalancerOut]:
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: load_balancers.list_load_balancers(s, tenant))
+
+
+@router.post("/loadbalancers", status_code=status.HTTP_201_CREATED)
+def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt: Rt) -> LoadBalancerOut:
+    """Allocate its VIPs and hand it to its PoPs. 409 if the name exists (PUT updates)."""
+    caller.require_tenant_access(tenant)
+    return rt.write(lambda s: load_balancers.create_load_balancer(s, tenant, spec))
+
+
+@router.put("/loadbalancers/{name}")
+def ensure_load_balancer(
+    tenant: str,
+    name: str,
+    spec: LoadBalancerSpec,
+    caller: Caller,
+    rt: Rt,
+    response: Response,
+    if_match: Annotated[int | None, Header(description="Apply only if the version is still this")] = None,
+) -> LoadBalancerOut:
+    """Create or update to exactly this spec (idempotent: the same spec keeps the version)."""
+    caller.require_tenant_access(tenant)
+    if spec.name != name:
+        raise Invalid(f"the body's name {spec.name!r} differs from the path's {name!r}")
+    out, created = rt.write(lambda s: load_balancers.ensure_load_balancer(s, tenant, spec, if_match))
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
+
+
+@router.get("/loadbalancers/{name}")
+def get_load_balancer(tenant: str, name: str, caller: Caller, rt: Rt) -> LoadBalancerOut:
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: load_balancers.get_load_balancer(s, tenant, name))
+
+
+@router.get("/loadbalancers/{name}/status")
+def load_balancer_status(tenant: str, name: str, caller: Caller, rt: Rt) -> LoadBalancerStatus:
+    """Per PoP: applied, serving, backends up, VIPs announced; ready once one PoP serves it."""
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: pops.load_balancer_status(s, tenant, name))
+
+
+@router.delete("/loadbalancers/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_load_balancer(tenant: str, name: str, caller: Caller, rt: Rt) -> None:
+    """Stop serving it everywhere; dynamic VIPs are freed, reserved ones stay with the tenant."""
+    caller.require_tenant_access(tenant)
+    rt.write(lambda s: load_balancers.delete_load_balancer(s, tenant, name))
+
+
+@router.get("/ips", tags=["ips"])
+def list_addresses(tenant: str, caller: Caller, rt: Rt) -> list[AddressOut]:
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: addresses.list_addresses(s, tenant))
+
+
+@router.post("/ips/reserve", status_code=status.HTTP_201_CREATED, tags=["ips"])
+def reserve_address(tenant: str, body: IPReservation, caller: Caller, rt: Rt) -> AddressOut:
+    """A static IP: a given free address, or the next free one of a family (and pool). Kept after
+    its load balancers are deleted, until released. Reserving one of the tenant's dynamic VIPs
+    makes it static."""
+    caller.require_tenant_access(tenant)
+    return rt.write(lambda s: addresses.reserve(s, tenant, body))
+
+
+@router.delete("/ips/{address}", status_code=status.HTTP_204_NO_CONTENT, tags=["ips"])
+def release_address(tenant: str, address: str, caller: Caller, rt: Rt) -> None:
+    caller.require_tenant_access(tenant)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        raise NotFound(f"{address!r} is not an IP address of tenant {tenant!r}") from None
+    rt.write(lambda s: addresses.release(s, tenant, parsed))

@@ -1,0 +1,63 @@
+"""``/v1/tenants``: the admin manages tenants and their API tokens; a tenant reads itself."""
+
+from fastapi import APIRouter, status
+
+from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.principal import Principal
+from anycastlb.control.schemas import TenantCreate, TenantOut, TokenCreate, TokenCreated, TokenOut, WhoAmI
+from anycastlb.control.service import tenants
+
+router = APIRouter(prefix="/v1", tags=["tenants"])
+
+
+@router.get("/whoami")
+def whoami(caller: Caller) -> WhoAmI:
+    """Who the token belongs to (the CLI uses it to find the caller's tenant)."""
+    return WhoAmI(kind=caller.kind, name=caller.name)
+
+
+@router.post("/tenants", status_code=status.HTTP_201_CREATED)
+def create_tenant(body: TenantCreate, caller: Caller, rt: Rt) -> TenantOut:
+    caller.require_admin()
+    return rt.write(lambda s: tenants.create_tenant(s, body.name))
+
+
+@router.get("/tenants")
+def list_tenants(caller: Caller, rt: Rt) -> list[TenantOut]:
+    caller.require_admin()
+    return rt.read(tenants.list_tenants)
+
+
+@router.get("/tenants/{tenant}")
+def get_tenant(tenant: str, caller: Caller, rt: Rt) -> TenantOut:
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: tenants.get_tenant(s, tenant))
+
+
+@router.delete("/tenants/{tenant}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_tenant(tenant: str, caller: Caller, rt: Rt) -> None:
+    caller.require_admin()
+    rt.write(lambda s: tenants.delete_tenant(s, tenant))
+
+
+def _admin_or_self(caller: Principal, tenant: str) -> None:
+    caller.require_tenant_access(tenant)
+
+
+@router.post("/tenants/{tenant}/tokens", status_code=status.HTTP_201_CREATED)
+def create_token(tenant: str, body: TokenCreate, caller: Caller, rt: Rt) -> TokenCreated:
+    """A new API token for the tenant. The secret is in this answer only."""
+    _admin_or_self(caller, tenant)
+    return rt.write(lambda s: tenants.create_token(s, tenant, body.description))
+
+
+@router.get("/tenants/{tenant}/tokens")
+def list_tokens(tenant: str, caller: Caller, rt: Rt) -> list[TokenOut]:
+    _admin_or_self(caller, tenant)
+    return rt.read(lambda s: tenants.list_tokens(s, tenant))
+
+
+@router.delete("/tenants/{tenant}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_token(tenant: str, token_id: str, caller: Caller, rt: Rt) -> None:
+    _admin_or_self(caller, tenant)
+    rt.write(lambda s: tenants.revoke_token(s, tenant, token_id))

@@ -1,0 +1,235 @@
+"""Request and response bodies of the HTTP API (load balancer specs are the tier contract,
+``anycastlb.model.desired``; these are the control plane's own objects around them)."""
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from anycastlb.model.base import Frozen, IPAddress, check_name
+from anycastlb.model.desired import IPFamily, LoadBalancerSpec
+
+__all__ = [
+    "AddressOut",
+    "IPReservation",
+    "LoadBalancerOut",
+    "LoadBalancerStatus",
+    "PoolCreate",
+    "PoolOut",
+    "PoolUpdate",
+    "PopCreate",
+    "PopCreated",
+    "PopOut",
+    "PopStatusSummary",
+    "TenantCreate",
+    "TenantOut",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenOut",
+    "WhoAmI",
+    "parse_range",
+]
+
+Name = Annotated[str, Field(min_length=1, max_length=63, examples=["acme"])]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_range(text: str) -> tuple[Address, Address]:
+    """``203.0.113.10-203.0.113.20``, a CIDR, or one address → an inclusive (first, last) pair."""
+    text = text.strip()
+    try:
+        if "-" in text:
+            first_text, last_text = (part.strip() for part in text.split("-", 1))
+            first, last = ipaddress.ip_address(first_text), ipaddress.ip_address(last_text)
+        elif "/" in text:
+            network = ipaddress.ip_network(text, strict=True)
+            first, last = network[0], network[-1]
+        else:
+            first = last = ipaddress.ip_address(text)
+    except ValueError as error:
+        raise ValueError(
+            f"reserved range {text!r} is not FIRST-LAST, a CIDR or an address ({error})"
+        ) from None
+    if first.version != last.version or int(first) > int(last):
+        raise ValueError(f"reserved range {text!r}: first must not be after last, same family")
+    return first, last
+
+
+class WhoAmI(Frozen):
+    kind: Literal["admin", "tenant", "pop"]
+    name: str
+
+
+class TenantCreate(Frozen):
+    name: Name
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "tenant name")
+
+
+class TenantOut(Frozen):
+    name: str
+    created_at: datetime
+    load_balancers: int
+    addresses: int
+
+
+class TokenCreate(Frozen):
+    description: Annotated[str, Field(max_length=200)] = ""
+
+
+class TokenOut(Frozen):
+    token_id: str
+    description: str
+    created_at: datetime
+
+
+class TokenCreated(TokenOut):
+    secret: str = Field(description="Shown once; store it now. Only its hash is kept.")
+
+
+class PoolCreate(Frozen):
+    name: Name
+    networks: Annotated[tuple[str, ...], Field(min_length=1, max_length=64, examples=[["203.0.113.0/24"]])]
+    reserved: Annotated[tuple[str, ...], Field(max_length=256)] = ()
+    owner: str | None = Field(default=None, description="Tenant that owns this BYOIP pool; null: platform")
+    auto_assign: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "pool name")
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normalized = []
+        for text in value:
+            try:
+                normalized.append(str(ipaddress.ip_network(text.strip(), strict=True)))
+            except ValueError as error:
+                raise ValueError(
+                    f"network {text!r} is not a CIDR prefix with its host bits zero ({error}); "
+                    "write e.g. 203.0.113.0/24 or 2001:db8:100::/48"
+                ) from None
+        return tuple(normalized)
+
+    @field_validator("reserved")
+    @classmethod
+    def _reserved(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            parse_range(text)
+        return value
+
+
+class PoolUpdate(Frozen):
+    auto_assign: bool | None = None
+    reserved: Annotated[tuple[str, ...] | None, Field(max_length=256)] = None
+
+    @field_validator("reserved")
+    @classmethod
+    def _reserved(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for text in value or ():
+            parse_range(text)
+        return value
+
+
+class PoolOut(Frozen):
+    name: str
+    networks: tuple[str, ...]
+    reserved: tuple[str, ...]
+    owner: str | None
+    auto_assign: bool
+    capacity: dict[str, int]
+    in_use: int
+    created_at: datetime
+
+
+class IPReservation(Frozen):
+    address: IPAddress | None = None
+    pool: str | None = None
+    family: IPFamily = "ipv4"
+
+    @model_validator(mode="after")
+    def _family_matches(self) -> "IPReservation":
+        if self.address is not None and f"ipv{self.address.version}" != self.family:
+            return self.model_copy(update={"family": f"ipv{self.address.version}"})
+        return self
+
+
+class AddressOut(Frozen):
+    address: str
+    tenant: str
+    pool: str
+    static: bool
+    sharing_key: str | None
+    load_balancers: tuple[str, ...]
+    created_at: datetime
+
+
+class LoadBalancerOut(Frozen):
+    id: str
+    tenant: str
+    name: str
+    version: int
+    addresses: tuple[str, ...]
+    spec: LoadBalancerSpec
+    created_at: datetime
+    updated_at: datetime
+
+
+class PopCreate(Frozen):
+    name: Name
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value, "pop name")
+
+
+class PopOut(Frozen):
+    name: str
+    desired_version: int
+    applied_version: int | None
+    last_report_at: datetime | None
+    report_age_seconds: float | None
+    stale: bool
+    draining: bool
+    listeners: int
+    listeners_serving: int
+    announced: tuple[str, ...]
+    problems: tuple[str, ...]
+    created_at: datetime
+
+
+class PopCreated(PopOut):
+    token: TokenCreated
+
+
+class PopStatusSummary(Frozen):
+    """One PoP's view of one load balancer."""
+
+    pop: str
+    applied: bool  # the PoP runs this load balancer's current version
+    stale: bool  # no report for a while: the numbers below are old
+    listeners_serving: int
+    listeners: int
+    backends_up: int
+    backends: int
+    announced: tuple[str, ...]
+    problems: tuple[str, ...]
+    last_report_at: datetime | None
+
+
+class LoadBalancerStatus(Frozen):
+    name: str
+    version: int
+    addresses: tuple[str, ...]
+    ready: bool = Field(description="Applied and serving at one PoP at least")
+    pops_applied: int
+    pops_serving: int
+    pops: tuple[PopStatusSummary, ...]

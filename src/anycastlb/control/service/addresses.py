@@ -1,0 +1,188 @@
+"""Held addresses: what the allocator plans against, the tenant's IP list, reservations, releases."""
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from anycastlb.control.errors import Conflict, Forbidden, NotFound
+from anycastlb.control.ipam import AllocationError, Holding, NewHolding, check_release, plan_reservation
+from anycastlb.control.schemas import AddressOut, IPReservation
+from anycastlb.control.service.pools import pool_views
+from anycastlb.control.service.revision import lock
+from anycastlb.control.service.tenants import tenant_by_name
+from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pool, Tenant
+from anycastlb.model.desired import LoadBalancerSpec
+
+__all__ = [
+    "allocation_error",
+    "drop_unused_dynamic",
+    "insert_holdings",
+    "list_addresses",
+    "load_holdings",
+    "release",
+    "reserve",
+]
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def allocation_error(error: AllocationError) -> Exception:
+    """The API error for an allocator refusal (its message already says what to do)."""
+    if error.kind == "forbidden":
+        return Forbidden(str(error))
+    if error.kind == "not_found":
+        return NotFound(str(error))
+    return Conflict(str(error))
+
+
+def _ports(spec: dict[str, object]) -> frozenset[tuple[int, str]]:
+    return LoadBalancerSpec.model_validate(spec).ports
+
+
+def load_holdings(session: Session, tenant_id: int) -> dict[IP, Holding]:
+    """Every held address. Load balancers and ports are filled in for the tenant's own addresses only:
+    sharing never crosses tenants, and the allocator refuses another tenant's address outright."""
+    rows = session.execute(
+        select(
+            Address.id,
+            Address.address,
+            Pool.name,
+            Tenant.name,
+            Address.tenant_id,
+            Address.static,
+            Address.sharing_key,
+        )
+        .join(Pool, Pool.id == Address.pool_id)
+        .join(Tenant, Tenant.id == Address.tenant_id)
+    ).all()
+    users: dict[int, list[tuple[str, dict[str, object]]]] = defaultdict(list)
+    for address_id, lb_name, spec in session.execute(
+        select(LoadBalancerAddress.address_id, LoadBalancer.name, LoadBalancer.spec)
+        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .where(LoadBalancer.tenant_id == tenant_id)
+    ):
+        users[address_id].append((lb_name, spec))
+    holdings: dict[IP, Holding] = {}
+    for address_id, text, pool, tenant, owner_id, static, sharing_key in rows:
+        own = users.get(address_id, []) if owner_id == tenant_id else []
+        ports: frozenset[tuple[int, str]] = frozenset().union(*(_ports(spec) for _, spec in own))
+        address = ipaddress.ip_address(text)
+        holdings[address] = Holding(
+            address=address,
+            pool=pool,
+            tenant=tenant,
+            static=static,
+            sharing_key=sharing_key,
+            load_balancers=frozenset(name for name, _ in own),
+            ports=ports,
+        )
+    return holdings
+
+
+def insert_holdings(session: Session, tenant_id: int, new: Iterable[NewHolding]) -> None:
+    ids = {name: pool_id for name, (pool_id, _) in pool_views(session).items()}
+    for holding in new:
+        session.add(
+            Address(
+                address=str(holding.address),
+                pool_id=ids[holding.pool],
+                tenant_id=tenant_id,
+                static=holding.static,
+                sharing_key=holding.sharing_key,
+            )
+        )
+    session.flush()
+
+
+def drop_unused_dynamic(session: Session, addresses: Iterable[IP]) -> None:
+    """Free dynamic addresses that no load balancer uses any more (static ones stay reserved)."""
+    texts = [str(address) for address in addresses]
+    if not texts:
+        return
+    used = select(LoadBalancerAddress.address_id)
+    session.execute(
+        delete(Address).where(Address.address.in_(texts), Address.static.is_(False), Address.id.not_in(used))
+    )
+
+
+def list_addresses(session: Session, tenant: str | None) -> list[AddressOut]:
+    query = (
+        select(Address, Pool.name, Tenant.name)
+        .join(Pool, Pool.id == Address.pool_id)
+        .join(Tenant, Tenant.id == Address.tenant_id)
+        .order_by(Address.id)
+    )
+    if tenant is not None:
+        query = query.where(Tenant.name == tenant)
+    rows = session.execute(query).all()
+    users: dict[int, list[str]] = defaultdict(list)
+    for address_id, lb_name in session.execute(
+        select(LoadBalancerAddress.address_id, LoadBalancer.name)
+        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .order_by(LoadBalancer.name)
+    ):
+        users[address_id].append(lb_name)
+    return [
+        AddressOut(
+            address=row.address,
+            tenant=tenant_name,
+            pool=pool_name,
+            static=row.static,
+            sharing_key=row.sharing_key,
+            load_balancers=tuple(users.get(row.id, [])),
+            created_at=row.created_at,
+        )
+        for row, pool_name, tenant_name in rows
+    ]
+
+
+def _own(session: Session, tenant: str, address: IP) -> Address:
+    row = session.execute(
+        select(Address)
+        .join(Tenant, Tenant.id == Address.tenant_id)
+        .where(Address.address == str(address), Tenant.name == tenant)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"{address} is not an address of tenant {tenant!r}")
+    return row
+
+
+def reserve(session: Session, tenant: str, body: IPReservation) -> AddressOut:
+    """A static address: kept after its load balancers are gone, until released explicitly."""
+    lock(session)
+    found = tenant_by_name(session, tenant)
+    views = [view for _, view in pool_views(session).values()]
+    try:
+        result = plan_reservation(
+            tenant=tenant,
+            address=body.address,
+            pool=body.pool,
+            family=body.family,
+            pools=views,
+            holdings=load_holdings(session, found.id),
+        )
+    except AllocationError as error:
+        raise allocation_error(error) from None
+    if isinstance(result, NewHolding):
+        insert_holdings(session, found.id, [result])
+        address: IP = result.address
+    else:
+        address = result
+        _own(session, tenant, address).static = True
+        session.flush()
+    return next(out for out in list_addresses(session, tenant) if out.address == str(address))
+
+
+def release(session: Session, tenant: str, address: IP) -> None:
+    lock(session)
+    found = tenant_by_name(session, tenant)
+    row = _own(session, tenant, address)
+    holding = load_holdings(session, found.id)[ipaddress.ip_address(row.address)]
+    try:
+        check_release(holding)
+    except AllocationError as error:
+        raise allocation_error(error) from None
+    session.delete(row)

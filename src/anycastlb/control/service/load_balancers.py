@@ -1,0 +1,219 @@
+"""Load balancers: create, update (idempotent ensure), delete, read; each change versioned.
+
+A change runs in one transaction: take the writers' lock, plan the VIPs with the pure allocator
+against current holdings, write rows, bump the revision and mark the PoPs that must see it. The
+UNIQUE address index backs the plan: a second allocator that planned the same address would fail
+to commit rather than hand it out twice.
+"""
+
+import ipaddress
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
+from anycastlb.control.schemas import LoadBalancerOut
+from anycastlb.control.service.addresses import (
+    allocation_error,
+    drop_unused_dynamic,
+    insert_holdings,
+    load_holdings,
+)
+from anycastlb.control.service.pools import pool_views
+from anycastlb.control.service.revision import bump, lock, touch_pops
+from anycastlb.control.service.tenants import tenant_by_name
+from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pop, Tenant, utcnow
+from anycastlb.model.desired import LoadBalancerSpec
+
+__all__ = [
+    "addresses_of",
+    "create_load_balancer",
+    "delete_load_balancer",
+    "ensure_load_balancer",
+    "get_load_balancer",
+    "list_load_balancers",
+]
+
+
+def addresses_of(session: Session, lb_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    """VIPs per load balancer id, in the order they were allocated."""
+    found: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for lb_id, position, address in session.execute(
+        select(LoadBalancerAddress.load_balancer_id, LoadBalancerAddress.position, Address.address)
+        .join(Address, Address.id == LoadBalancerAddress.address_id)
+        .where(LoadBalancerAddress.load_balancer_id.in_(lb_ids))
+    ):
+        found[lb_id].append((position, address))
+    return {lb_id: tuple(address for _, address in sorted(rows)) for lb_id, rows in found.items()}
+
+
+def _out(lb: LoadBalancer, tenant: str, addresses: tuple[str, ...]) -> LoadBalancerOut:
+    return LoadBalancerOut(
+        id=lb.id,
+        tenant=tenant,
+        name=lb.name,
+        version=lb.version,
+        addresses=addresses,
+        spec=LoadBalancerSpec.model_validate(lb.spec),
+        created_at=lb.created_at,
+        updated_at=lb.updated_at,
+    )
+
+
+def _find(session: Session, tenant_id: int, name: str) -> LoadBalancer | None:
+    return session.execute(
+        select(LoadBalancer).where(LoadBalancer.tenant_id == tenant_id, LoadBalancer.name == name)
+    ).scalar_one_or_none()
+
+
+def list_load_balancers(session: Session, tenant: str) -> list[LoadBalancerOut]:
+    found = tenant_by_name(session, tenant)
+    lbs = (
+        session.execute(
+            select(LoadBalancer).where(LoadBalancer.tenant_id == found.id).order_by(LoadBalancer.name)
+        )
+        .scalars()
+        .all()
+    )
+    vips = addresses_of(session, [lb.id for lb in lbs])
+    return [_out(lb, tenant, vips.get(lb.id, ())) for lb in lbs]
+
+
+def get_load_balancer(session: Session, tenant: str, name: str) -> LoadBalancerOut:
+    found = tenant_by_name(session, tenant)
+    lb = _find(session, found.id, name)
+    if lb is None:
+        raise NotFound(f"load balancer {name!r} not found in tenant {tenant!r}")
+    return _out(lb, tenant, addresses_of(session, [lb.id]).get(lb.id, ()))
+
+
+def _check_pops(session: Session, spec: LoadBalancerSpec) -> None:
+    known = set(session.execute(select(Pop.name)).scalars())
+    unknown = [pop for pop in spec.pops if pop not in known]
+    if unknown:
+        raise Invalid(
+            f"pops: unknown PoP(s) {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none yet'} "
+            "(leave pops empty to be served by every PoP)"
+        )
+
+
+def _check_shared_ports(
+    session: Session, lb_id: str, spec: LoadBalancerSpec, addresses: tuple[str, ...]
+) -> None:
+    """Load balancers sharing an address must not listen on the same port (the allocator checks new
+    shares; this also catches an update that adds a port a sharer already uses)."""
+    rows = session.execute(
+        select(Address.address, LoadBalancer.name, LoadBalancer.spec)
+        .join(LoadBalancerAddress, LoadBalancerAddress.address_id == Address.id)
+        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .where(Address.address.in_(addresses), LoadBalancer.id != lb_id)
+    ).all()
+    for address, other, other_spec in rows:
+        overlap = spec.ports & LoadBalancerSpec.model_validate(other_spec).ports
+        if overlap:
+            port, protocol = sorted(overlap)[0]
+            raise Conflict(
+                f"{address} is shared with load balancer {other!r}, which already listens on "
+                f"{port}/{protocol}; use another port or another address"
+            )
+
+
+def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tuple[str, ...]) -> AddressPlan:
+    try:
+        return plan_addresses(
+            spec.ips,
+            tenant=tenant.name,
+            load_balancer=spec.name,
+            ports=spec.ports,
+            current=[ipaddress.ip_address(text) for text in current],
+            pools=[view for _, view in pool_views(session).values()],
+            holdings=load_holdings(session, tenant.id),
+        )
+    except AllocationError as error:
+        raise allocation_error(error) from None
+
+
+def _link(session: Session, lb_id: str, plan: AddressPlan, tenant_id: int) -> tuple[str, ...]:
+    insert_holdings(session, tenant_id, plan.new)
+    texts = tuple(str(address) for address in plan.addresses)
+    rows = session.execute(select(Address.address, Address.id).where(Address.address.in_(texts)))
+    ids: dict[str, int] = {row[0]: row[1] for row in rows}
+    session.execute(delete(LoadBalancerAddress).where(LoadBalancerAddress.load_balancer_id == lb_id))
+    for position, text in enumerate(texts):
+        session.add(LoadBalancerAddress(load_balancer_id=lb_id, address_id=ids[text], position=position))
+    session.flush()
+    return texts
+
+
+def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) -> LoadBalancerOut:
+    lock(session)
+    found = tenant_by_name(session, tenant)
+    if _find(session, found.id, spec.name) is not None:
+        raise Conflict(f"load balancer {spec.name!r} already exists; PUT it to change it")
+    _check_pops(session, spec)
+    plan = _plan(session, found, spec, ())
+    version = bump(session)
+    lb = LoadBalancer(
+        id=str(uuid.uuid4()),
+        tenant_id=found.id,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        version=version,
+    )
+    session.add(lb)
+    session.flush()
+    addresses = _link(session, lb.id, plan, found.id)
+    _check_shared_ports(session, lb.id, spec, addresses)
+    touch_pops(session, spec.pops, version)
+    return _out(lb, tenant, addresses)
+
+
+def ensure_load_balancer(
+    session: Session, tenant: str, spec: LoadBalancerSpec, if_match: int | None = None
+) -> tuple[LoadBalancerOut, bool]:
+    """Create or update to exactly ``spec``; returns (load balancer, created). An unchanged spec is a
+    no-op that keeps the version (controllers re-send the same spec on every resync)."""
+    lock(session)
+    found = tenant_by_name(session, tenant)
+    lb = _find(session, found.id, spec.name)
+    if lb is None:
+        if if_match is not None:
+            raise PreconditionFailed(f"load balancer {spec.name!r} does not exist (If-Match {if_match})")
+        return create_load_balancer(session, tenant, spec), True
+    if if_match is not None and if_match != lb.version:
+        raise PreconditionFailed(
+            f"load balancer {spec.name!r} is at version {lb.version}, not {if_match}; re-read it and retry"
+        )
+    current = addresses_of(session, [lb.id]).get(lb.id, ())
+    old = LoadBalancerSpec.model_validate(lb.spec)
+    if old == spec:
+        return _out(lb, tenant, current), False
+    _check_pops(session, spec)
+    plan = _plan(session, found, spec, current)
+    version = bump(session)
+    lb.spec = spec.model_dump(mode="json")
+    lb.version = version
+    lb.updated_at = utcnow()
+    addresses = _link(session, lb.id, plan, found.id)
+    _check_shared_ports(session, lb.id, spec, addresses)
+    drop_unused_dynamic(session, plan.leave)
+    touch_pops(session, () if not old.pops or not spec.pops else tuple({*old.pops, *spec.pops}), version)
+    return _out(lb, tenant, addresses), False
+
+
+def delete_load_balancer(session: Session, tenant: str, name: str) -> None:
+    """Delete it; its dynamic addresses are freed, static (reserved) ones stay with the tenant."""
+    lock(session)
+    found = tenant_by_name(session, tenant)
+    lb = _find(session, found.id, name)
+    if lb is None:
+        raise NotFound(f"load balancer {name!r} not found in tenant {tenant!r}")
+    current = addresses_of(session, [lb.id]).get(lb.id, ())
+    spec = LoadBalancerSpec.model_validate(lb.spec)
+    session.delete(lb)
+    session.flush()
+    drop_unused_dynamic(session, [ipaddress.ip_address(text) for text in current])
+    touch_pops(session, spec.pops, bump(session))

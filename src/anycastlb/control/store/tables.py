@@ -1,0 +1,123 @@
+"""The control plane's tables (SQLAlchemy 2 declarative). Alembic migrations create them.
+
+Why these columns: an address row exists exactly while the address is held (dynamic: by at least
+one load balancer; static: reserved until released), so the UNIQUE index on ``addresses.address`` is
+what makes a double allocation impossible, whatever the allocator or the number of API replicas
+does. Load balancer specs are stored as the validated JSON of ``LoadBalancerSpec``: the contract
+model is the schema, the table only indexes what queries need.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Address",
+    "ApiToken",
+    "Base",
+    "LoadBalancer",
+    "LoadBalancerAddress",
+    "Pool",
+    "Pop",
+    "Revision",
+    "Tenant",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Revision(Base):
+    """One row: the store's revision, bumped (under a row lock) by every change a PoP must see.
+
+    Locking this row first in every writing transaction also serializes allocations across API
+    replicas on PostgreSQL, so the allocator plans against holdings nobody else is changing.
+    """
+
+    __tablename__ = "revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class Pop(Base):
+    __tablename__ = "pops"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    desired_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class ApiToken(Base):
+    """A tenant's API token or a PoP's credential. Only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # tenant | pop
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
+    pop_id: Mapped[int | None] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), nullable=True)
+    description: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class Pool(Base):
+    __tablename__ = "pools"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    owner_tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=True
+    )
+    networks: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    reserved: Mapped[list[list[str]]] = mapped_column(JSON, nullable=False)  # [[first, last], ...]
+    auto_assign: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(45), unique=True, nullable=False)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="RESTRICT"), nullable=False)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+    static: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    sharing_key: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class LoadBalancer(Base):
+    __tablename__ = "load_balancers"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_load_balancers_tenant_name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class LoadBalancerAddress(Base):
+    __tablename__ = "load_balancer_addresses"
+    load_balancer_id: Mapped[str] = mapped_column(
+        ForeignKey("load_balancers.id", ondelete="CASCADE"), primary_key=True
+    )
+    address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="RESTRICT"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -1,0 +1,146 @@
+"""The control plane for tests: in-process (FastAPI's TestClient over a real SQLite/PostgreSQL
+store) or as a real ``anycastlb control`` child process listening on loopback."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+import httpx2
+from fastapi.testclient import TestClient
+
+from anycastlb.control.api.app import create_app
+from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.store.engine import open_store
+from anycastlb.lab.ports import free_port
+
+__all__ = ["ADMIN_TOKEN", "ControlApi", "ControlProcess", "listener", "spec"]
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+
+def listener(
+    port: int = 443, backends: tuple[tuple[str, int], ...] = (("10.0.0.11", 30443),), **extra: Any
+) -> dict[str, Any]:
+    return {
+        "port": port,
+        "backends": [{"address": address, "port": node_port} for address, node_port in backends],
+        **extra,
+    }
+
+
+def spec(name: str = "web", *, listeners: list[dict[str, Any]] | None = None, **ips: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "listeners": listeners or [listener()]}
+    if ips:
+        body["ips"] = ips
+    return body
+
+
+class ControlApi:
+    """A TestClient with the admin token, plus helpers that build the usual fixtures."""
+
+    def __init__(self, database: str) -> None:
+        self.store = open_store(database)
+        self.runtime = Runtime(store=self.store, admin_token=ADMIN_TOKEN)
+        self.app = create_app(self.runtime)
+        self.client = TestClient(self.app, raise_server_exceptions=True)
+        self.client.__enter__()
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+        self.store.engine.dispose()
+
+    def call(self, method: str, path: str, token: str | None = ADMIN_TOKEN, **kwargs: Any) -> httpx2.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def ok(self, method: str, path: str, token: str | None = ADMIN_TOKEN, **kwargs: Any) -> Any:
+        response = self.call(method, path, token, **kwargs)
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    def tenant(self, name: str) -> str:
+        """Create a tenant and return an API token of it."""
+        self.ok("POST", "/v1/tenants", json={"name": name})
+        return str(self.ok("POST", f"/v1/tenants/{name}/tokens", json={"description": "test"})["secret"])
+
+    def pool(self, name: str, *networks: str, owner: str | None = None, **extra: Any) -> Any:
+        return self.ok(
+            "POST", "/v1/pools", json={"name": name, "networks": list(networks), "owner": owner, **extra}
+        )
+
+    def pop(self, name: str) -> str:
+        return str(self.ok("POST", "/v1/pops", json={"name": name})["token"]["secret"])
+
+
+class ControlProcess:
+    """``anycastlb control`` as a child process (what the e2e tests and benchmarks drive)."""
+
+    def __init__(self, workdir: Path, database: str | None = None, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.database = database or f"sqlite:///{workdir / 'control.db'}"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "control.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ControlProcess":
+        env = dict(os.environ, ANYCASTLB_ADMIN_TOKEN=ADMIN_TOKEN)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "anycastlb.cli",
+                "control",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--database",
+                self.database,
+                "--log-level",
+                "warning",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"control plane exited:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"control plane did not answer /healthz:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def __enter__(self) -> "ControlProcess":
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
