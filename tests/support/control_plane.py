@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import httpx2
@@ -20,7 +20,7 @@ from anycastlb.lab.ports import free_port
 
 __all__ = ["ADMIN_TOKEN", "ControlApi", "ControlProcess", "listener", "spec"]
 
-ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"  # noqa: S105 - a test fixture
 
 
 def listener(
@@ -89,6 +89,7 @@ class ControlProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "control.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
 
     def start(self) -> "ControlProcess":
         env = dict(os.environ, ANYCASTLB_ADMIN_TOKEN=ADMIN_TOKEN)
@@ -136,6 +137,9 @@ class ControlProcess:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> "ControlProcess":
         return self.start()
