@@ -1,13 +1,14 @@
 """The FastAPI application: routes, error mapping, health and metrics."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,13 +29,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    registry = CollectorRegistry()
-    requests = Counter(
-        "anycastlb_control_requests",
-        "API requests by route and status",
-        ["route", "status"],
-        registry=registry,
-    )
+    metrics_ = runtime.metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +65,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
         response: Response = await call_next(request)
-        route = request.scope.get("route")
-        requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics_.requests.labels(route, str(response.status_code)).inc()
+        if not route.endswith("/desired"):
+            metrics_.latency.labels(route).observe(time.perf_counter() - started)
         return response
 
     @app.get("/healthz", tags=["health"])
@@ -88,7 +86,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics(caller: Caller, _rt: Rt) -> Response:
         """Prometheus metrics (admin token)."""
         caller.require_admin()
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
 
     for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops):
         app.include_router(module.router)

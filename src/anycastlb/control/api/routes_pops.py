@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.errors import Invalid
 from anycastlb.control.schemas import PopCreate, PopCreated, PopOut
 from anycastlb.control.service import pops
@@ -64,15 +65,22 @@ async def desired_state(
     ``since`` (or ``timeout`` passes, then answers the current state)."""
     caller.require_pop_read(pop)
     if watch:
-        deadline = time.monotonic() + timeout
-        while True:
-            event = rt.notifier.snapshot()
-            version = await run_in_threadpool(rt.read, lambda s: pops.desired_version(s, pop))
-            remaining = deadline - time.monotonic()
-            if version > since or remaining <= 0:
-                break
-            await rt.notifier.wait(event, min(remaining, _CROSS_REPLICA_POLL))
+        rt.metrics.watchers.inc()
+        try:
+            await _wait_for_version(rt, pop, since, time.monotonic() + timeout)
+        finally:
+            rt.metrics.watchers.dec()
     return await run_in_threadpool(rt.desired_state, pop)
+
+
+async def _wait_for_version(rt: Runtime, pop: str, since: int, deadline: float) -> None:
+    while True:
+        event = rt.notifier.snapshot()
+        version = await run_in_threadpool(rt.read, lambda s: pops.desired_version(s, pop))
+        remaining = deadline - time.monotonic()
+        if version > since or remaining <= 0:
+            return
+        await rt.notifier.wait(event, min(remaining, _CROSS_REPLICA_POLL))
 
 
 @router.put("/{pop}/status", status_code=status.HTTP_204_NO_CONTENT)

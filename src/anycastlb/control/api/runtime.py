@@ -10,6 +10,7 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.errors import Conflict
 from anycastlb.control.service.pops import desired_state, desired_version
 from anycastlb.control.store.engine import Store
@@ -60,6 +61,7 @@ class Runtime:
     store: Store
     admin_token: str | None  # None: --insecure-dev, every request is the admin
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
+    metrics: ControlMetrics = field(default_factory=ControlMetrics)
     # pop -> its last rendered desired state: 50 PoPs woken by one change render it once each
     _rendered: dict[str, PopDesiredState] = field(default_factory=dict)
 
@@ -92,6 +94,7 @@ class Runtime:
                         "a concurrent change won the race several times; retry the request"
                     ) from None
                 log.info("write_retry attempt=%d error=%r", attempt, str(error.orig))
+                self.metrics.write_retries.inc()
                 time.sleep(0.01 * attempt)
                 continue
             self.notifier.publish()
