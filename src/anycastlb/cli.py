@@ -16,7 +16,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Path to edge.yaml.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="edge.yaml (standalone), or base.yaml with --control (optional)."),
+]
 
 
 def _raise_file_limit() -> None:
@@ -30,19 +33,54 @@ def _raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
 @app.command()
 def edge(
-    config: ConfigOption,
+    config: ConfigOption = None,
+    control: Annotated[
+        str | None,
+        typer.Option("--control", help="Follow the control plane at this URL (http[s]://host:port)."),
+    ] = None,
+    pop: Annotated[str | None, typer.Option("--pop", help="With --control: this PoP's name.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="ANYCASTLB_POP_TOKEN",
+            show_default=False,
+            help="With --control: the PoP's API token. Prefer the environment variable "
+            "ANYCASTLB_POP_TOKEN: a command line is visible to every user (ps).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="With --control: where the last-known-good state is kept "
+            "[default: /var/lib/anycastlb/edge-POP].",
+        ),
+    ] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run a PoP's data plane from a config file (standalone mode)."""
+    """Run a PoP's data plane from a config file (standalone), or following the control plane (--control)."""
     setup_logging(log_level)
+    if control is not None:
+        raise typer.Exit(_edge_following(control, pop, token, config, state_dir, check=check))
+    if pop is not None or state_dir is not None:
+        raise _fail("--pop and --state-dir apply to --control mode (a config file names its own pop:)")
+    if config is None:
+        raise _fail(
+            "give --config edge.yaml (standalone) or --control URL --pop NAME (follow the control plane)"
+        )
     try:
         parsed = load_config(config)
     except ConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+        raise _fail(str(error)) from None
     if check:
         typer.echo(f"{config}: ok ({len(parsed.listeners)} listeners)")
         return
@@ -50,14 +88,64 @@ def edge(
     from anycastlb.edge.metrics_dir import prepare_metrics_dir  # noqa: PLC0415 - must precede prometheus
 
     prepare_metrics_dir()
+    from anycastlb.edge.config_source import FileSource  # noqa: PLC0415
     from anycastlb.edge.supervisor import Supervisor  # noqa: PLC0415
 
     try:
-        code = Supervisor(config, parsed).run()
+        code = Supervisor(FileSource(config), parsed).run()
     except OSError as error:
-        typer.echo(f"error: {error.strerror or error}", err=True)
-        raise typer.Exit(1) from None
+        raise _fail(error.strerror or str(error), 1) from None
     raise typer.Exit(code)
+
+
+def _edge_following(
+    url: str, pop: str | None, token: str | None, base: Path | None, state_dir: Path | None, *, check: bool
+) -> int:
+    """``edge --control URL``: base.yaml + last-known-good at once, then what the control plane says."""
+    from anycastlb.edge.config_source import ControlSource, load_base  # noqa: PLC0415 - lean start-up
+    from anycastlb.edge.state_store import StateStore, default_state_dir  # noqa: PLC0415
+    from anycastlb.model.base import check_name  # noqa: PLC0415
+
+    if pop is None:
+        raise _fail("--control needs --pop NAME: the PoP this edge is, as the control plane knows it")
+    try:
+        check_name(pop, "--pop")
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    if not url.startswith(("http://", "https://")):
+        raise _fail(f"--control {url!r} must be an http:// or https:// URL of the control plane")
+    if not token:
+        raise _fail(
+            "--control needs the PoP's token: set ANYCASTLB_POP_TOKEN (preferred: a command line is "
+            "visible in ps) or pass --token"
+        )
+    store = StateStore(state_dir or default_state_dir(pop))
+    source = ControlSource(pop, base, store)
+    try:
+        if check:
+            load_base(pop, base)
+            saved = store.last_known_good()
+            found = f"last-known-good version {saved.state.version}" if saved else "no last-known-good"
+            typer.echo(f"{base or 'base'}: ok; {store.directory}: {found}")
+            return 0
+        store.prepare()
+        parsed = source.initial()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(error.strerror or str(error), 1) from None
+    _raise_file_limit()
+    from anycastlb.edge.metrics_dir import prepare_metrics_dir  # noqa: PLC0415 - must precede prometheus
+
+    prepare_metrics_dir()
+    from anycastlb.edge.follower import FollowerSettings  # noqa: PLC0415
+    from anycastlb.edge.supervisor import Supervisor  # noqa: PLC0415
+
+    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, state_dir=store.directory)
+    try:
+        return Supervisor(source, parsed, follow).run()
+    except OSError as error:
+        raise _fail(error.strerror or str(error), 1) from None
 
 
 @app.command()

@@ -4,12 +4,16 @@ Lifecycle, one step per comment in :meth:`Supervisor.run`:
 
 1. validate the config and test-bind every listener, so a typo or a taken port fails before any
    worker starts, with a message that names it;
-2. fork the helper processes: health (probes; it writes verdicts to a shared-memory board) and,
-   with a ``bgp:`` block, the announcer (reads the board, drives the BGP speaker); then N workers:
-   each opens its own ``SO_REUSEPORT`` sockets, runs an epoll loop and reads the board;
+2. fork the helper processes: health (probes; it writes verdicts to a shared-memory board),
+   with a ``bgp:`` block the announcer (reads the board, drives the BGP speaker), and in
+   ``--control`` mode the follower (watches the control plane, writes ``pending.json``, sends us
+   SIGHUP, reports status); then N workers: each opens its own ``SO_REUSEPORT`` sockets, runs an
+   epoll loop and reads the board;
 3. loop on signals and the metrics socket (no threads, so forking a replacement is safe):
-   SIGHUP → re-read the file, validate, test-bind new listeners, send it to every child (a bad
-   file changes nothing); SIGCHLD → respawn a child that died; SIGTERM/SIGINT → drain;
+   SIGHUP → ask the config source (the file, or base.yaml + the pending desired state), validate,
+   test-bind new listeners, send it to every child, tell the source (which promotes the pending
+   state to last-known-good, or records it as rejected; a bad config changes nothing);
+   SIGCHLD → respawn a child that died; SIGTERM/SIGINT → drain;
 4. drain, in the order the network needs: the announcer withdraws every VIP and the supervisor
    waits ``bgp.withdraw_delay`` for routers to move traffic elsewhere; then every worker stops
    accepting and finishes its connections up to ``drain_timeout``; then the helpers stop (the BGP
@@ -26,7 +30,6 @@ import socket
 import socketserver
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import NoReturn
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
@@ -36,9 +39,11 @@ from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.sockets import open_listener
 from anycastlb.dataplane.worker import Worker
 from anycastlb.edge.announcer import run_announcer
+from anycastlb.edge.config_source import ConfigSource
+from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
 from anycastlb.health.process import run_health_process
-from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint, load_config
+from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint
 from anycastlb.wire.framing import write_message
 from anycastlb.wire.health_board import HealthBoard
 
@@ -50,7 +55,9 @@ RELOADS = Counter("anycastlb_config_reloads", "Configuration reloads by result (
 WORKERS = Gauge("anycastlb_workers", "Running data-plane worker processes", multiprocess_mode="max")
 RESPAWNS = Counter("anycastlb_worker_respawns", "Workers that died and were started again")
 HELPER_RESPAWNS = Counter(
-    "anycastlb_helper_respawns", "Helper processes (health, bgp) that died and were started again", ["helper"]
+    "anycastlb_helper_respawns",
+    "Helper processes (health, bgp, control) that died and were started again",
+    ["helper"],
 )
 _GRACE_AFTER_DRAIN = 5.0
 _READY_TIMEOUT = 10.0
@@ -109,14 +116,17 @@ def _check_listeners(config: EdgeConfig, already_open: set[tuple[str, int, str]]
 
 
 class Supervisor:
-    """Runs one PoP's data plane from a config file."""
+    """Runs one PoP's data plane from a config source (a file, or the control plane's state on disk)."""
 
-    def __init__(self, config_path: Path, config: EdgeConfig) -> None:
-        self.config_path = config_path
+    def __init__(
+        self, source: ConfigSource, config: EdgeConfig, follow: FollowerSettings | None = None
+    ) -> None:
+        self.source = source
         self.config = config
+        self.follow = follow
         self.counters = SharedCounters(config.workers)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
-        self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp" -> (pid, control pipe write end)
+        self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp"/"control" -> (pid, control pipe)
         self.health_board = HealthBoard()
         self.run_dir = private_dir("run")
         # Workers report failed connects to the health process: many writers, one reader, datagrams.
@@ -135,11 +145,7 @@ class Supervisor:
             signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
         metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
         # 2. Fork the helpers and the workers.
-        self._spawn_helper("health")
-        if self.config.bgp is not None:
-            self._spawn_helper("bgp")
-        ready = [self._spawn(index) for index in range(self.config.workers)]
-        ready_workers = _wait_ready(ready, timeout=_READY_TIMEOUT)
+        ready_workers = self._spawn_children()
         log.info(
             "edge_started pop=%s workers=%d ready=%d listeners=%d metrics=%s",
             self.config.pop,
@@ -175,6 +181,16 @@ class Supervisor:
         log.info("edge_stopped pop=%s", self.config.pop)
         return 0
 
+    def _spawn_children(self) -> int:
+        """Fork the helpers, then the workers; returns how many workers are ready."""
+        self._spawn_helper("health")
+        if self.config.bgp is not None:
+            self._spawn_helper("bgp")
+        if self.follow is not None:
+            self._spawn_helper("control")
+        ready = [self._spawn(index) for index in range(self.config.workers)]
+        return _wait_ready(ready, timeout=_READY_TIMEOUT)
+
     def _start_drain(self) -> None:
         self.draining = True
         delay = 0.0
@@ -183,6 +199,8 @@ class Supervisor:
             delay = self.config.bgp.withdraw_delay
             with contextlib.suppress(ProcessLookupError):
                 os.kill(bgp[0], signal.SIGUSR1)  # withdraw every VIP, keep the sessions up
+        if "control" in self.helpers:
+            self._signal([self.helpers["control"]], signal.SIGUSR1)  # report draining at once
         log.info(
             "drain_requested pop=%s withdraw_delay=%.1fs timeout=%.1fs",
             self.config.pop,
@@ -250,16 +268,23 @@ class Supervisor:
             return lambda control: run_health_process(
                 self.config, control, self.health_board, self.reports_in
             )
+        self.reports_in.close()
+        self.reports_out.close()
+        if name == "control":
+            follow = self.follow
+            if follow is None:
+                raise RuntimeError("the control helper needs --control")
+            return lambda control: run_follower(
+                follow, self.config, control, self.health_board, self.counters
+            )
         bgp = self.config.bgp
         if bgp is None:
             raise RuntimeError("the bgp helper needs a bgp: block")
-        self.reports_in.close()
-        self.reports_out.close()
         workdir = self.run_dir / "bgp"
         return lambda control: run_announcer(self.config, bgp, control, self.health_board, workdir)
 
     def _spawn_helper(self, name: str) -> None:
-        """Fork a helper process (``health`` or ``bgp``) with its own control pipe."""
+        """Fork a helper process (``health``, ``bgp`` or ``control``) with its own control pipe."""
         control_read, control_write = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
@@ -322,9 +347,9 @@ class Supervisor:
                 os.kill(pid, signum)
 
     def reload(self) -> bool:
-        """Re-read the config file; apply it only if it is entirely valid."""
+        """Ask the source for the config; apply it only if it is entirely valid and can bind."""
         try:
-            config = load_config(self.config_path)
+            config = self.source.load()
             if config.workers != self.config.workers:
                 log.warning(
                     "reload_workers_ignored running=%d wanted=%d (restart to change)",
@@ -336,6 +361,7 @@ class Supervisor:
         except (ConfigError, OSError) as error:
             RELOADS.labels("invalid").inc()
             log.error("reload_rejected keeping=previous-config error=%r", str(error))
+            self.source.rejected(str(error))
             return False
         self.config = config
         payload = config.model_dump_json().encode()
@@ -346,6 +372,7 @@ class Supervisor:
                 write_message(control_write, payload)
             except OSError as error:
                 log.error("reload_send_failed %s error=%r", who, error.strerror)
+        self.source.applied(config)  # sent to every child: the control source promotes it
         RELOADS.labels("ok").inc()
         log.info("reload_applied listeners=%d", len(config.listeners))
         return True

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the follower (multiprocess mode, summed into the edge's scrape)."""
+
+from prometheus_client import Counter, Gauge
+
+__all__ = ["APPLIED_VERSION", "CONNECTED", "LAST_SYNC", "WATCH_ERRORS"]
+
+APPLIED_VERSION = Gauge(
+    "anycastlb_control_applied_version",
+    "Version of the PoP's desired state the edge runs (its last-known-good)",
+    multiprocess_mode="livemax",
+)
+WATCH_ERRORS = Counter(
+    "anycastlb_control_watch_errors",
+    "Failed watches of the desired state, by reason (connect, timeout, server_error, auth, invalid, ...)",
+    ["reason"],
+)
+CONNECTED = Gauge(
+    "anycastlb_control_connected",
+    "1 while the last watch of the control plane succeeded",
+    multiprocess_mode="livemax",
+)
+LAST_SYNC = Gauge(
+    "anycastlb_control_last_sync_timestamp_seconds",
+    "Unix time of the last desired state received from the control plane",
+    multiprocess_mode="livemax",
+)

@@ -1,0 +1,113 @@
+"""The follower's side of the watch: each kind of failure is told apart (and says what to check),
+and only a newer, valid state is handed to the supervisor."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.edge.follower import FetchError, Follower, FollowerSettings
+from anycastlb.model.config import EdgeConfig
+from anycastlb.model.desired import PopDesiredState
+from anycastlb.wire.health_board import HealthBoard
+
+Handler = Callable[[httpx.Request], httpx.Response]
+STATE = {"pop": "fra", "version": 3, "load_balancers": []}
+
+
+def follower(tmp_path: Path, handler: Handler) -> Follower:
+    settings = FollowerSettings(url="http://control", pop="fra", token="secret", state_dir=tmp_path)  # noqa: S106
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1), client)
+    made.notify = lambda: True
+    return made
+
+
+def fetch(tmp_path: Path, handler: Handler) -> PopDesiredState:
+    return asyncio.run(follower(tmp_path, handler).fetch())
+
+
+def test_the_first_request_asks_for_the_state_at_once_and_then_long_polls(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=STATE)
+
+    watcher = follower(tmp_path, handler)
+    asyncio.run(watcher.fetch())
+    watcher.seen = 3
+    asyncio.run(watcher.fetch())
+
+    assert seen[0].url.path == "/v1/pops/fra/desired"
+    assert seen[0].url.query == b""
+    assert dict(seen[1].url.params) == {"watch": "1", "since": "3", "timeout": "30"}
+    assert seen[1].headers["Authorization"] == "Bearer secret"
+
+
+@pytest.mark.parametrize(
+    ("response", "reason", "refused", "says"),
+    [
+        (httpx.Response(401), "auth", True, "--token"),
+        (httpx.Response(403), "auth", True, "--pop"),
+        (httpx.Response(404), "auth", True, "--pop"),
+        (httpx.Response(503, text="db down"), "server_error", False, "HTTP 503"),
+        (httpx.Response(200, text="{nope"), "invalid", False, "does not validate"),
+        (httpx.Response(200, json={**STATE, "version": "x"}), "invalid", False, "version"),
+        (httpx.Response(200, json={**STATE, "pop": "par"}), "invalid", False, "PoP 'par'"),
+    ],
+    ids=["401", "403", "404", "503", "bad-json", "bad-field", "other-pop"],
+)
+def test_each_failure_has_a_reason_and_a_message_that_says_what_to_check(
+    tmp_path: Path, response: httpx.Response, reason: str, refused: bool, says: str
+) -> None:
+    with pytest.raises(FetchError, match=says) as caught:
+        fetch(tmp_path, lambda _: response)
+
+    assert (caught.value.reason, caught.value.refused) == (reason, refused)
+
+
+def test_an_unreachable_control_plane_is_a_connect_failure(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    with pytest.raises(FetchError, match="Connection refused") as caught:
+        fetch(tmp_path, refuse)
+
+    assert caught.value.reason == "connect"
+
+
+def test_a_newer_state_is_written_as_pending_and_the_supervisor_told(tmp_path: Path) -> None:
+    watcher = follower(tmp_path, lambda _: httpx.Response(200, json=STATE))
+    told: list[bool] = []
+
+    def notify() -> bool:
+        told.append(True)
+        return True
+
+    watcher.notify = notify
+
+    assert watcher.consider(PopDesiredState.model_validate(STATE))
+    assert watcher.consider(PopDesiredState.model_validate(STATE))  # the same version again: nothing
+
+    assert json.loads((tmp_path / "pending.json").read_text())["state"]["version"] == 3
+    assert told == [True]
+    assert watcher.seen == 3
+    assert watcher.awaiting is not None and watcher.awaiting[0] == 3
+
+
+def test_a_follower_restarted_after_a_rejection_does_not_send_the_rejected_version_again(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "rejected.json").write_text(
+        json.dumps({"version": 3, "error": "x", "at": "2026-01-01T00:00:00+00:00"})
+    )
+    watcher = follower(tmp_path, lambda _: httpx.Response(200, json=STATE))
+
+    assert watcher.seen == 3
+    watcher.consider(PopDesiredState.model_validate(STATE))
+    assert not (tmp_path / "pending.json").exists()

@@ -1,0 +1,116 @@
+"""A PoP's status report says which version runs, how each listener's backends are, what the PoP
+announces and what it could not do."""
+
+from anycastlb.edge.pop_status import Refusal, pop_status
+from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopStatusReport
+from anycastlb.wire.health_view import HealthView, ListenerHealth
+
+
+def lb(name: str, vip: str, ports: list[tuple[int, str]]) -> DesiredLoadBalancer:
+    backends = [{"address": "10.0.0.11", "port": 30443}, {"address": "10.0.0.12", "port": 30443}]
+    return DesiredLoadBalancer.model_validate(
+        {
+            "id": f"lb-{name}",
+            "tenant": "acme",
+            "name": name,
+            "version": 1,
+            "vips": [vip],
+            "listeners": [
+                {"port": port, "protocol": protocol, "backends": backends} for port, protocol in ports
+            ],
+        }
+    )
+
+
+STATE = PopDesiredState(
+    pop="fra",
+    version=9,
+    load_balancers=(
+        lb("web", "203.0.113.10", [(443, "tcp")]),
+        lb("api", "203.0.113.11", [(443, "tcp"), (53, "udp")]),
+    ),
+)
+VIEW = HealthView(
+    published_at=1.0,
+    reports_through=1.0,
+    listeners={
+        "acme-web-443": ListenerHealth(
+            serving=True, down=frozenset({"10.0.0.12:30443"}), weights={"10.0.0.11:30443": 4}
+        ),
+        "acme-api-443": ListenerHealth(serving=False, down=frozenset({"10.0.0.11:30443", "10.0.0.12:30443"})),
+    },
+)
+
+
+def report(
+    applied: PopDesiredState | None = STATE,
+    view: HealthView | None = VIEW,
+    *,
+    bgp: bool = True,
+    draining: bool = False,
+    refusals: tuple[Refusal, ...] = (),
+) -> PopStatusReport:
+    return pop_status(
+        "fra",
+        applied,
+        view,
+        bgp=bgp,
+        draining=draining,
+        refusals=refusals,
+        active_connections=lambda name: {"acme-web-443": 7}.get(name, 0),
+    )
+
+
+def test_before_anything_is_applied_the_report_is_version_zero_and_empty() -> None:
+    empty = report(applied=None)
+
+    assert (empty.applied_version, empty.listeners, empty.announced, empty.problems) == (0, (), (), ())
+
+
+def test_each_listener_reports_serving_backends_weights_and_connections() -> None:
+    web, api, _ = report().listeners
+
+    assert (web.load_balancer, str(web.address), web.port, web.serving, web.active_connections) == (
+        "lb-web",
+        "203.0.113.10",
+        443,
+        True,
+        7,
+    )
+    assert [(str(b.address), b.up, b.weight) for b in web.backends] == [
+        ("10.0.0.11", True, 4),
+        ("10.0.0.12", False, None),
+    ]
+    assert (api.serving, [b.up for b in api.backends]) == (False, [False, False])
+
+
+def test_a_listener_without_a_health_verdict_is_not_serving_yet() -> None:
+    web = report(view=None).listeners[0]
+
+    assert (web.serving, web.reason) == (False, "no health verdict yet")
+
+
+def test_a_skipped_listener_is_reported_unsupported_and_as_a_problem() -> None:
+    status = report()
+
+    udp = status.listeners[-1]
+    assert (udp.load_balancer, udp.protocol, udp.supported, udp.serving) == ("lb-api", "udp", False, False)
+    assert status.problems == (
+        "load balancer lb-api: 203.0.113.11 port 53/udp is not served: "
+        "udp listeners are not supported by this data plane yet",
+    )
+
+
+def test_only_vips_with_a_serving_listener_are_announced_and_none_while_draining() -> None:
+    assert report().announced == ("203.0.113.10/32",)
+    assert report(draining=True).announced == ()
+    assert report(bgp=False).announced == ()
+    assert report(draining=True).draining is True
+
+
+def test_a_refused_version_newer_than_the_applied_one_is_a_problem() -> None:
+    status = report(refusals=(Refusal(8, "old news"), Refusal(10, "listener x: cannot listen")))
+
+    assert status.applied_version == 9
+    assert "version 10 rejected: listener x: cannot listen" in status.problems
+    assert not any("old news" in problem for problem in status.problems)
