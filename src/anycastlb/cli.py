@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from anycastlb import __version__
+from anycastlb.control.cli import ips, lb, pools, pops, tenants  # light: httpx and rich load per command
 from anycastlb.logs import setup_logging
 from anycastlb.model.config import ConfigError, load_config
 
@@ -280,6 +281,14 @@ def lab_down(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
         return
     stopped, deleted = len(result.stopped), len(result.namespaces)
     typer.echo(f"lab {name} removed: {stopped} processes stopped, {deleted} namespaces deleted")
+
+
+# The control plane's CLI: talks to `anycastlb control` over HTTP (anycastlb.control.cli).
+app.add_typer(tenants.app, name="tenants")
+app.add_typer(pools.app, name="pools")
+app.add_typer(ips.app, name="ips")
+app.add_typer(lb.app, name="lb")
+app.add_typer(pops.app, name="pops")
 
 
 @app.command()

@@ -1,0 +1,67 @@
+"""``anycastlb pops``: the edge sites (the admin registers them; each follows its desired state)."""
+
+from typing import Annotated
+
+import typer
+
+from anycastlb.control.cli import render
+from anycastlb.control.cli.options import DEFAULT_URL, OutputOption, TokenOption, UrlOption
+from anycastlb.control.cli.session import command, print_json
+
+__all__ = ["app"]
+
+app = typer.Typer(help="PoPs: the edge sites that serve load balancers.", no_args_is_help=True)
+
+PopName = Annotated[str, typer.Argument(help="The PoP's name.", show_default=False)]
+
+
+@app.command("create")
+def create(
+    name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+) -> None:
+    """Register a PoP (admin); its credential is printed once."""
+    with command(url, token, output) as cmd:
+        created = cmd.post("/v1/pops", body={"name": name})
+        if output == "json":
+            print_json(created)
+        else:
+            typer.echo(f"PoP {name} registered; its credential ({created['token']['token_id']}):")
+            typer.echo(created["token"]["secret"])  # plain: rich would fold a long secret across lines
+            typer.echo(
+                "Run its edge with: ANYCASTLB_POP_TOKEN=<credential> anycastlb edge "
+                f"--control {cmd.client.url} --pop {name}"
+            )
+        cmd.say("Store it now: it will not be shown again.")
+
+
+@app.command("list")
+def list_pops(
+    url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+) -> None:
+    """Every PoP: desired vs applied version, last report, listeners serving, announced VIPs, problems."""
+    with command(url, token, output) as cmd:
+        cmd.show(cmd.get("/v1/pops"), render.pops)
+
+
+@app.command("show")
+def show(
+    name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+) -> None:
+    """One PoP (the admin, or the PoP itself)."""
+    with command(url, token, output) as cmd:
+        cmd.show(cmd.get("/v1/pops/{}", name), render.pop)
+
+
+@app.command("delete")
+def delete(name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Unregister a PoP (admin); its credential stops working."""
+    with command(url, token) as cmd:
+        cmd.delete("/v1/pops/{}", name)
+        cmd.say(f"deleted PoP {name}")
+
+
+@app.command("desired")
+def desired(name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """The complete desired state the PoP follows, as JSON (what its edge receives)."""
+    with command(url, token) as cmd:
+        print_json(cmd.get("/v1/pops/{}/desired", name))
