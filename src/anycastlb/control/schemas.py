@@ -220,6 +220,7 @@ class PopStatusSummary(Frozen):
     listeners: int
     backends_up: int
     backends: int
+    active_connections: int
     announced: tuple[str, ...]
     problems: tuple[str, ...]
     last_report_at: datetime | None

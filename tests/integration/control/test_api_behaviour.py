@@ -250,6 +250,7 @@ def test_status_reports_aggregate_per_load_balancer(api: ControlApi) -> None:
                 "address": lb["addresses"][0],
                 "port": 443,
                 "serving": True,
+                "active_connections": 7,
                 "backends": [{"address": "10.0.0.11", "port": 30443, "up": True}],
             }
         ],
@@ -258,7 +259,7 @@ def test_status_reports_aggregate_per_load_balancer(api: ControlApi) -> None:
     status = api.ok("GET", "/v1/tenants/acme/loadbalancers/web/status", acme)
     assert status["ready"] is True
     ams = next(p for p in status["pops"] if p["pop"] == "ams")
-    assert ams["applied"] and ams["backends_up"] == 1 and ams["announced"] == [f"{lb['addresses'][0]}/32"]
+    assert ams["applied"] and ams["backends_up"] == 1 and ams["active_connections"] == 7 and ams["announced"] == [f"{lb['addresses'][0]}/32"]
     assert status["pops_serving"] == 1  # fra and par never reported
     wrong = api.call("PUT", "/v1/pops/ams/status", ams_token, json={**report, "pop": "fra"})
     assert wrong.status_code == 422

@@ -164,6 +164,7 @@ def load_balancer_status(session: Session, tenant: str, name: str) -> LoadBalanc
                 listeners=len(mine),
                 backends_up=sum(1 for listener in mine for backend in listener.backends if backend.up),
                 backends=sum(len(listener.backends) for listener in mine),
+                active_connections=sum(listener.active_connections for listener in mine),
                 announced=announced,
                 problems=tuple(
                     problem
