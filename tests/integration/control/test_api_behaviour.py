@@ -263,3 +263,15 @@ def test_status_reports_aggregate_per_load_balancer(api: ControlApi) -> None:
     assert status["pops_serving"] == 1  # fra and par never reported
     wrong = api.call("PUT", "/v1/pops/ams/status", ams_token, json={**report, "pop": "fra"})
     assert wrong.status_code == 422
+
+
+def test_tenants_list_pops_without_problems_that_name_other_tenants(api: ControlApi) -> None:
+    _setup(api)
+    globex = api.tenant("globex")
+    ams = api.pop("ams")
+    problem = "load balancer acme/secret-project: port 443/udp not supported"
+    api.ok("PUT", "/v1/pops/ams/status", ams, json={"pop": "ams", "applied_version": 1, "problems": [problem]})
+    seen_by_admin = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops")}
+    assert seen_by_admin["ams"]["problems"] == [problem]
+    seen_by_tenant = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops", globex)}
+    assert seen_by_tenant["ams"]["problems"] == []

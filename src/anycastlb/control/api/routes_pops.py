@@ -34,10 +34,14 @@ def create_pop(body: PopCreate, caller: Caller, rt: Rt) -> PopCreated:
 
 @router.get("")
 def list_pops(caller: Caller, rt: Rt) -> list[PopOut]:
-    """Every PoP with its last report (tenants may read it: it names PoPs for a spec's ``pops``)."""
+    """Every PoP with its last report. Tenants may list them (a spec's ``pops`` names them) but see
+    no problems: those name other tenants' load balancers."""
     if caller.kind == "pop":
         caller.require_admin()
-    return rt.read(pops.list_pops)
+    found = rt.read(pops.list_pops)
+    if caller.kind == "tenant":
+        found = [pop.model_copy(update={"problems": ()}) for pop in found]
+    return found
 
 
 @router.get("/{pop}")

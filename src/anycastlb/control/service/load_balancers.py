@@ -152,7 +152,7 @@ def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) 
     lock(session)
     found = tenant_by_name(session, tenant)
     if _find(session, found.id, spec.name) is not None:
-        raise Conflict(f"load balancer {spec.name!r} already exists; PUT it to change it")
+        raise Conflict(f"load balancer {spec.name!r} already exists; update it instead (PUT, or `anycastlb lb apply`)")
     _check_pops(session, spec)
     plan = _plan(session, found, spec, ())
     version = bump(session)

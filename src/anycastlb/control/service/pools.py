@@ -138,6 +138,6 @@ def delete_pool(session: Session, name: str) -> None:
     if in_use:
         raise Conflict(
             f"pool {name!r} still has {in_use} addresses in use; delete their load balancers and release "
-            "reserved IPs first (GET /v1/ips lists them)"
+            "reserved IPs first (`anycastlb ips list --all` or GET /v1/ips lists them)"
         )
     session.delete(pool)
