@@ -259,7 +259,12 @@ def test_status_reports_aggregate_per_load_balancer(api: ControlApi) -> None:
     status = api.ok("GET", "/v1/tenants/acme/loadbalancers/web/status", acme)
     assert status["ready"] is True
     ams = next(p for p in status["pops"] if p["pop"] == "ams")
-    assert ams["applied"] and ams["backends_up"] == 1 and ams["active_connections"] == 7 and ams["announced"] == [f"{lb['addresses'][0]}/32"]
+    assert (
+        ams["applied"]
+        and ams["backends_up"] == 1
+        and ams["active_connections"] == 7
+        and ams["announced"] == [f"{lb['addresses'][0]}/32"]
+    )
     assert status["pops_serving"] == 1  # fra and par never reported
     wrong = api.call("PUT", "/v1/pops/ams/status", ams_token, json={**report, "pop": "fra"})
     assert wrong.status_code == 422
@@ -270,7 +275,9 @@ def test_tenants_list_pops_without_problems_that_name_other_tenants(api: Control
     globex = api.tenant("globex")
     ams = api.pop("ams")
     problem = "load balancer acme/secret-project: port 443/udp not supported"
-    api.ok("PUT", "/v1/pops/ams/status", ams, json={"pop": "ams", "applied_version": 1, "problems": [problem]})
+    api.ok(
+        "PUT", "/v1/pops/ams/status", ams, json={"pop": "ams", "applied_version": 1, "problems": [problem]}
+    )
     seen_by_admin = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops")}
     assert seen_by_admin["ams"]["problems"] == [problem]
     seen_by_tenant = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops", globex)}

@@ -152,7 +152,9 @@ def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) 
     lock(session)
     found = tenant_by_name(session, tenant)
     if _find(session, found.id, spec.name) is not None:
-        raise Conflict(f"load balancer {spec.name!r} already exists; update it instead (PUT, or `anycastlb lb apply`)")
+        raise Conflict(
+            f"load balancer {spec.name!r} already exists; update it instead (PUT, or `anycastlb lb apply`)"
+        )
     _check_pops(session, spec)
     plan = _plan(session, found, spec, ())
     version = bump(session)
