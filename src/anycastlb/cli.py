@@ -44,7 +44,9 @@ def edge(
     config: ConfigOption = None,
     control: Annotated[
         str | None,
-        typer.Option("--control", help="Follow the control plane at this URL (http[s]://host:port)."),
+        typer.Option(
+            "--control", help="Follow the control plane at this URL (http:// or https://host:port)."
+        ),
     ] = None,
     pop: Annotated[str | None, typer.Option("--pop", help="With --control: this PoP's name.")] = None,
     token: Annotated[
@@ -62,7 +64,7 @@ def edge(
         typer.Option(
             "--state-dir",
             help="With --control: where the last-known-good state is kept "
-            "[default: /var/lib/anycastlb/edge-POP].",
+            "(default /var/lib/anycastlb/edge-POP).",
         ),
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,
@@ -127,7 +129,7 @@ def _edge_following(
             load_base(pop, base)
             saved = store.last_known_good()
             found = f"last-known-good version {saved.state.version}" if saved else "no last-known-good"
-            typer.echo(f"{base or 'base'}: ok; {store.directory}: {found}")
+            typer.echo(f"{base or 'no base.yaml (defaults)'}: ok; {store.directory}: {found}")
             return 0
         store.prepare()
         parsed = source.initial()

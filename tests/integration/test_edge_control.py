@@ -219,6 +219,7 @@ def test_a_restart_without_the_control_plane_serves_the_last_known_good_and_catc
     newer = with_lbs(standin, web, load_balancer("later", "127.0.0.18", later_port, [stream_backend.port]))
     standin.start()
     wait_served("127.0.0.18", later_port, timeout=8.0)  # within one retry (0.2 s doubling to 5 s)
+    agent.wait_for_log(f"desired_applied version={newer.version}")  # saved once the workers have it
     assert saved_version(agent) == newer.version
 
 

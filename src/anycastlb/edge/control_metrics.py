@@ -16,7 +16,7 @@ WATCH_ERRORS = Counter(
 )
 CONNECTED = Gauge(
     "anycastlb_control_connected",
-    "1 while the last watch of the control plane succeeded",
+    "1 while the control plane answers (the last watch or status report succeeded)",
     multiprocess_mode="livemax",
 )
 LAST_SYNC = Gauge(

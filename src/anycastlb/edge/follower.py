@@ -309,6 +309,8 @@ class Follower:
             ok, error = response.status_code < 300, f"HTTP {response.status_code}"
         except httpx.HTTPError as failure:
             ok, error = False, f"{type(failure).__name__}: {failure}"
+        if ok:
+            CONNECTED.set(1)  # a long poll can take 30 s to answer; an accepted report proves the link
         if not ok and not self._report_failing:
             log.warning(
                 "status_report_failed url=%s error=%r (logged once until it works)", self.settings.url, error
