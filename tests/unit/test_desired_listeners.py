@@ -63,7 +63,7 @@ def names(desired: PopDesiredState) -> list[str]:
         (lb(ports=(80, 443)), ["acme-web-80", "acme-web-443"]),
         (
             lb(vips=("203.0.113.10", "2001:db8::10"), ports=(80, 443)),
-            ["acme-web-80-0", "acme-web-443-0", "acme-web-80-1", "acme-web-443-1"],
+            ["acme-web-80", "acme-web-443", "acme-web-80-1", "acme-web-443-1"],
         ),
         (lb(tenant="Acme_Corp", name="shop.front"), ["acme-corp-shop-front-443"]),
         (lb(tenant="--x--", name="a__b"), ["x-a-b-443"]),
@@ -164,7 +164,7 @@ def test_origins_name_the_load_balancer_and_endpoint_of_each_listener() -> None:
     desired = state(lb(vips=("203.0.113.10", "2001:db8::10")))
 
     assert listener_origins(desired) == {
-        "acme-web-443-0": ListenerOrigin("lb-acme-web", "203.0.113.10", 443, "tcp"),
+        "acme-web-443": ListenerOrigin("lb-acme-web", "203.0.113.10", 443, "tcp"),
         "acme-web-443-1": ListenerOrigin("lb-acme-web", "2001:db8::10", 443, "tcp"),
     }
 
@@ -178,7 +178,7 @@ def test_edge_config_keeps_the_base_and_takes_the_listeners_from_the_state() -> 
 
     assert (config.workers, config.drain_timeout, config.relay, config.metrics) == (3, 5.0, "copy", None)
     assert config.bgp == base.bgp
-    assert [listener.name for listener in config.listeners] == ["acme-web-443-0", "acme-web-443-1"]
+    assert [listener.name for listener in config.listeners] == ["acme-web-443", "acme-web-443-1"]
 
 
 def test_the_vips_the_bgp_block_announces_are_the_states_vips() -> None:
@@ -224,3 +224,12 @@ def test_an_empty_state_is_an_edge_with_no_listeners() -> None:
     config = edge_config_for(EdgeConfig(pop="fra"), state())
 
     assert config.listeners == ()
+
+
+def test_adding_a_second_vip_renames_no_listener() -> None:
+    one = names(PopDesiredState(pop="fra", version=1, load_balancers=(lb(vips=("203.0.113.10",)),)))
+    two = names(
+        PopDesiredState(pop="fra", version=2, load_balancers=(lb(vips=("203.0.113.10", "2001:db8::10")),))
+    )
+    assert one == ["acme-web-443"]
+    assert two[0] == one[0]

@@ -49,6 +49,7 @@ def report(
     bgp: bool = True,
     draining: bool = False,
     refusals: tuple[Refusal, ...] = (),
+    unbound: dict[str, str] | None = None,
 ) -> PopStatusReport:
     return pop_status(
         "fra",
@@ -58,6 +59,7 @@ def report(
         draining=draining,
         refusals=refusals,
         active_connections=lambda name: {"acme-web-443": 7}.get(name, 0),
+        unbound=unbound,
     )
 
 
@@ -114,3 +116,12 @@ def test_a_refused_version_newer_than_the_applied_one_is_a_problem() -> None:
     assert status.applied_version == 9
     assert "version 10 rejected: listener x: cannot listen" in status.problems
     assert not any("old news" in problem for problem in status.problems)
+
+
+def test_an_unbound_listener_is_not_serving_not_announced_and_a_problem() -> None:
+    status = report(unbound={"acme-web-443": "cannot listen on 203.0.113.10 port 443: in use"})
+
+    web = next(listener for listener in status.listeners if listener.load_balancer == "lb-web")
+    assert not web.serving and "in use" in web.reason
+    assert status.announced == ()  # its VIP had no other serving listener
+    assert any("acme-web-443 is not served" in problem for problem in status.problems)

@@ -29,6 +29,14 @@ log = logging.getLogger("anycastlb.edge")
 
 
 class ConfigSource(Protocol):
+    # True: a listener that cannot bind is left out and reported (:meth:`unbound`), the rest serve.
+    # A state from the control plane mixes tenants, and one tenant's taken port must not stop the
+    # others' changes. False (a file an operator wrote): the whole config is refused, as before.
+    isolates_listeners: bool
+
+    def unbound(self, failures: dict[str, str]) -> None:
+        """Listeners (name -> why) left out of the config now running because they cannot bind."""
+
     def load(self) -> EdgeConfig:
         """The config to run now; raises ConfigError (or OSError) if there is none that is valid."""
 
@@ -42,8 +50,13 @@ class ConfigSource(Protocol):
 class FileSource:
     """Standalone mode: the config file, as it is on disk at each reload."""
 
+    isolates_listeners = False
+
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def unbound(self, failures: dict[str, str]) -> None:
+        pass
 
     def load(self) -> EdgeConfig:
         return load_config(self.path)
@@ -99,6 +112,8 @@ def load_base(pop: str, path: Path | None) -> EdgeConfig:
 class ControlSource:
     """``--control`` mode: base.yaml and the desired state the follower keeps on disk."""
 
+    isolates_listeners = True
+
     def __init__(self, pop: str, base_path: Path | None, store: StateStore) -> None:
         self.pop = pop
         self.base_path = base_path
@@ -148,6 +163,14 @@ class ControlSource:
         saved = self.store.last_known_good()
         self._loaded_version = saved.state.version if saved is not None else None
         return base if saved is None else edge_config_for(base, saved.state)
+
+    def unbound(self, failures: dict[str, str]) -> None:
+        for name, reason in failures.items():
+            log.error("listener_unbound listener=%s error=%r (the other listeners serve)", name, reason)
+        try:
+            self.store.write_unbound(failures)
+        except OSError as error:
+            log.error("unbound_save_failed error=%r", error.strerror)
 
     def applied(self, config: EdgeConfig) -> None:
         self.running_version = self._loaded_version

@@ -3,8 +3,8 @@
 The control plane sends load balancers; the data plane serves listeners. Each (load balancer, VIP,
 listener settings) becomes one edge :class:`Listener` whose address is the VIP and whose settings
 are copied field for field. Its name is what metrics, logs and the health board key on, so it is
-readable and stable across versions: ``{tenant}-{lb name}-{port}``, plus ``-{vip index}`` when the
-load balancer has several VIPs and ``-udp`` for UDP. A name that would be longer than 63
+readable and stable across versions: ``{tenant}-{lb name}-{port}``, plus ``-{vip index}`` for
+every VIP after the first (adding a VIP renames no listener) and ``-udp`` for UDP. A name that would be longer than 63
 characters, or that two listeners would share, gets a short hash of the listener's identity (load
 balancer id, VIP index, port, protocol) instead of its tail, so it stays unique and stable.
 
@@ -83,7 +83,7 @@ def _name_parts(planned: _Planned) -> tuple[str, str]:
     """``(stem, tail)``: who (tenant, load balancer) and which socket (port, VIP index, protocol)."""
     lb, settings = planned.load_balancer, planned.settings
     tail = [str(settings.port)]
-    if len(lb.vips) > 1:
+    if planned.vip_index > 0:  # the first VIP keeps its name when a second one is added
         tail.append(str(planned.vip_index))
     if settings.protocol != "tcp":
         tail.append(settings.protocol)

@@ -296,6 +296,7 @@ class Follower:
             draining=self.draining,
             refusals=refusals,
             active_connections=self.active_connections,
+            unbound=self.store.unbound(),
         )
         if applied is not None:
             APPLIED_VERSION.set(applied.version)

@@ -6,7 +6,7 @@ connections. The follower does the I/O around it.
 """
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from anycastlb.bgp.policy import Prefix
@@ -74,6 +74,7 @@ def pop_status(
     draining: bool,
     refusals: Sequence[Refusal],
     active_connections: Callable[[str], int],
+    unbound: Mapping[str, str] | None = None,
 ) -> PopStatusReport:
     """The report for ``applied`` (None: nothing applied yet, version 0, no listeners)."""
     applied_version = applied.version if applied is not None else 0
@@ -83,12 +84,30 @@ def pop_status(
     if applied is not None:
         listeners, skipped = listeners_for(applied)
         origins = listener_origins(applied)
+        unbound = unbound or {}
         for listener in listeners:
-            health = view.listeners.get(listener.name) if view is not None else None
             load_balancer = origins[listener.name].load_balancer_id
+            reason = unbound.get(listener.name)
+            if reason is not None:  # in the state, but its socket could not be opened here
+                statuses.append(
+                    ListenerStatus(
+                        load_balancer=load_balancer,
+                        address=listener.address,
+                        port=listener.port,
+                        protocol=listener.protocol,
+                        serving=False,
+                        reason=reason,
+                    )
+                )
+                problems.append(
+                    f"load balancer {load_balancer}: listener {listener.name} is not served: {reason}"
+                )
+                continue
+            health = view.listeners.get(listener.name) if view is not None else None
             statuses.append(
                 _listener_status(listener, load_balancer, health, active_connections(listener.name))
             )
+        listeners = tuple(listener for listener in listeners if listener.name not in unbound)
         for item in skipped:
             statuses.append(
                 ListenerStatus(

@@ -36,6 +36,7 @@ __all__ = ["Rejection", "SavedState", "StateStore", "default_state_dir", "write_
 log = logging.getLogger("anycastlb.edge")
 
 PENDING, LAST_KNOWN_GOOD, REJECTED = "pending.json", "last-known-good.json", "rejected.json"
+UNBOUND = "unbound.json"
 _T = TypeVar("_T")
 
 
@@ -62,6 +63,12 @@ def _now() -> datetime:
 
 def _parse_saved(raw: Any) -> SavedState:  # noqa: ANN401 - decoded JSON
     return SavedState(PopDesiredState.model_validate(raw["state"]), datetime.fromisoformat(raw["saved_at"]))
+
+
+def _parse_unbound(raw: Any) -> dict[str, str]:  # noqa: ANN401 - decoded JSON
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise ValueError("expected an object of listener name -> reason")
+    return {str(key): value for key, value in raw.items()}
 
 
 def _parse_rejection(raw: Any) -> Rejection:  # noqa: ANN401 - decoded JSON
@@ -157,6 +164,10 @@ class StateStore:
     def rejected(self) -> Rejection | None:
         return self._read(REJECTED, _parse_rejection)
 
+    def unbound(self) -> dict[str, str]:
+        """Listeners of the running state that could not be bound: name -> why."""
+        return self._read(UNBOUND, _parse_unbound) or {}
+
     # ---- writing ---------------------------------------------------------------------------------
 
     @staticmethod
@@ -186,6 +197,10 @@ class StateStore:
         """The supervisor: the pending state of ``version`` was refused for ``error``."""
         raw = {"version": version, "error": error, "at": _now().isoformat()}
         write_atomic(self.path(REJECTED), json.dumps(raw).encode())
+
+    def write_unbound(self, failures: dict[str, str]) -> None:
+        """The supervisor: these listeners of the state it runs could not be bound (others serve)."""
+        write_atomic(self.path(UNBOUND), json.dumps(failures).encode(), durable=False)
 
     def clear_rejected(self) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 from prometheus_client.exposition import MetricsHandler
 
 from anycastlb.dataplane.limits import SharedCounters
-from anycastlb.dataplane.sockets import open_listener
+from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.dataplane.worker import Worker
 from anycastlb.edge.announcer import run_announcer
 from anycastlb.edge.config_source import ConfigSource
@@ -108,11 +108,27 @@ class _MetricsServer(http.server.HTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
 
-def _check_listeners(config: EdgeConfig, already_open: set[tuple[str, int, str]]) -> None:
-    """Bind every new listener once, so failures surface here and not inside N workers."""
+def _check_listeners(
+    config: EdgeConfig, already_open: set[tuple[str, int, str]], *, isolate: bool
+) -> tuple[EdgeConfig, dict[str, str]]:
+    """Bind every new listener once, so failures surface here and not inside N workers.
+
+    ``isolate``: leave a listener that cannot bind out (returned with why) instead of refusing the
+    whole config by raising."""
+    failures: dict[str, str] = {}
     for listener in config.listeners:
-        if listener.endpoint not in already_open:
+        if listener.endpoint in already_open:
+            continue
+        try:
             open_listener(listener).close()
+        except ListenError as error:
+            if not isolate:
+                raise
+            failures[listener.name] = str(error)
+    if not failures:
+        return config, failures
+    kept = tuple(listener for listener in config.listeners if listener.name not in failures)
+    return config.model_copy(update={"listeners": kept}), failures
 
 
 class Supervisor:
@@ -138,7 +154,8 @@ class Supervisor:
 
     def run(self) -> int:
         # 1. Validate and test-bind.
-        _check_listeners(self.config, set())
+        self.config, failures = _check_listeners(self.config, set(), isolate=self.source.isolates_listeners)
+        self.source.unbound(failures)
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -357,7 +374,11 @@ class Supervisor:
                     config.workers,
                 )
                 config = config.model_copy(update={"workers": self.config.workers})
-            _check_listeners(config, {listener.endpoint for listener in self.config.listeners})
+            config, failures = _check_listeners(
+                config,
+                {listener.endpoint for listener in self.config.listeners},
+                isolate=self.source.isolates_listeners,
+            )
         except (ConfigError, OSError) as error:
             RELOADS.labels("invalid").inc()
             log.error("reload_rejected keeping=previous-config error=%r", str(error))
@@ -373,6 +394,7 @@ class Supervisor:
             except OSError as error:
                 log.error("reload_send_failed %s error=%r", who, error.strerror)
         self.source.applied(config)  # sent to every child: the control source promotes it
+        self.source.unbound(failures)
         RELOADS.labels("ok").inc()
         log.info("reload_applied listeners=%d", len(config.listeners))
         return True
