@@ -1,0 +1,53 @@
+"""IPAM: which VIPs a load balancer gets, which addresses a tenant may reserve and release.
+
+A pure core (no I/O, no database, no clock): the control plane's services load pools and holdings,
+call these functions inside one transaction, and apply the plan they return. Every refusal is an
+:class:`AllocationError` whose ``kind`` picks the HTTP status and whose message says what to change.
+
+Invariants the functions keep, given holdings that satisfy them (tests/unit/test_ipam_properties.py):
+an address is held once, by one tenant, from a pool that tenant may use, never from a reserved range
+or a skipped network/broadcast address; load balancers share an address only within one tenant,
+under one sharing key, on distinct ports; re-planning an unchanged request changes nothing; a
+request fails as exhausted exactly when too few free addresses exist.
+
+Modules: ``pools`` (pools and who may use them), ``spans`` (the lowest-free search that never
+enumerates a network), ``holdings`` (addresses in use and their index), ``plan`` (load balancers'
+VIPs), ``reserve`` (static addresses), ``choose`` (what the last two share), ``errors``.
+"""
+
+from anycastlb.control.ipam.errors import AllocationError, AllocationErrorKind, InvalidPoolError
+from anycastlb.control.ipam.holdings import Holding, HoldingTable, NewHolding, PortSet
+from anycastlb.control.ipam.plan import AddressPlan, plan_addresses
+from anycastlb.control.ipam.pools import (
+    Address,
+    AddressRange,
+    Network,
+    PoolView,
+    check_new_pool,
+    pool_containing,
+    usable_pools,
+)
+from anycastlb.control.ipam.reserve import check_release, plan_reservation
+from anycastlb.control.ipam.spans import pool_capacity
+
+__all__ = [
+    "Address",
+    "AddressPlan",
+    "AddressRange",
+    "AllocationError",
+    "AllocationErrorKind",
+    "Holding",
+    "HoldingTable",
+    "InvalidPoolError",
+    "Network",
+    "NewHolding",
+    "PoolView",
+    "PortSet",
+    "check_new_pool",
+    "check_release",
+    "plan_addresses",
+    "plan_reservation",
+    "pool_capacity",
+    "pool_containing",
+    "usable_pools",
+]

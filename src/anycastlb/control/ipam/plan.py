@@ -1,0 +1,213 @@
+"""Which VIPs a load balancer gets: the plan for a create or an update, computed, never applied.
+
+Specific addresses (``ips.addresses``) are checked one by one and taken as asked, or refused with the
+reason. Otherwise, per family in ``ips.families``, ``ips.count`` addresses come from, in order:
+
+1. the load balancer's current addresses of that family that are still fine (in a pool the tenant
+   may use, in ``ips.pool`` if set, not reserved, their sharing still agreed): an update never moves
+   a VIP that need not move;
+2. with a ``sharing_key``: addresses the tenant's other load balancers share under that key, whose
+   ports do not collide with this one's, lowest first;
+3. fresh addresses, lowest first, from ``ips.pool`` or the tenant's auto-assign pools in
+   :func:`usable_pools` order.
+
+Applying a plan (the caller's job, in one transaction): insert ``new``; link the load balancer to
+``addresses`` in order (``join`` are the existing holdings among them it did not use before); unlink
+``leave`` and free those that are dynamic and now unused. A holding's sharing key should follow its
+users: set it to the request's ``sharing_key`` on the holdings in ``addresses`` (the plan guarantees
+any other users agree) and back to None when a static holding loses its last user.
+
+One check is the caller's: ``Holding.ports`` is the union over all users, this load balancer's own
+old ports included, so for an address it already shares the planner cannot tell whether its new
+ports collide with the other users'. The caller checks that after linking.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from anycastlb.control.ipam.choose import (
+    allocate_fresh,
+    candidate_pools,
+    exhausted,
+    named_pool,
+    no_pool,
+    pool_of,
+)
+from anycastlb.control.ipam.errors import AllocationError
+from anycastlb.control.ipam.holdings import Holding, HoldingIndex, NewHolding, PortSet, index_of
+from anycastlb.control.ipam.pools import Address, PoolView, blocked_reason, pool_containing, version_of
+from anycastlb.model.desired import IPRequest
+
+__all__ = ["AddressPlan", "plan_addresses"]
+
+_PICK_ANOTHER = "pick another address or omit addresses to get a free one"
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPlan:
+    """The outcome for one load balancer: its VIPs and the holdings changes that give it them."""
+
+    addresses: tuple[Address, ...]  # final VIPs, in order
+    new: tuple[NewHolding, ...] = ()  # holdings to insert
+    join: tuple[Address, ...] = ()  # existing holdings it starts using
+    leave: tuple[Address, ...] = ()  # current addresses it stops using
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """Everything about the asking load balancer that the rules look at."""
+
+    tenant: str
+    load_balancer: str
+    ports: PortSet
+    sharing_key: str | None
+    named: PoolView | None
+    pools: Sequence[PoolView]
+    holdings: Mapping[Address, Holding]
+
+
+def plan_addresses(
+    request: IPRequest,
+    *,
+    tenant: str,
+    load_balancer: str,
+    ports: PortSet,
+    current: Sequence[Address],
+    pools: Sequence[PoolView],
+    holdings: Mapping[Address, Holding],
+) -> AddressPlan:
+    """Plan the VIPs of ``load_balancer`` (its name, as in ``Holding.load_balancers``) of ``tenant``.
+
+    ``current`` is what it holds now (empty on create); ``holdings`` is every held address, its own
+    included. Same input, same plan. Raises :class:`AllocationError` when the request cannot be met.
+    """
+    named = named_pool(request.pool, tenant, pools, "ips.pool")
+    ask = _Ask(tenant, load_balancer, ports, request.sharing_key, named, pools, holdings)
+    if request.addresses:
+        chosen, new, join = _specific(ask, request.addresses)
+    else:
+        chosen, new, join = _dynamic(ask, request, current)
+    final = set(chosen)
+    leave = tuple(address for address in current if address not in final)
+    return AddressPlan(tuple(chosen), tuple(new), tuple(join), leave)
+
+
+def _sharing_problem(ask: _Ask, holding: Holding) -> tuple[str, str | None] | None:
+    """Why this load balancer may not use ``holding`` beside the other load balancers using it, and
+    how to make it allowed (None: it cannot be), or None if it may."""
+    others = sorted(holding.load_balancers - {ask.load_balancer})
+    if not others:
+        return None
+    names = ", ".join(others)
+    key = holding.sharing_key
+    if key is None:
+        return f"is used by load balancer(s) {names} without a sharing key, so it cannot be shared", None
+    if ask.sharing_key != key:
+        mismatch = "this request has none" if ask.sharing_key is None else f"not {ask.sharing_key}"
+        return (
+            f"is shared by load balancer(s) {names} under sharing key {key} ({mismatch})",
+            f"set ips.sharing_key: {key} to share it",
+        )
+    if ask.load_balancer in holding.load_balancers:
+        return None  # its own old ports are in holding.ports: the caller checks ports (module docstring)
+    overlap = sorted(holding.ports & ask.ports)
+    if overlap:
+        taken = ", ".join(f"{port}/{protocol}" for port, protocol in overlap)
+        return f"is shared by load balancer(s) {names}, which already listen on {taken}", "use other ports"
+    return None
+
+
+def _specific(
+    ask: _Ask, addresses: Sequence[Address]
+) -> tuple[list[Address], list[NewHolding], list[Address]]:
+    """``ips.addresses``: each one taken as asked, or the request refused naming the first problem."""
+    new: list[NewHolding] = []
+    join: list[Address] = []
+    for address in addresses:
+        pool = pool_of(
+            address,
+            tenant=ask.tenant,
+            named=ask.named,
+            pools=ask.pools,
+            field="ips.pool",
+            remedy=_PICK_ANOTHER,
+        )
+        holding = ask.holdings.get(address)
+        if holding is None:
+            new.append(NewHolding(address, pool.name, static=False, sharing_key=ask.sharing_key))
+            continue
+        if holding.tenant != ask.tenant:
+            raise AllocationError(
+                "conflict", f"{address} is already allocated (to another tenant); {_PICK_ANOTHER}"
+            )
+        problem = _sharing_problem(ask, holding)
+        if problem is not None:
+            what, fix = problem
+            remedy = _PICK_ANOTHER if fix is None else f"{fix}, or {_PICK_ANOTHER}"
+            raise AllocationError("conflict", f"{address} {what}; {remedy}")
+        if ask.load_balancer not in holding.load_balancers:
+            join.append(address)
+    return list(addresses), new, join
+
+
+def _still_fine(ask: _Ask, address: Address) -> bool:
+    """Whether a current VIP may stay: it would be accepted if asked for by name today."""
+    pool = pool_containing(ask.pools, address)
+    if pool is None or not pool.usable_by(ask.tenant) or blocked_reason(pool, address) is not None:
+        return False
+    if ask.named is not None and pool.name != ask.named.name:
+        return False
+    holding = ask.holdings.get(address)
+    return holding is not None and holding.tenant == ask.tenant and _sharing_problem(ask, holding) is None
+
+
+def _joinable(ask: _Ask, version: int, index: HoldingIndex, chosen: set[Address]) -> list[Address]:
+    """Addresses the tenant's other load balancers share under this request's key, lowest first."""
+    if ask.sharing_key is None:
+        return []
+    found = []
+    for holding in index.shared(ask.tenant, ask.sharing_key):
+        address = holding.address
+        if address.version != version or address in chosen or not holding.load_balancers:
+            continue
+        if ask.load_balancer in holding.load_balancers or holding.ports & ask.ports:
+            continue
+        pool = pool_containing(ask.pools, address)
+        if pool is None or not pool.usable_by(ask.tenant) or blocked_reason(pool, address) is not None:
+            continue
+        if ask.named is None or pool.name == ask.named.name:
+            found.append(address)
+    return found
+
+
+def _dynamic(
+    ask: _Ask, request: IPRequest, current: Sequence[Address]
+) -> tuple[list[Address], list[NewHolding], list[Address]]:
+    chosen: list[Address] = []
+    new: list[NewHolding] = []
+    join: list[Address] = []
+    index = index_of(ask.holdings)
+    for family in request.families:
+        version = version_of(family)
+        kept = [a for a in current if a.version == version and _still_fine(ask, a)][: request.count]
+        chosen += kept
+        need = request.count - len(kept)
+        if need:
+            joined = _joinable(ask, version, index, set(chosen))[:need]
+            chosen += joined
+            join += joined
+            need -= len(joined)
+        if need:
+            candidates = candidate_pools(ask.tenant, family, ask.named, ask.pools)
+            if not candidates:
+                raise no_pool(ask.tenant, family, ask.named, "ips.pool", f"drop {family} from ips.families")
+            fresh = allocate_fresh(candidates, version, need, index.held(version))
+            if len(fresh) < need:
+                remedy = (
+                    "add a prefix to a pool, release reserved IPs "
+                    f"(`DELETE /v1/tenants/{ask.tenant}/ips/ADDR`) or ask for fewer (ips.count)"
+                )
+                raise exhausted(family, candidates, need, len(fresh), remedy)
+            new += [NewHolding(a, pool, static=False, sharing_key=ask.sharing_key) for a, pool in fresh]
+            chosen += [a for a, _ in fresh]
+    return chosen, new, join
