@@ -4,9 +4,10 @@ The control plane sends load balancers; the data plane serves listeners. Each (l
 listener settings) becomes one edge :class:`Listener` whose address is the VIP and whose settings
 are copied field for field. Its name is what metrics, logs and the health board key on, so it is
 readable and stable across versions: ``{tenant}-{lb name}-{port}``, plus ``-{vip index}`` for
-every VIP after the first (adding a VIP renames no listener) and ``-udp`` for UDP. A name that would be longer than 63
-characters, or that two listeners would share, gets a short hash of the listener's identity (load
-balancer id, VIP index, port, protocol) instead of its tail, so it stays unique and stable.
+every VIP after the first (adding a VIP renames no listener) and ``-udp`` for UDP. A name that
+would be longer than 63 characters, or that two listeners would share, gets a short hash of the
+listener's identity (load balancer id, VIP index, port, protocol) instead of its tail, so it stays
+unique and stable.
 
 What the data plane cannot serve is returned as :class:`Skipped` (UDP; an endpoint two load
 balancers claim, which the control plane should prevent; settings the edge refuses), never as an

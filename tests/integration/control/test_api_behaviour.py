@@ -282,3 +282,23 @@ def test_tenants_list_pops_without_problems_that_name_other_tenants(api: Control
     assert seen_by_admin["ams"]["problems"] == [problem]
     seen_by_tenant = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops", globex)}
     assert seen_by_tenant["ams"]["problems"] == []
+
+
+def test_a_reservation_shared_under_a_key_is_shareable_by_the_next_load_balancer_with_that_key(
+    api: ControlApi,
+) -> None:
+    acme = _setup(api)
+    address = api.ok("POST", "/v1/tenants/acme/ips/reserve", acme, json={})["address"]
+    api.ok(
+        "POST",
+        "/v1/tenants/acme/loadbalancers",
+        acme,
+        json=spec("web", listeners=[listener(443)], addresses=[address], sharing_key="front"),
+    )
+    dns = api.ok(
+        "POST",
+        "/v1/tenants/acme/loadbalancers",
+        acme,
+        json=spec("dns", listeners=[listener(53)], addresses=[address], sharing_key="front"),
+    )
+    assert dns["addresses"] == [address]

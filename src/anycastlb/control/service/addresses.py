@@ -4,11 +4,18 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, Forbidden, NotFound
-from anycastlb.control.ipam import AllocationError, Holding, NewHolding, check_release, plan_reservation
+from anycastlb.control.ipam import (
+    AllocationError,
+    Holding,
+    HoldingTable,
+    NewHolding,
+    check_release,
+    plan_reservation,
+)
 from anycastlb.control.schemas import AddressOut, IPReservation
 from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.revision import lock
@@ -24,6 +31,7 @@ __all__ = [
     "load_holdings",
     "release",
     "reserve",
+    "set_sharing_key",
 ]
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -42,7 +50,7 @@ def _ports(spec: dict[str, object]) -> frozenset[tuple[int, str]]:
     return LoadBalancerSpec.model_validate(spec).ports
 
 
-def load_holdings(session: Session, tenant_id: int) -> dict[IP, Holding]:
+def load_holdings(session: Session, tenant_id: int) -> HoldingTable:
     """Every held address. Load balancers and ports are filled in for the tenant's own addresses only:
     sharing never crosses tenants, and the allocator refuses another tenant's address outright."""
     rows = session.execute(
@@ -65,21 +73,23 @@ def load_holdings(session: Session, tenant_id: int) -> dict[IP, Holding]:
         .where(LoadBalancer.tenant_id == tenant_id)
     ):
         users[address_id].append((lb_name, spec))
-    holdings: dict[IP, Holding] = {}
+    holdings: list[Holding] = []
     for address_id, text, pool, tenant, owner_id, static, sharing_key in rows:
         own = users.get(address_id, []) if owner_id == tenant_id else []
         ports: frozenset[tuple[int, str]] = frozenset().union(*(_ports(spec) for _, spec in own))
         address = ipaddress.ip_address(text)
-        holdings[address] = Holding(
-            address=address,
-            pool=pool,
-            tenant=tenant,
-            static=static,
-            sharing_key=sharing_key,
-            load_balancers=frozenset(name for name, _ in own),
-            ports=ports,
+        holdings.append(
+            Holding(
+                address=address,
+                pool=pool,
+                tenant=tenant,
+                static=static,
+                sharing_key=sharing_key,
+                load_balancers=frozenset(name for name, _ in own),
+                ports=ports,
+            )
         )
-    return holdings
+    return HoldingTable(holdings)  # indexed once: the lowest-free search bisects it
 
 
 def insert_holdings(session: Session, tenant_id: int, new: Iterable[NewHolding]) -> None:
@@ -106,6 +116,20 @@ def drop_unused_dynamic(session: Session, addresses: Iterable[IP]) -> None:
     session.execute(
         delete(Address).where(Address.address.in_(texts), Address.static.is_(False), Address.id.not_in(used))
     )
+    # A reservation nobody uses shares with nobody: the next user brings its own sharing key.
+    session.execute(
+        update(Address)
+        .where(Address.address.in_(texts), Address.static.is_(True), Address.id.not_in(used))
+        .values(sharing_key=None)
+    )
+
+
+def set_sharing_key(session: Session, addresses: Iterable[IP], sharing_key: str | None) -> None:
+    """The addresses a load balancer now uses carry its sharing key (the allocator checked that
+    every other user has the same one), so the next load balancer with that key may join them."""
+    texts = [str(address) for address in addresses]
+    if texts:
+        session.execute(update(Address).where(Address.address.in_(texts)).values(sharing_key=sharing_key))
 
 
 def list_addresses(session: Session, tenant: str | None) -> list[AddressOut]:

@@ -21,6 +21,7 @@ from anycastlb.control.service.addresses import (
     drop_unused_dynamic,
     insert_holdings,
     load_holdings,
+    set_sharing_key,
 )
 from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.revision import bump, lock, touch_pops
@@ -136,8 +137,11 @@ def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tup
         raise allocation_error(error) from None
 
 
-def _link(session: Session, lb_id: str, plan: AddressPlan, tenant_id: int) -> tuple[str, ...]:
+def _link(
+    session: Session, lb_id: str, plan: AddressPlan, tenant_id: int, sharing_key: str | None
+) -> tuple[str, ...]:
     insert_holdings(session, tenant_id, plan.new)
+    set_sharing_key(session, plan.addresses, sharing_key)
     texts = tuple(str(address) for address in plan.addresses)
     rows = session.execute(select(Address.address, Address.id).where(Address.address.in_(texts)))
     ids: dict[str, int] = {row[0]: row[1] for row in rows}
@@ -167,7 +171,7 @@ def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) 
     )
     session.add(lb)
     session.flush()
-    addresses = _link(session, lb.id, plan, found.id)
+    addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)
     _check_shared_ports(session, lb.id, spec, addresses)
     touch_pops(session, spec.pops, version)
     return _out(lb, tenant, addresses)
@@ -199,7 +203,7 @@ def ensure_load_balancer(
     lb.spec = spec.model_dump(mode="json")
     lb.version = version
     lb.updated_at = utcnow()
-    addresses = _link(session, lb.id, plan, found.id)
+    addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)
     _check_shared_ports(session, lb.id, spec, addresses)
     drop_unused_dynamic(session, plan.leave)
     touch_pops(session, () if not old.pops or not spec.pops else tuple({*old.pops, *spec.pops}), version)
