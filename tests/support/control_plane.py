@@ -52,7 +52,7 @@ class ControlApi:
 
     def close(self) -> None:
         self.client.__exit__(None, None, None)
-        self.store.engine.dispose()
+        self.store.dispose()
 
     def call(self, method: str, path: str, token: str | None = ADMIN_TOKEN, **kwargs: Any) -> httpx2.Response:
         headers = dict(kwargs.pop("headers", {}))

@@ -73,5 +73,5 @@ def serve(listen: str, database: str, *, insecure_dev: bool, log_level: str) -> 
         lifespan="on",
     )
     uvicorn.Server(config).run()
-    store.engine.dispose()
+    store.dispose()
     return 0

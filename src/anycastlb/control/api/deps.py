@@ -4,11 +4,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.errors import Unauthorized
 from anycastlb.control.principal import Principal
-from anycastlb.control.service.tenants import authenticate
 from anycastlb.control.tokens import same_secret
 
 __all__ = ["Caller", "Rt"]
@@ -16,12 +16,12 @@ __all__ = ["Caller", "Rt"]
 _bearer = HTTPBearer(auto_error=False, description="The admin token, a tenant API token or a PoP credential")
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:  # async: no worker-thread hop for a lookup
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def _caller(
+async def _caller(
     runtime: Annotated[Runtime, Depends(_runtime)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -32,7 +32,9 @@ def _caller(
     secret = credentials.credentials
     if runtime.admin_token is not None and same_secret(secret, runtime.admin_token):
         return Principal("admin", "admin")
-    found = runtime.read(lambda session: authenticate(session, secret))
+    hit, found = runtime.cached_principal(secret)
+    if not hit:
+        found = await run_in_threadpool(runtime.authenticate, secret)
     if found is None:
         raise Unauthorized("unknown or revoked token")
     return found

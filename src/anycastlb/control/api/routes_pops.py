@@ -8,7 +8,7 @@ again after one request, and any HTTP proxy or load balancer in between handles 
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.deps import Caller, Rt
@@ -54,37 +54,53 @@ def get_pop(pop: str, caller: Caller, rt: Rt) -> PopOut:
 def delete_pop(pop: str, caller: Caller, rt: Rt) -> None:
     caller.require_admin()
     rt.write(lambda s: pops.delete_pop(s, pop))
+    rt.forget_tokens()
 
 
-@router.get("/{pop}/desired")
+@router.get(
+    "/{pop}/desired",
+    response_class=Response,
+    responses={200: {"model": PopDesiredState, "description": "The PoP's complete desired state"}},
+)
 async def desired_state(
     pop: str,
     caller: Caller,
     rt: Rt,
+    request: Request,
     watch: Annotated[bool, Query(description="Long poll: answer once the version is above `since`")] = False,
     since: Annotated[int, Query(ge=0, description="The version the PoP has")] = 0,
     timeout: Annotated[float, Query(ge=0, le=60, description="Seconds to wait at most")] = 30,
-) -> PopDesiredState:
+) -> Response:
     """The complete desired state of one PoP. With ``watch``, waits until it is newer than
     ``since`` (or ``timeout`` passes, then answers the current state)."""
     caller.require_pop_read(pop)
     if watch:
         rt.metrics.watchers.inc()
         try:
-            await _wait_for_version(rt, pop, since, time.monotonic() + timeout)
+            if not await _wait_for_version(rt, request, pop, since, time.monotonic() + timeout):
+                return Response(status_code=499)  # the PoP hung up; nobody reads this
         finally:
             rt.metrics.watchers.dec()
-    return await run_in_threadpool(rt.desired_state, pop)
+    body = rt.cached_state(pop)
+    if body is None:
+        body = await run_in_threadpool(rt.desired_state, pop)
+    return Response(body, media_type="application/json")
 
 
-async def _wait_for_version(rt: Runtime, pop: str, since: int, deadline: float) -> None:
+async def _wait_for_version(rt: Runtime, request: Request, pop: str, since: int, deadline: float) -> bool:
+    """Wait until the PoP's version is above ``since`` or the deadline passed; False if the client
+    went away meanwhile (its long poll must not keep re-reading versions until the timeout)."""
     while True:
         event = rt.notifier.snapshot()
-        version = await run_in_threadpool(rt.read, lambda s: pops.desired_version(s, pop))
+        version = rt.cached_pop_version(pop)
+        if version is None:
+            version = await run_in_threadpool(rt.pop_version, pop)
         remaining = deadline - time.monotonic()
         if version > since or remaining <= 0:
-            return
+            return True
         await rt.notifier.wait(event, min(remaining, _CROSS_REPLICA_POLL))
+        if await request.is_disconnected():
+            return False
 
 
 @router.put("/{pop}/status", status_code=status.HTTP_204_NO_CONTENT)
@@ -93,4 +109,4 @@ def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> 
     caller.require_pop_itself(pop)
     if report.pop != pop:
         raise Invalid(f"the report's pop {report.pop!r} differs from the path's {pop!r}")
-    rt.write(lambda s: pops.store_status(s, report))
+    rt.write(lambda s: pops.store_status(s, report), notify=False)  # no PoP's desired state changed

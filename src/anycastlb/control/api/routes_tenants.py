@@ -38,6 +38,7 @@ def get_tenant(tenant: str, caller: Caller, rt: Rt) -> TenantOut:
 def delete_tenant(tenant: str, caller: Caller, rt: Rt) -> None:
     caller.require_admin()
     rt.write(lambda s: tenants.delete_tenant(s, tenant))
+    rt.forget_tokens()
 
 
 def _admin_or_self(caller: Principal, tenant: str) -> None:
@@ -61,3 +62,4 @@ def list_tokens(tenant: str, caller: Caller, rt: Rt) -> list[TokenOut]:
 def revoke_token(tenant: str, token_id: str, caller: Caller, rt: Rt) -> None:
     _admin_or_self(caller, tenant)
     rt.write(lambda s: tenants.revoke_token(s, tenant, token_id))
+    rt.forget_tokens()

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,31 +12,39 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from anycastlb.control.api.metrics import ControlMetrics
-from anycastlb.control.errors import Conflict
-from anycastlb.control.service.pops import desired_state, desired_version
+from anycastlb.control.errors import Conflict, NotFound
+from anycastlb.control.principal import Principal
+from anycastlb.control.render import DesiredRenderer
+from anycastlb.control.service.pops import all_desired_versions
+from anycastlb.control.service.tenants import authenticate
 from anycastlb.control.store.engine import Store
-from anycastlb.model.desired import PopDesiredState
+from anycastlb.control.tokens import secret_hash
 
 __all__ = ["ChangeNotifier", "Runtime"]
 
 log = logging.getLogger("anycastlb.control")
 T = TypeVar("T")
 _ATTEMPTS = 4
+_VERSIONS_TTL = 0.5
+_AUTH_TTL = 5.0
 
 
 class ChangeNotifier:
     """Wakes long-polling watchers after a commit. Writers run in worker threads, watchers in the
-    event loop: ``publish`` hops to the loop; a watcher awaits :meth:`wait` and then re-reads."""
+    event loop: ``publish`` hops to the loop; a watcher awaits :meth:`wait` and then re-reads.
+    ``generation`` counts the wake-ups: what was read under one generation is still current."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
+        self.generation = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._event = asyncio.Event()
 
     def _wake(self) -> None:
+        self.generation += 1
         self._event.set()
         self._event = asyncio.Event()
 
@@ -62,31 +71,90 @@ class Runtime:
     admin_token: str | None  # None: --insecure-dev, every request is the admin
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     metrics: ControlMetrics = field(default_factory=ControlMetrics)
-    # pop -> its last rendered desired state: 50 PoPs woken by one change render it once each
-    _rendered: dict[str, PopDesiredState] = field(default_factory=dict)
+    renderer: DesiredRenderer = field(default_factory=DesiredRenderer)
+    # Serializes writers inside this process on SQLite, where they would otherwise sleep-poll in
+    # SQLite's busy handler (see store/engine.py for what that cost).
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    # PoP versions read once per notifier generation for every waiting watcher (they were 16% of
+    # the server's time with 50 PoPs re-reading their own row on every wake-up).
+    _pop_versions: tuple[int, float, dict[str, int]] = (-1, 0.0, {})
+    # secret hash -> (principal or None, read at): a PoP's long poll or a controller's resync must
+    # not cost a database read per request. Forgotten on every token change in this process;
+    # another replica's revocation is seen within _AUTH_TTL.
+    _auth: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
 
-    def desired_state(self, pop: str) -> PopDesiredState:
-        """The PoP's desired state, rendered again only when its version moved."""
-        with self.store.sessions() as session:
-            version = desired_version(session, pop)
-            cached = self._rendered.get(pop)
-            if cached is not None and cached.version == version:
-                return cached
-            state = desired_state(session, pop)
-        self._rendered[pop] = state
-        return state
+    def desired_state(self, pop: str) -> bytes:
+        """The PoP's desired state as JSON (rendered again only when something changed)."""
+        with self.store.readers() as session:
+            return self.renderer.render(session, pop)
+
+    def cached_pop_version(self, pop: str) -> int | None:
+        """The PoP's version if it was read under the current generation (no I/O: the event loop
+        may call it directly instead of hopping to a worker thread)."""
+        generation, read_at, versions = self._pop_versions
+        if generation != self.notifier.generation or time.monotonic() - read_at > _VERSIONS_TTL:
+            return None
+        return versions.get(pop)
+
+    def cached_state(self, pop: str) -> bytes | None:
+        """The PoP's rendered state if it is current (no I/O)."""
+        version = self.cached_pop_version(pop)
+        return None if version is None else self.renderer.cached(pop, version)
+
+    def cached_principal(self, secret: str) -> tuple[bool, Principal | None]:
+        """(found in the cache, principal) without I/O."""
+        cached = self._auth.get(secret_hash(secret))
+        if cached is not None and time.monotonic() - cached[1] < _AUTH_TTL:
+            return True, cached[0]
+        return False, None
+
+    def pop_version(self, pop: str) -> int:
+        """The PoP's desired version; one query serves every watcher woken by the same change.
+        The cache also expires after _VERSIONS_TTL: another replica's commit wakes no notifier here."""
+        generation, read_at, versions = self._pop_versions
+        now = time.monotonic()
+        if generation != self.notifier.generation or now - read_at > _VERSIONS_TTL or pop not in versions:
+            with self.store.readers() as session:
+                versions = all_desired_versions(session)
+            self._pop_versions = (self.notifier.generation, now, versions)
+        if pop not in versions:
+            raise NotFound(f"PoP {pop!r} not found")
+        return versions[pop]
+
+    def authenticate(self, secret: str) -> Principal | None:
+        digest = secret_hash(secret)
+        cached = self._auth.get(digest)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < _AUTH_TTL:
+            return cached[0]
+        found = self.read(lambda session: authenticate(session, secret))
+        if len(self._auth) > 10_000:
+            self._auth.clear()
+        self._auth[digest] = (found, now)
+        return found
+
+    def forget_tokens(self) -> None:
+        self._auth.clear()
 
     def read(self, work: Callable[[Session], T]) -> T:
-        with self.store.sessions() as session:
+        with self.store.readers() as session:
             return work(session)
 
-    def write(self, work: Callable[[Session], T]) -> T:
+    def write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
         """Run ``work`` in one transaction; retry when a concurrent writer won a race (a unique key,
-        a serialization failure, SQLite busy), then wake the watchers."""
+        a serialization failure, SQLite busy), then wake the watchers (``notify``: the change may
+        concern a PoP's desired state)."""
+        serialize = self.store.dialect == "sqlite"
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                with self.store.sessions.begin() as session:
-                    result = work(session)
+                if serialize:
+                    self._write_lock.acquire()
+                try:
+                    with self.store.sessions.begin() as session:
+                        result = work(session)
+                finally:
+                    if serialize:
+                        self._write_lock.release()
             except (IntegrityError, OperationalError) as error:
                 if attempt == _ATTEMPTS:
                     log.error("write_failed attempts=%d error=%r", attempt, str(error.orig))
@@ -97,6 +165,7 @@ class Runtime:
                 self.metrics.write_retries.inc()
                 time.sleep(0.01 * attempt)
                 continue
-            self.notifier.publish()
+            if notify:
+                self.notifier.publish()
             return result
         raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopSta
 
 __all__ = [
     "STALE_AFTER",
+    "all_desired_versions",
     "create_pop",
     "delete_pop",
     "desired_state",
@@ -105,6 +106,10 @@ def desired_version(session: Session, name: str) -> int:
     if version is None:
         raise NotFound(f"PoP {name!r} not found")
     return int(version)
+
+
+def all_desired_versions(session: Session) -> dict[str, int]:
+    return {name: int(version) for name, version in session.execute(select(Pop.name, Pop.desired_version))}
 
 
 def desired_state(session: Session, name: str) -> PopDesiredState:
