@@ -178,6 +178,60 @@ def control(
 
 
 @app.command()
+def controller(
+    control: Annotated[str, typer.Option("--control", help="The control plane's URL.")],
+    cluster: Annotated[
+        str, typer.Option("--cluster", help="This cluster's name (prefixes its load balancers).")
+    ],
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option("--kubeconfig", help="Default: in-cluster, else KUBECONFIG, else ~/.kube/config."),
+    ] = None,
+    default_class: Annotated[
+        bool,
+        typer.Option("--default-class", help="Also take LoadBalancer Services without loadBalancerClass."),
+    ] = False,
+    node_address_types: Annotated[
+        str, typer.Option("--node-address-types", help="Node address types the PoPs reach, in order.")
+    ] = "ExternalIP,InternalIP",
+    pops: Annotated[str, typer.Option("--pops", help="PoPs that serve this cluster (default: all).")] = "",
+    leader_election_namespace: Annotated[
+        str | None, typer.Option("--leader-election-namespace", help="Where the Lease lives.")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="/healthz and /metrics.")] = 9101,
+    resync: Annotated[float, typer.Option("--resync", help="Seconds between full resyncs.")] = 300.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the Kubernetes controller: Services of our class in, load balancers and status out."""
+    import asyncio  # noqa: PLC0415
+
+    setup_logging(log_level)
+    from anycastlb.k8s.serve import ControllerOptions, StartError, run_controller  # noqa: PLC0415
+    from anycastlb.k8s.views import ControllerSettings  # noqa: PLC0415
+
+    try:
+        settings = ControllerSettings(
+            cluster=cluster,
+            default_class=default_class,
+            node_address_types=tuple(item.strip() for item in node_address_types.split(",") if item.strip()),
+            pops=tuple(item.strip() for item in pops.split(",") if item.strip()),
+        )
+        options = ControllerOptions(
+            control_url=control,
+            settings=settings,
+            kubeconfig=kubeconfig,
+            leader_namespace=leader_election_namespace,
+            metrics_port=metrics_port,
+            resync=resync,
+        )
+        code = asyncio.run(run_controller(options))
+    except (StartError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
+@app.command()
 def demo() -> None:
     """Run an edge in front of three nginx nodes on loopback and show what they see."""
     setup_logging("warning")

@@ -1,1 +1,1 @@
-"""The Kubernetes controller (`anycastlb controller`): Services of our class in, load balancers and status out."""
+"""The Kubernetes controller (`anycastlb controller`): our Services in, load balancers and status out."""

@@ -1,0 +1,260 @@
+"""The controller's main loop, while it is the leader: three informers fill caches, changes become
+Service keys on a work queue, workers reconcile each key against the newest state.
+
+What wakes which Service: a change to the Service itself; a Node change (of what reconcile reads:
+labels, addresses, taints, deletion) wakes every Service of ours; an EndpointSlice change wakes
+its Service; and a full resync every ``resync`` seconds wakes them all (a missed event, or a load
+balancer changed on the control plane behind our back, heals there).
+
+Processing one key (the order is what keeps a typo from causing an outage):
+1. reconcile (pure) → not ours / release / invalid / desired;
+2. invalid: a Warning Event per problem; the load balancer already serving stays untouched;
+3. desired: our finalizer first (so a delete can never leak a load balancer), then ``PUT`` the
+   spec to the control plane (idempotent: an unchanged spec keeps its version), then the Service's
+   ``status.loadBalancer.ingress`` (compared without ``ipMode``, which older API servers drop);
+4. release (deleted, or left our class): delete the load balancer (dynamic IPs are freed, reserved
+   ones stay), clear the status we wrote if the Service lives on, remove our finalizer;
+5. any failure (control plane down, API conflict): the key comes back with backoff; the Service's
+   status is left as it was.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Node, Service
+from lightkube.resources.discovery_v1 import EndpointSlice
+from lightkube.types import PatchType
+
+from anycastlb.k8s.control_client import ControlClient, ControlError
+from anycastlb.k8s.convert import endpoint_slice_view, ingress_of, node_view, service_view
+from anycastlb.k8s.events import EventRecorder
+from anycastlb.k8s.informer import Informer, Key
+from anycastlb.k8s.metrics import ControllerMetrics
+from anycastlb.k8s.reconcile import Desired, Invalid, NodeIndex, Release, SliceIndex, reconcile
+from anycastlb.k8s.status import ingress_for, same_ingress
+from anycastlb.k8s.views import FINALIZER, ControllerSettings, EndpointSliceView, NodeView, ServiceView
+from anycastlb.k8s.workqueue import WorkQueue
+
+__all__ = ["Controller"]
+
+log = logging.getLogger("anycastlb.k8s")
+
+
+@dataclass(frozen=True, slots=True)
+class CachedService:
+    view: ServiceView
+    ingress: tuple[dict[str, Any], ...]
+
+
+def _cached_service(obj: Any) -> CachedService:  # noqa: ANN401
+    return CachedService(service_view(obj), ingress_of(obj))
+
+
+@dataclass
+class Controller:
+    kube: AsyncClient
+    control: ControlClient
+    settings: ControllerSettings
+    metrics: ControllerMetrics
+    resync: float = 300.0
+    workers: int = 4
+    queue: WorkQueue = field(default_factory=WorkQueue)
+    _nodes: NodeIndex | None = None
+    _slices: SliceIndex | None = None
+    _problems: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _versions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.events = EventRecorder(self.kube)
+        self.services: Informer[CachedService] = Informer(
+            self.kube, Service, _cached_service, self._service_changed, kind="Service"
+        )
+        self.nodes: Informer[NodeView] = Informer(self.kube, Node, node_view, self._node_changed, kind="Node")
+        self.slices: Informer[EndpointSliceView] = Informer(
+            self.kube, EndpointSlice, endpoint_slice_view, self._slice_changed, kind="EndpointSlice"
+        )
+
+    # ---- triggers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(namespace: str, name: str) -> str:
+        return f"{namespace}/{name}"
+
+    def _service_changed(self, key: Key, _old: CachedService | None, _new: CachedService | None) -> None:
+        self.queue.add(self._key(*key))
+
+    def _node_changed(self, _key: Key, _old: NodeView | None, _new: NodeView | None) -> None:
+        self._nodes = None
+        self._wake_all()
+
+    def _slice_changed(self, _key: Key, old: EndpointSliceView | None, new: EndpointSliceView | None) -> None:
+        self._slices = None
+        for view in (old, new):
+            if view is not None and view.service_name:
+                self.queue.add(self._key(view.namespace, view.service_name))
+
+    def _wake_all(self) -> None:
+        self.queue.add_all(
+            [
+                self._key(*key)
+                for key, cached in self.services.items.items()
+                if cached.view.type == "LoadBalancer" or FINALIZER in cached.view.finalizers
+            ]
+        )
+
+    # ---- main loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.control.whoami()
+        informers = [asyncio.create_task(inf.run()) for inf in (self.nodes, self.slices, self.services)]
+        try:
+            for informer in (self.nodes, self.slices, self.services):
+                await informer.synced.wait()
+            log.info(
+                "controller_synced services=%d nodes=%d endpointslices=%d",
+                len(self.services.items),
+                len(self.nodes.items),
+                len(self.slices.items),
+            )
+            workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+            while True:
+                await asyncio.sleep(self.resync)
+                self._wake_all()
+                self.metrics.resyncs.inc()
+        finally:
+            for task in informers:
+                task.cancel()
+            await asyncio.gather(*informers, return_exceptions=True)
+            if "workers" in locals():
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            started = time.perf_counter()
+            try:
+                await self.process(key)
+                self.queue.forget(key)
+                self.metrics.reconciles.labels("ok").inc()
+            except (ControlError, ApiError) as error:
+                delay = self.queue.retry(key)
+                self.metrics.reconciles.labels("retry").inc()
+                log.warning("reconcile_failed service=%s error=%r retry_in=%.1fs", key, str(error), delay)
+            except Exception:
+                delay = self.queue.retry(key)
+                self.metrics.reconciles.labels("error").inc()
+                log.exception("reconcile_crashed service=%s retry_in=%.1fs", key, delay)
+            finally:
+                self.queue.done(key)
+                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+                self.metrics.queue_depth.set(len(self.queue))
+
+    def _indexes(self) -> tuple[NodeIndex, SliceIndex]:
+        if self._nodes is None:
+            self._nodes = NodeIndex.build(tuple(self.nodes.items.values()), self.settings)
+        if self._slices is None:
+            self._slices = SliceIndex.build(tuple(self.slices.items.values()))
+        return self._nodes, self._slices
+
+    # ---- one Service -----------------------------------------------------------------------------
+
+    async def process(self, key: str) -> None:
+        namespace, name = key.split("/", 1)
+        cached = self.services.items.get((namespace, name))
+        if cached is None:
+            return  # gone: it never carried our finalizer, or we already released it
+        nodes, slices = self._indexes()
+        decision = reconcile(cached.view, nodes, slices, self.settings)
+        if isinstance(decision, Release):
+            await self._release(cached, decision.reason)
+        elif isinstance(decision, Invalid):
+            await self._invalid(cached, decision)
+        elif isinstance(decision, Desired):
+            await self._ensure(cached, decision)
+
+    async def _invalid(self, cached: CachedService, decision: Invalid) -> None:
+        service = cached.view
+        key = self._key(service.namespace, service.name)
+        if self._problems.get(key) != decision.problems:
+            log.warning("service_invalid service=%s problems=%r action=keep-serving", key, decision.problems)
+        self._problems[key] = decision.problems
+        for problem in decision.problems:
+            await self.events.post(service, "Warning", "InvalidConfiguration", problem)
+        self.metrics.invalid.inc()
+
+    async def _ensure(self, cached: CachedService, decision: Desired) -> None:
+        service = cached.view
+        key = self._key(service.namespace, service.name)
+        self._problems.pop(key, None)
+        if FINALIZER not in service.finalizers:
+            await self._set_finalizers(service, (*service.finalizers, FINALIZER))
+        try:
+            ensured = await self.control.ensure(decision.spec)
+        except ControlError as error:
+            if error.status is not None:  # refused: say why on the Service
+                await self.events.post(service, "Warning", "AllocationFailed", str(error))
+            raise
+        for warning in decision.warnings:
+            await self.events.post(service, "Warning", "Configuration", warning)
+        desired = ingress_for(ensured.addresses, service)
+        if not same_ingress(cached.ingress, desired):
+            await self.kube.patch(
+                Service.Status,
+                service.name,
+                {"status": {"loadBalancer": {"ingress": list(desired)}}},
+                namespace=service.namespace,
+                patch_type=PatchType.MERGE,
+            )
+            await self.events.post(
+                service,
+                "Normal",
+                "Allocated",
+                f"load balancer {ensured.name}: {', '.join(ensured.addresses)}",
+            )
+            self.metrics.status_updates.inc()
+        previous = self._versions.get(key)
+        if previous is not None and previous != ensured.version:
+            await self.events.post(
+                service,
+                "Normal",
+                "BackendsUpdated",
+                f"load balancer {ensured.name} version {ensured.version}",
+            )
+        self._versions[key] = ensured.version
+
+    async def _release(self, cached: CachedService, reason: str) -> None:
+        service = cached.view
+        key = self._key(service.namespace, service.name)
+        name = self.settings.load_balancer_name(service)
+        deleted = await self.control.delete(name)
+        log.info(
+            "service_released service=%s load_balancer=%s existed=%s reason=%r", key, name, deleted, reason
+        )
+        if not service.deleting and cached.ingress:
+            await self.kube.patch(
+                Service.Status,
+                service.name,
+                {"status": {"loadBalancer": {"ingress": None}}},
+                namespace=service.namespace,
+                patch_type=PatchType.MERGE,
+            )
+        await self._set_finalizers(service, tuple(item for item in service.finalizers if item != FINALIZER))
+        await self.events.post(service, "Normal", "Released", f"load balancer {name} deleted: {reason}")
+        self._versions.pop(key, None)
+        self._problems.pop(key, None)
+
+    async def _set_finalizers(self, service: ServiceView, finalizers: tuple[str, ...]) -> None:
+        await self.kube.patch(
+            Service,
+            service.name,
+            {"metadata": {"finalizers": list(finalizers)}},
+            namespace=service.namespace,
+            patch_type=PatchType.MERGE,
+        )

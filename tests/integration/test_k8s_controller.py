@@ -1,0 +1,276 @@
+"""The controller end to end: the real ``anycastlb controller`` process with lightkube's client,
+a stateful Kubernetes API stand-in over HTTP (no kube-apiserver can be installed here; see
+tests/support/kube_api), and the real control plane on SQLite.
+
+Users write plain Kubernetes YAML; these tests do the same and check what the cluster and the
+control plane see: status.loadBalancer.ingress, Events, the finalizer, and the load balancer spec.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.control_plane import ControlProcess
+from tests.support.controller_process import ControllerProcess
+from tests.support.kube_api import KubeApiStandIn
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CLASS = "anycastlb.io/anycast"
+FINALIZER = "anycastlb.io/load-balancer-cleanup"
+
+
+def node(name: str, address: str, **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **labels}},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]
+        },
+    }
+
+
+def service(
+    name: str, *, ports: tuple[int, ...] = (80, 443), local: bool = False, **annotations: str
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "type": "LoadBalancer",
+        "loadBalancerClass": CLASS,
+        "selector": {"app": name},
+        "ports": [
+            {"name": f"p{port}", "port": port, "protocol": "TCP", "targetPort": port} for port in ports
+        ],
+    }
+    if local:
+        spec["externalTrafficPolicy"] = "Local"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "web", "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def endpoint_slice(service_name: str, nodes: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{service_name}-abc",
+            "namespace": "web",
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": [f"10.244.0.{index + 10}"], "nodeName": node_name, "conditions": {"ready": True}}
+            for index, node_name in enumerate(nodes)
+        ],
+        "ports": [{"name": "p80", "port": 80, "protocol": "TCP"}],
+    }
+
+
+class World:
+    def __init__(self, tmp: Path, kube: KubeApiStandIn, control: ControlProcess, token: str) -> None:
+        self.tmp, self.kube, self.control, self.token = tmp, kube, control, token
+        self.kubeconfig = kube.kubeconfig(tmp / "kubeconfig")
+
+    def controller(self, **kwargs: Any) -> ControllerProcess:
+        return ControllerProcess(
+            self.tmp, control_url=self.control.url, token=self.token, kubeconfig=self.kubeconfig, **kwargs
+        )
+
+    def load_balancer(self, name: str) -> dict[str, Any] | None:
+        with self.control.client(self.token) as client:
+            response = client.get(f"/v1/tenants/acme/loadbalancers/test-web-{name}")
+        return response.json() if response.status_code == 200 else None
+
+    def wait_ingress(self, name: str, count: int = 1, timeout: float = 10.0) -> dict[str, Any]:
+        found = self.kube.wait_for(
+            "Service",
+            "web",
+            name,
+            lambda obj: (
+                obj is not None
+                and len(((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []) == count
+            ),
+            timeout,
+        )
+        assert found is not None
+        return found
+
+    def wait_lb(
+        self, name: str, check: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            lb = self.load_balancer(name)
+            if lb is not None and check(lb):
+                return lb
+            assert time.monotonic() < deadline, f"load balancer {name} never matched; last: {lb}"
+            time.sleep(0.1)
+
+    def reasons(self, name: str) -> list[str]:
+        return [event["reason"] for event in self.kube.events_for("web", name)]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with KubeApiStandIn() as kube, ControlProcess(tmp_path) as control:
+        with control.client() as admin:
+            admin.post(
+                "/v1/pools", json={"name": "platform", "networks": ["203.0.113.0/28"]}
+            ).raise_for_status()
+            admin.post("/v1/tenants", json={"name": "acme"}).raise_for_status()
+            token = admin.post("/v1/tenants/acme/tokens", json={}).json()["secret"]
+            admin.post("/v1/pops", json={"name": "fra"}).raise_for_status()
+        for index in range(3):
+            kube.create(node(f"node-{index}", f"10.0.0.{11 + index}"))
+        yield World(tmp_path, kube, control, token)
+
+
+def test_a_service_gets_an_anycast_ip_in_its_status_with_a_finalizer_and_an_event(world: World) -> None:
+    with world.controller():
+        started = time.monotonic()
+        world.kube.create(service("shop"))
+        found = world.wait_ingress("shop")
+        took = time.monotonic() - started
+        ingress = found["status"]["loadBalancer"]["ingress"][0]
+        assert ingress["ip"] == "203.0.113.1" and "hostname" not in ingress
+        assert ingress["ipMode"] == "Proxy"
+        assert FINALIZER in found["metadata"]["finalizers"]
+        lb = world.load_balancer("shop")
+        assert lb is not None
+        ports = {listener["port"]: listener for listener in lb["spec"]["listeners"]}
+        node_ports = {port["port"]: port["nodePort"] for port in found["spec"]["ports"]}
+        assert sorted(ports) == [80, 443]
+        assert [(b["address"], b["port"]) for b in ports[443]["backends"]] == [
+            (f"10.0.0.{11 + index}", node_ports[443]) for index in range(3)
+        ]
+        assert ports[443]["health"]["type"] == "tcp" and ports[443]["proxy_protocol"] == "v2"
+        world.kube.wait_for("Service", "web", "shop", lambda _: "Allocated" in world.reasons("shop"))
+        print(f"create -> status.ingress in {took * 1000:.0f} ms")
+
+
+def test_updates_nodes_endpoints_and_deletion_follow_through(world: World) -> None:
+    with world.controller():
+        world.kube.create(service("api", ports=(443,), local=True))
+        world.kube.create(endpoint_slice("api", ["node-0", "node-0", "node-2"]))
+        world.wait_ingress("api")
+        # Local: a kube-proxy health check on healthCheckNodePort, weights = ready endpoints per node
+        lb = world.wait_lb("api", lambda lb: lb["spec"]["listeners"][0]["backends"][0]["weight"] == 2)
+        listener = lb["spec"]["listeners"][0]
+        hc_port = world.kube.get("Service", "web", "api")["spec"]["healthCheckNodePort"]
+        assert listener["health"]["type"] == "k8s" and listener["health"]["port"] == hc_port
+        assert [b["weight"] for b in listener["backends"]] == [2, 1, 1]
+        # an annotation: two IPs for DNS load balancing
+        world.kube.patch(
+            "Service", "web", "api", {"metadata": {"annotations": {"anycastlb.io/ip-count": "2"}}}
+        )
+        world.wait_ingress("api", count=2)
+        # node churn: a new node joins the backends; an excluded one leaves
+        world.kube.create(node("node-3", "10.0.0.14"))
+        world.kube.patch(
+            "Node",
+            None,
+            "node-1",
+            {"metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": ""}}},
+        )
+        world.wait_lb(
+            "api",
+            lambda lb: (
+                [b["address"] for b in lb["spec"]["listeners"][0]["backends"]]
+                == ["10.0.0.11", "10.0.0.13", "10.0.0.14"]
+            ),
+        )
+        # deletion: the load balancer goes, its dynamic IPs are freed, the finalizer is removed
+        world.kube.delete("Service", "web", "api")
+        world.kube.wait_for("Service", "web", "api", lambda obj: obj is None)
+        assert world.load_balancer("api") is None
+        with world.control.client(world.token) as client:
+            assert client.get("/v1/tenants/acme/ips").json() == []
+
+
+def test_a_typo_warns_and_never_tears_down_the_serving_load_balancer(world: World) -> None:
+    with world.controller():
+        world.kube.create(service("shop"))
+        world.wait_ingress("shop")
+        before = world.load_balancer("shop")
+        assert before is not None
+        world.kube.patch(
+            "Service", "web", "shop", {"metadata": {"annotations": {"anycastlb.io/proxy-protocol": "v3"}}}
+        )
+        world.kube.wait_for(
+            "Service", "web", "shop", lambda _: "InvalidConfiguration" in world.reasons("shop"), timeout=10
+        )
+        warning = next(
+            e for e in world.kube.events_for("web", "shop") if e["reason"] == "InvalidConfiguration"
+        )
+        assert warning["type"] == "Warning" and "v3" in warning["message"]
+        after = world.load_balancer("shop")
+        assert after is not None and after["version"] == before["version"]
+        assert world.kube.get("Service", "web", "shop")["status"]["loadBalancer"]["ingress"]
+
+
+def test_a_service_of_another_class_is_left_alone_and_one_that_leaves_ours_is_released(world: World) -> None:
+    with world.controller():
+        other = service("other")
+        other["spec"]["loadBalancerClass"] = "example.com/other"
+        world.kube.create(other)
+        world.kube.create(service("shop"))
+        world.wait_ingress("shop")
+        assert world.load_balancer("other") is None
+        assert FINALIZER not in (
+            world.kube.get("Service", "web", "other")["metadata"].get("finalizers") or []
+        )
+        world.kube.patch("Service", "web", "shop", {"spec": {"type": "ClusterIP"}})
+        world.kube.wait_for(
+            "Service",
+            "web",
+            "shop",
+            lambda obj: obj is not None and FINALIZER not in (obj["metadata"].get("finalizers") or []),
+        )
+        assert world.load_balancer("shop") is None
+
+
+def test_a_control_plane_outage_delays_allocation_and_leaves_status_alone(world: World) -> None:
+    with world.controller():
+        world.kube.create(service("shop"))
+        world.wait_ingress("shop")
+        world.control.stop()
+        world.kube.create(service("late"))
+        time.sleep(2)
+        late = world.kube.get("Service", "web", "late")
+        assert not ((late.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        assert world.kube.get("Service", "web", "shop")["status"]["loadBalancer"]["ingress"]
+        world.control.start()
+        world.wait_ingress("late", timeout=15)  # the retry backoff is at most a few seconds by then
+
+
+def test_a_second_replica_takes_over_when_the_leader_dies(world: World) -> None:
+    first = world.controller().start()
+    second = world.controller().start()
+    try:
+        world.kube.create(service("shop"))
+        world.wait_ingress("shop")
+        leaders = [p for p in (first, second) if "anycastlb_controller_leader 1.0" in p.metrics()]
+        assert len(leaders) == 1
+        leader = leaders[0]
+        standby = second if leader is first else first
+        leader.kill()
+        world.kube.create(service("after"))
+        world.wait_ingress("after", timeout=30)  # lease 15 s + renew 2 s + a resync
+        assert "anycastlb_controller_leader 1.0" in standby.metrics()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_healthz_and_metrics_answer(world: World) -> None:
+    with world.controller() as controller:
+        assert httpx.get(f"http://127.0.0.1:{controller.metrics_port}/healthz", timeout=2).status_code == 200
+        assert "anycastlb_controller_reconciles" in controller.metrics()
