@@ -274,3 +274,22 @@ def test_healthz_and_metrics_answer(world: World) -> None:
     with world.controller() as controller:
         assert httpx.get(f"http://127.0.0.1:{controller.metrics_port}/healthz", timeout=2).status_code == 200
         assert "anycastlb_controller_reconciles" in controller.metrics()
+
+
+def test_a_leader_stopped_cleanly_hands_the_lease_over_at_once(world: World) -> None:
+    first = world.controller().start()
+    world.kube.wait_for(
+        "Lease", "kube-system", "anycastlb-controller-test", lambda lease: lease is not None, timeout=10
+    )
+    second = world.controller().start()
+    try:
+        first.stop()  # SIGTERM: releases the Lease
+        started = time.monotonic()
+        world.kube.create(service("handover"))
+        world.wait_ingress("handover", timeout=10)
+        took = time.monotonic() - started
+        assert took < 8, f"handover took {took:.1f}s; a released Lease needs no lease_duration wait"
+        assert "leader_released" in first.log()
+    finally:
+        first.stop()
+        second.stop()

@@ -144,8 +144,11 @@ async def run_controller(options: ControllerOptions) -> int:
     ]
     await stop.wait()
     log.info("controller_stopping")
+    leading = election.leading
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if leading:
+        await election.release()
     await control.close()
     return 0
