@@ -1,0 +1,235 @@
+"""The Service annotations (and ``spec.loadBalancerIP``) that shape a load balancer, read and checked.
+
+:func:`read_options` never raises: it returns every problem at once, each saying what is wrong and
+how to fix it with the annotation name and value quoted, because each becomes a Warning Event on
+the Service and the user fixes them from ``kubectl describe``. A Service with problems keeps its
+existing load balancer: a typo never tears down a working one.
+"""
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from anycastlb.k8s.selectors import Selector, SelectorError, parse_selector
+from anycastlb.model.base import check_name
+from anycastlb.model.config import ProxyProtocolVersion
+from anycastlb.model.desired import MAX_IPS_PER_LOAD_BALANCER
+
+__all__ = [
+    "ANNOTATIONS",
+    "IONOS_NODE_SELECTOR",
+    "IPS",
+    "IP_COUNT",
+    "NODE_SELECTOR",
+    "POPS",
+    "PREFIX",
+    "PROXY_PROTOCOL",
+    "SHARING_KEY",
+    "Address",
+    "Options",
+    "read_options",
+]
+
+PREFIX = "anycastlb.io/"
+IPS = "anycastlb.io/ips"  # "203.0.113.10,2001:db8::10": these addresses (static/reserved)
+IP_COUNT = "anycastlb.io/ip-count"  # "2": that many dynamic addresses per family (DNS load balancing)
+SHARING_KEY = "anycastlb.io/sharing-key"  # Services with the same key may share an IP (ports differ)
+PROXY_PROTOCOL = "anycastlb.io/proxy-protocol"  # v1 | v2 | none; default v2
+NODE_SELECTOR = "anycastlb.io/node-selector"  # label selector: which nodes receive traffic
+IONOS_NODE_SELECTOR = "cloud.ionos.com/node-selector"  # honoured so IONOS manifests migrate unchanged
+POPS = "anycastlb.io/pops"  # "fra,ams": serve from these PoPs only (default: the controller's)
+ANNOTATIONS = frozenset({IPS, IP_COUNT, SHARING_KEY, PROXY_PROTOCOL, NODE_SELECTOR, POPS})
+PROXY_VERSIONS: tuple[ProxyProtocolVersion, ...] = ("v1", "v2", "none")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_DIGITS = re.compile(r"[+-]?[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the annotations ask for, valid or not (``problems`` lists what is not)."""
+
+    addresses: tuple[Address, ...] = ()  # specific VIPs; () = allocate dynamically
+    ip_count: int = 1
+    sharing_key: str | None = None
+    proxy_protocol: ProxyProtocolVersion = "v2"
+    node_selector: Selector | None = None
+    node_selector_source: str = ""  # "anycastlb.io/node-selector='role=edge'", for messages
+    node_selector_valid: bool = True  # False: a problem says why; which nodes it meant is unknown
+    pops: tuple[str, ...] | None = None  # None: the controller's default PoPs
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _addresses(text: str, source: str, problems: list[str]) -> tuple[Address, ...]:
+    found: list[Address] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            address = ipaddress.ip_address(item)
+        except ValueError:
+            problems.append(
+                f"{source}: {item!r} is not an IP address; write IPv4 or IPv6 addresses separated by "
+                "commas, e.g. '203.0.113.10,2001:db8::10'"
+            )
+            continue
+        if address in found:
+            problems.append(f"{source}: {item} is listed twice; list each address once")
+        else:
+            found.append(address)
+    if len(found) > MAX_IPS_PER_LOAD_BALANCER:
+        problems.append(
+            f"{source} lists {len(found)} addresses; a load balancer has at most "
+            f"{MAX_IPS_PER_LOAD_BALANCER}, so split the ports over several Services"
+        )
+    return tuple(found)
+
+
+def _ip_count(text: str, families: int, problems: list[str]) -> int:
+    source = f"{IP_COUNT}={text!r}"
+    if not _DIGITS.fullmatch(text.strip()):
+        problems.append(f"{source} is not a number; write how many IPs to allocate, e.g. '2'")
+        return 1
+    count = int(text)
+    if not 1 <= count <= MAX_IPS_PER_LOAD_BALANCER:
+        problems.append(f"{source} must be between 1 and {MAX_IPS_PER_LOAD_BALANCER}")
+        return 1
+    if count * families > MAX_IPS_PER_LOAD_BALANCER:
+        problems.append(
+            f"{source} asks for {count} IPs of each of {families} IP families ({count * families} in all); "
+            f"a load balancer has at most {MAX_IPS_PER_LOAD_BALANCER}, so lower the count to "
+            f"{MAX_IPS_PER_LOAD_BALANCER // families} or use a single-stack Service"
+        )
+        return 1
+    return count
+
+
+@lru_cache(maxsize=1024)
+def _selector(text: str) -> Selector | SelectorError:
+    """Selectors repeat across Services (most have one or none): parse each text once."""
+    try:
+        return parse_selector(text)
+    except SelectorError as error:
+        return error
+
+
+def _node_selector(annotations: Mapping[str, str], problems: list[str]) -> tuple[Selector | None, str, bool]:
+    """The selector, its source for messages (``anycastlb.io/node-selector='role=edge'``), valid."""
+    name = NODE_SELECTOR if NODE_SELECTOR in annotations else IONOS_NODE_SELECTOR
+    text = annotations.get(name)
+    if text is None:
+        return None, "", True
+    source = f"{name}={text!r}"
+    parsed = _selector(text)
+    if isinstance(parsed, SelectorError):
+        problems.append(
+            f"{source} is not a label selector (character {parsed.position + 1}: {parsed.reason}); "
+            "write it as for `kubectl get nodes -l`, e.g. 'node-role.example.com/edge' or "
+            "'topology.kubernetes.io/zone in (fra-1,fra-2)'"
+        )
+        return None, source, False
+    return parsed, source, True
+
+
+def _pops(text: str, problems: list[str]) -> tuple[str, ...]:
+    pops: set[str] = set()
+    bad = False
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            pops.add(check_name(item, "PoP"))
+        except ValueError as error:
+            bad = True
+            problems.append(f"{POPS}={text!r}: {error}; list PoP names separated by commas, e.g. 'fra,ams'")
+    if not pops and not bad:
+        problems.append(f"{POPS}={text!r} names no PoP; list PoP names, e.g. 'fra,ams', or remove it")
+    return tuple(sorted(pops))
+
+
+def _proxy_protocol(text: str, problems: list[str]) -> ProxyProtocolVersion:
+    version = text.strip().lower()
+    for known in PROXY_VERSIONS:
+        if version == known:
+            return known
+    problems.append(
+        f"{PROXY_PROTOCOL}={text!r} is not a PROXY protocol version; use 'v2' (the default), "
+        "'v1', or 'none' for backends that do not expect a PROXY header"
+    )
+    return "v2"
+
+
+def _sharing_key(text: str, problems: list[str]) -> str | None:
+    try:
+        return check_name(text.strip(), "sharing key")
+    except ValueError as error:
+        problems.append(f"{SHARING_KEY}={text!r}: {error}; e.g. 'web-shared'")
+        return None
+
+
+def _requested_addresses(
+    annotations: Mapping[str, str], load_balancer_ip: str | None, problems: list[str], warnings: list[str]
+) -> tuple[Address, ...] | None:
+    """The named VIPs, or None for dynamic ones: the annotation, else the deprecated spec field."""
+    ips = annotations.get(IPS)
+    legacy = (load_balancer_ip or "").strip()
+    if ips is not None:
+        if legacy:
+            warnings.append(f"spec.loadBalancerIP {legacy!r} is ignored because {IPS} is set; clear it")
+        addresses = _addresses(ips, f"{IPS}={ips!r}", problems)
+        if not ips.strip(" ,"):
+            problems.append(f"{IPS}={ips!r} names no address; list IPs, e.g. '203.0.113.10', or remove it")
+        return addresses
+    if legacy:
+        warnings.append(
+            f"spec.loadBalancerIP is deprecated in Kubernetes; move {legacy!r} to the annotation "
+            f"{IPS}: {legacy!r} and clear spec.loadBalancerIP"
+        )
+        return _addresses(legacy, f"spec.loadBalancerIP {legacy!r}", problems)
+    return None
+
+
+def read_options(
+    annotations: Mapping[str, str], load_balancer_ip: str | None = None, families: int = 1
+) -> Options:
+    """Read our annotations (``families``: how many IP families the Service asks for)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    addresses = _requested_addresses(annotations, load_balancer_ip, problems, warnings)
+    ip_count = 1
+    if (count := annotations.get(IP_COUNT)) is not None:
+        if addresses is None:
+            ip_count = _ip_count(count, families, problems)
+        else:
+            warnings.append(f"{IP_COUNT}={count!r} is ignored because the addresses are named; remove one")
+    key = annotations.get(SHARING_KEY)
+    sharing_key = None if key is None else _sharing_key(key, problems)
+    proxy = annotations.get(PROXY_PROTOCOL)
+    proxy_protocol = "v2" if proxy is None else _proxy_protocol(proxy, problems)
+    selector, selector_source, selector_valid = _node_selector(annotations, problems)
+    ionos = annotations.get(IONOS_NODE_SELECTOR)
+    if NODE_SELECTOR in annotations and ionos is not None and ionos != annotations[NODE_SELECTOR]:
+        warnings.append(f"{IONOS_NODE_SELECTOR} is ignored because {NODE_SELECTOR} is set; remove one")
+    text = annotations.get(POPS)
+    pops = None if text is None else _pops(text, problems)
+    for name in sorted(annotations):
+        if name.startswith(PREFIX) and name not in ANNOTATIONS:
+            warnings.append(
+                f"unknown annotation {name!r} has no effect; check its spelling "
+                f"(known: {', '.join(sorted(ANNOTATIONS))})"
+            )
+    return Options(
+        addresses=addresses or (),
+        ip_count=ip_count,
+        sharing_key=sharing_key,
+        proxy_protocol=proxy_protocol,
+        node_selector=selector,
+        node_selector_source=selector_source,
+        node_selector_valid=selector_valid,
+        pops=pops,
+        problems=tuple(problems),
+        warnings=tuple(warnings),
+    )

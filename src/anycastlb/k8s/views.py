@@ -1,0 +1,147 @@
+"""What the controller's pure core reads: plain views of Kubernetes objects and its own settings.
+
+The runtime (the only code that imports a Kubernetes client) turns lightkube objects into these
+frozen views, filling in what the API server defaults, and hands them to ``anycastlb.k8s.reconcile``.
+Keeping the core on views means it is tested with literals and never with a fake API server.
+"""
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from anycastlb.model.base import check_name
+
+__all__ = [
+    "DRAIN_TAINTS",
+    "EXCLUDE_LABEL",
+    "FINALIZER",
+    "LOAD_BALANCER_CLASS",
+    "NODE_ADDRESS_TYPES",
+    "ControllerSettings",
+    "EndpointSliceView",
+    "EndpointView",
+    "NodeView",
+    "ServicePortView",
+    "ServiceView",
+    "load_balancer_name",
+]
+
+LOAD_BALANCER_CLASS = "anycastlb.io/anycast"
+# Ours, not service.kubernetes.io/load-balancer-cleanup: a cloud controller may strip that one from
+# Services of classes it does not own.
+FINALIZER = "anycastlb.io/load-balancer-cleanup"
+# A node with this label (any value) never receives load balancer traffic (the well-known label).
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+# Taint keys that mark a node on its way out: it leaves the backends so it drains (see reconcile).
+DRAIN_TAINTS = frozenset({"ToBeDeletedByClusterAutoscaler"})
+# Node address types that hold IP addresses (Hostname/InternalDNS/ExternalDNS do not).
+NODE_ADDRESS_TYPES = ("ExternalIP", "InternalIP")
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+_NOT_NAME = re.compile(r"[^a-z0-9-]+")
+_HASH = 8  # hex digits appended to a shortened name: 32 bits tell the long names apart
+
+
+def load_balancer_name(cluster: str, namespace: str, name: str) -> str:
+    """``{cluster}-{namespace}-{name}``: one tenant's load balancer names stay unique across clusters.
+
+    A name longer than 63 characters (or with characters a load balancer name may not have) is cut
+    and gets a hash of ``cluster/namespace/name``, so two long names that share a beginning still
+    differ and the same Service always gets the same name.
+
+    Beware: the dashes are ambiguous. Namespace ``team-a`` with Service ``web`` and namespace
+    ``team`` with Service ``a-web`` get the same name in one cluster (and cluster ``prod-a`` with
+    namespace ``web`` meets cluster ``prod`` with namespace ``a-web`` in one tenant).
+    """
+    full = f"{cluster}-{namespace}-{name}"
+    if _NAME.match(full):
+        return full
+    digest = hashlib.sha256(f"{cluster}/{namespace}/{name}".encode()).hexdigest()[:_HASH]
+    stem = _NOT_NAME.sub("-", full.lower())[: 63 - _HASH - 1].strip("-")
+    return f"{stem}-{digest}" if stem else digest
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePortView:
+    name: str | None
+    protocol: str  # "TCP", "UDP" or "SCTP", as in the Service
+    port: int
+    node_port: int | None  # None: allocateLoadBalancerNodePorts: false and none was set
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    namespace: str
+    name: str
+    uid: str
+    type: str  # "LoadBalancer", "ClusterIP", ...
+    load_balancer_class: str | None
+    annotations: Mapping[str, str]
+    ports: tuple[ServicePortView, ...]
+    external_traffic_policy: str = "Cluster"  # or "Local"
+    health_check_node_port: int | None = None
+    load_balancer_ip: str | None = None  # spec.loadBalancerIP (deprecated)
+    ip_families: tuple[str, ...] = ("IPv4",)  # "IPv4" / "IPv6", primary first
+    ip_family_policy: str | None = None  # "SingleStack", "PreferDualStack", "RequireDualStack"
+    deleting: bool = False  # metadata.deletionTimestamp is set
+    finalizers: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    name: str
+    labels: Mapping[str, str]
+    addresses: tuple[tuple[str, str], ...]  # (type, address) as in status.addresses, in order
+    deleting: bool = False
+    taints: tuple[tuple[str, str], ...] = ()  # (key, effect)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointView:
+    node_name: str | None
+    ready: bool  # conditions.ready, where unset already counts as ready (EndpointSlice API)
+    addresses: tuple[str, ...] = ()  # optional: lets duplicate endpoints across slices count once
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSliceView:
+    namespace: str
+    service_name: str  # the kubernetes.io/service-name label
+    endpoints: tuple[EndpointView, ...]
+    # "IPv4" / "IPv6": a dual-stack Service has one slice per family listing the same pods twice
+    address_type: str = "IPv4"
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """How this controller instance runs; checked once when the controller starts."""
+
+    cluster: str  # names load balancers `{cluster}-{namespace}-{name}`: unique per tenant
+    load_balancer_class: str = LOAD_BALANCER_CLASS
+    default_class: bool = False  # also take LoadBalancer Services without spec.loadBalancerClass
+    node_address_types: tuple[str, ...] = NODE_ADDRESS_TYPES  # which node address to use, in order
+    pops: tuple[str, ...] = ()  # PoPs that serve our load balancers unless a Service pins its own
+
+    def __post_init__(self) -> None:
+        check_name(self.cluster, "cluster name")
+        if not self.load_balancer_class:
+            raise ValueError(f"load balancer class must not be empty (use {LOAD_BALANCER_CLASS!r})")
+        if not self.node_address_types:
+            raise ValueError(f"node address types must name at least one of {', '.join(NODE_ADDRESS_TYPES)}")
+        for kind in self.node_address_types:
+            if kind not in NODE_ADDRESS_TYPES:
+                usable = " and/or ".join(NODE_ADDRESS_TYPES)
+                raise ValueError(f"node address type {kind!r} holds no IP address; use {usable}")
+        for pop in self.pops:
+            check_name(pop, "pop")
+        if len(set(self.pops)) != len(self.pops):
+            raise ValueError("pops lists a PoP twice")
+
+    def load_balancer_name(self, service: "ServiceView") -> str:
+        """The name of the Service's load balancer on the control plane (see :func:`load_balancer_name`)."""
+        return load_balancer_name(self.cluster, service.namespace, service.name)
