@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from anycastlb.k8s.views import load_balancer_name
 from tests.support.control_plane import ControlProcess
 from tests.support.controller_process import ControllerProcess
 from tests.support.kube_api import KubeApiStandIn
@@ -86,7 +87,7 @@ class World:
 
     def load_balancer(self, name: str) -> dict[str, Any] | None:
         with self.control.client(self.token) as client:
-            response = client.get(f"/v1/tenants/acme/loadbalancers/test-web-{name}")
+            response = client.get(f"/v1/tenants/acme/loadbalancers/{load_balancer_name('test', 'web', name)}")
         return response.json() if response.status_code == 200 else None
 
     def wait_ingress(self, name: str, count: int = 1, timeout: float = 10.0) -> dict[str, Any]:

@@ -785,9 +785,14 @@ LONG = "n" * 63
 
 NAMES = [
     # (case, cluster, namespace, name, expected: the name, or its length and beginning)
-    ("cluster, namespace and name", "prod", "shop", "web", "prod-shop-web"),
-    ("63 characters fit", "c", "n" * 30, "s" * 30, "c-" + "n" * 30 + "-" + "s" * 30),
-    ("64 characters are cut and hashed", "c", "n" * 30, "s" * 31, ("c-" + "n" * 30 + "-" + "s" * 21, 63)),
+    ("cluster, namespace and name, then a hash", "prod", "shop", "web", ("prod-shop-web", 22)),
+    (
+        "64 characters are cut before the hash",
+        "c",
+        "n" * 30,
+        "s" * 31,
+        ("c-" + "n" * 30 + "-" + "s" * 21, 63),
+    ),
     ("longest names are cut and hashed", "prod", LONG, LONG, ("prod-" + "n" * 49, 63)),
     (
         "a cut never leaves a dash before the hash",
@@ -821,6 +826,11 @@ def test_long_names_that_share_a_beginning_differ() -> None:
     assert first == load_balancer_name("prod", LONG, "web-1-" + "x" * 50)
 
 
+def test_names_that_the_dashes_would_make_equal_differ() -> None:
+    assert load_balancer_name("prod", "team-a", "web") != load_balancer_name("prod", "team", "a-web")
+    assert load_balancer_name("prod-a", "web", "x") != load_balancer_name("prod", "a-web", "x")
+
+
 def test_the_same_service_in_two_clusters_gets_two_names() -> None:
     assert load_balancer_name("prod", LONG, LONG) != load_balancer_name("stage", LONG, LONG)
 
@@ -833,7 +843,8 @@ def test_characters_a_name_may_not_have_are_replaced_and_hashed() -> None:
 
 def test_the_decision_carries_the_settings_name() -> None:
     decision = desired(reconcile(WEB, NODES, (), SETTINGS))
-    assert decision.name == decision.spec.name == SETTINGS.load_balancer_name(WEB) == "prod-shop-web"
+    assert decision.name == decision.spec.name == SETTINGS.load_balancer_name(WEB)
+    assert decision.name.startswith("prod-shop-web-")
 
 
 # ---- settings --------------------------------------------------------------------------------------

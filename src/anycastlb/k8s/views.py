@@ -40,24 +40,20 @@ NODE_ADDRESS_TYPES = ("ExternalIP", "InternalIP")
 
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 _NOT_NAME = re.compile(r"[^a-z0-9-]+")
-_HASH = 8  # hex digits appended to a shortened name: 32 bits tell the long names apart
+_HASH = 8  # hex digits appended to every name: 32 bits tell the names apart
 
 
 def load_balancer_name(cluster: str, namespace: str, name: str) -> str:
-    """``{cluster}-{namespace}-{name}``: one tenant's load balancer names stay unique across clusters.
+    """``{cluster}-{namespace}-{name}-{hash}``: unique per tenant across clusters, readable in a list.
 
-    A name longer than 63 characters (or with characters a load balancer name may not have) is cut
-    and gets a hash of ``cluster/namespace/name``, so two long names that share a beginning still
-    differ and the same Service always gets the same name.
-
-    Beware: the dashes are ambiguous. Namespace ``team-a`` with Service ``web`` and namespace
-    ``team`` with Service ``a-web`` get the same name in one cluster (and cluster ``prod-a`` with
-    namespace ``web`` meets cluster ``prod`` with namespace ``a-web`` in one tenant).
+    The hash (of ``cluster/namespace/name``) is always there because the dashes are ambiguous:
+    namespace ``team-a`` with Service ``web`` and namespace ``team`` with Service ``a-web`` would
+    otherwise share a name, and two Services would fight over one load balancer. A name longer than
+    63 characters (or with characters a load balancer name may not have) is cut before the hash;
+    the same Service always gets the same name.
     """
-    full = f"{cluster}-{namespace}-{name}"
-    if _NAME.match(full):
-        return full
     digest = hashlib.sha256(f"{cluster}/{namespace}/{name}".encode()).hexdigest()[:_HASH]
+    full = f"{cluster}-{namespace}-{name}"
     stem = _NOT_NAME.sub("-", full.lower())[: 63 - _HASH - 1].strip("-")
     return f"{stem}-{digest}" if stem else digest
 

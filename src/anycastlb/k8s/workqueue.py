@@ -58,6 +58,10 @@ class WorkQueue:
             self._dirty_while_active.discard(key)
             self.add(key)
 
+    def idle(self) -> bool:
+        """Nothing ready and nothing in progress (keys waiting out a backoff do not count)."""
+        return not self._ready and not self._active
+
     def __len__(self) -> int:
         return len(self._ready) + len(self._delayed)
 
