@@ -212,6 +212,7 @@ def controller(
     try:
         settings = ControllerSettings(
             cluster=cluster,
+            load_balancer_class=load_balancer_class,
             default_class=default_class,
             node_address_types=tuple(item.strip() for item in node_address_types.split(",") if item.strip()),
             pops=tuple(item.strip() for item in pops.split(",") if item.strip()),
