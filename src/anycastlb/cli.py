@@ -191,6 +191,9 @@ def controller(
         bool,
         typer.Option("--default-class", help="Also take LoadBalancer Services without loadBalancerClass."),
     ] = False,
+    load_balancer_class: Annotated[
+        str, typer.Option("--load-balancer-class", help="The spec.loadBalancerClass this controller serves.")
+    ] = "anycastlb.io/anycast",
     node_address_types: Annotated[
         str, typer.Option("--node-address-types", help="Node address types the PoPs reach, in order.")
     ] = "ExternalIP,InternalIP",
