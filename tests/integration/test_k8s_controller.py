@@ -294,3 +294,61 @@ def test_a_leader_stopped_cleanly_hands_the_lease_over_at_once(world: World) -> 
     finally:
         first.stop()
         second.stop()
+
+
+def test_port_policy_and_endpoint_changes_reach_the_load_balancer(world: World) -> None:
+    with world.controller():
+        world.kube.create(service("shop", ports=(443,)))
+        world.wait_ingress("shop")
+        # a port is added
+        ports = world.kube.get("Service", "web", "shop")["spec"]["ports"]
+        ports.append({"name": "p8443", "port": 8443, "protocol": "TCP", "targetPort": 8443})
+        world.kube.patch("Service", "web", "shop", {"spec": {"ports": ports}})
+        world.wait_lb(
+            "shop", lambda lb: sorted(item["port"] for item in lb["spec"]["listeners"]) == [443, 8443]
+        )
+        # Cluster -> Local: kube-proxy's health check on healthCheckNodePort decides
+        world.kube.patch("Service", "web", "shop", {"spec": {"externalTrafficPolicy": "Local"}})
+        world.wait_lb("shop", lambda lb: lb["spec"]["listeners"][0]["health"]["type"] == "k8s")
+        # endpoint churn: pods move, weights follow
+        world.kube.create(endpoint_slice("shop", ["node-1"]))
+        world.wait_lb(
+            "shop", lambda lb: [b["weight"] for b in lb["spec"]["listeners"][0]["backends"]] == [1, 1, 1]
+        )
+        world.kube.patch(
+            "EndpointSlice",
+            "web",
+            "shop-abc",
+            {
+                "endpoints": [
+                    {"addresses": [f"10.244.1.{i}"], "nodeName": "node-1", "conditions": {"ready": True}}
+                    for i in range(3)
+                ]
+            },
+        )
+        world.wait_lb(
+            "shop", lambda lb: [b["weight"] for b in lb["spec"]["listeners"][0]["backends"]] == [1, 3, 1]
+        )
+
+
+def test_an_api_server_that_drops_ip_mode_does_not_make_the_controller_loop(tmp_path: Path) -> None:
+    with KubeApiStandIn(ip_mode_supported=False) as kube, ControlProcess(tmp_path) as control:
+        with control.client() as admin:
+            admin.post(
+                "/v1/pools", json={"name": "platform", "networks": ["203.0.113.0/28"]}
+            ).raise_for_status()
+            admin.post("/v1/tenants", json={"name": "acme"}).raise_for_status()
+            token = admin.post("/v1/tenants/acme/tokens", json={}).json()["secret"]
+        kube.create(node("node-0", "10.0.0.11"))
+        world = World(tmp_path, kube, control, token)
+        with world.controller(extra=("--resync", "1")) as controller:
+            kube.create(service("shop"))
+            found = world.wait_ingress("shop")
+            assert "ipMode" not in found["status"]["loadBalancer"]["ingress"][0]
+            time.sleep(3)  # three resyncs: each compares the status without ipMode
+            writes = [
+                line
+                for line in controller.metrics().splitlines()
+                if line.startswith("anycastlb_controller_status_updates_total")
+            ]
+            assert writes == ["anycastlb_controller_status_updates_total 1.0"], writes
