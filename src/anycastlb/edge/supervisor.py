@@ -393,8 +393,10 @@ class Supervisor:
                 write_message(control_write, payload)
             except OSError as error:
                 log.error("reload_send_failed %s error=%r", who, error.strerror)
-        self.source.applied(config)  # sent to every child: the control source promotes it
+        # Unbound first: the follower reports as soon as it sees the promoted version, and that
+        # report must already name the listeners this version could not bind.
         self.source.unbound(failures)
+        self.source.applied(config)  # sent to every child: the control source promotes it
         RELOADS.labels("ok").inc()
         log.info("reload_applied listeners=%d", len(config.listeners))
         return True
