@@ -119,11 +119,12 @@ class ListenerSettings(Frozen):
     @field_validator("backends")
     @classmethod
     def _unique_backends(cls, value: tuple[Backend, ...]) -> tuple[Backend, ...]:
-        seen: set[str] = set()
+        seen: set[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]] = set()
         for backend in value:
-            if backend.key in seen:
+            identity = (backend.address, backend.port)
+            if identity in seen:
                 raise ValueError(f"backend {backend.key} is listed twice; merge them and raise its weight")
-            seen.add(backend.key)
+            seen.add(identity)
         return value
 
     @model_validator(mode="after")
