@@ -352,3 +352,48 @@ def test_an_api_server_that_drops_ip_mode_does_not_make_the_controller_loop(tmp_
                 if line.startswith("anycastlb_controller_status_updates_total")
             ]
             assert writes == ["anycastlb_controller_status_updates_total 1.0"], writes
+
+
+def _metric(text: str, line_start: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(line_start)]
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+
+def test_a_resync_sends_no_unchanged_spec_but_heals_an_edit_made_behind_its_back(world: World) -> None:
+    sent = 'anycastlb_controller_ensures_total{outcome="sent"}'
+    unchanged = 'anycastlb_controller_ensures_total{outcome="unchanged"}'
+    with world.controller(extra=("--resync", "1")) as controller:
+        world.kube.create(service("shop"))
+        world.wait_ingress("shop")
+        original = world.wait_lb("shop", lambda lb: True)
+        before = controller.metrics()
+        time.sleep(2.5)  # two resyncs: the control plane still holds what was sent, nothing is sent
+        after = controller.metrics()
+        assert _metric(after, sent) == _metric(before, sent)
+        assert _metric(after, unchanged) >= _metric(before, unchanged) + 2
+        # an operator edits the load balancer on the control plane: the next resync puts it back
+        name = load_balancer_name("test", "web", "shop")
+        edited = {**original["spec"], "listeners": original["spec"]["listeners"][:1]}
+        with world.control.client(world.token) as client:
+            changed = client.put(f"/v1/tenants/acme/loadbalancers/{name}", json=edited)
+            assert changed.status_code == 200, changed.text
+        healed = world.wait_lb("shop", lambda lb: lb["version"] > changed.json()["version"], timeout=10)
+        assert healed["spec"] == original["spec"]
+        assert _metric(controller.metrics(), sent) == _metric(after, sent) + 1
+        # and deleted behind its back: recreated (its dynamic IP may differ; the status follows)
+        with world.control.client(world.token) as client:
+            assert client.delete(f"/v1/tenants/acme/loadbalancers/{name}").status_code == 204
+        recreated = world.wait_lb("shop", lambda lb: True, timeout=10)
+        assert recreated["spec"] == original["spec"]
+        found = world.kube.wait_for(
+            "Service",
+            "web",
+            "shop",
+            lambda obj: (
+                obj is not None
+                and [item["ip"] for item in obj["status"]["loadBalancer"]["ingress"]]
+                == recreated["addresses"]
+            ),
+            10,
+        )
+        assert found is not None

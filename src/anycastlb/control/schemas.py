@@ -182,6 +182,14 @@ class LoadBalancerOut(Frozen):
     updated_at: datetime
 
 
+class LoadBalancerVersion(Frozen):
+    """A load balancer's name and version, without its spec: what a controller compares on each
+    resync to find load balancers changed or deleted behind its back, in one small request."""
+
+    name: str
+    version: int
+
+
 class PopCreate(Frozen):
     name: Name
 

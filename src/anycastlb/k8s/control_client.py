@@ -77,6 +77,12 @@ class ControlClient:
             created=response.status_code == 201,
         )
 
+    async def versions(self) -> dict[str, int]:
+        """Every load balancer of our tenant: name → version (no specs: one small request)."""
+        tenant = self.tenant or await self.whoami()
+        body = (await self._call("GET", f"/v1/tenants/{tenant}/loadbalancer-versions")).json()
+        return {str(item["name"]): int(item["version"]) for item in body}
+
     async def delete(self, name: str) -> bool:
         """Delete it (dynamic IPs are freed, reserved ones stay); False if it did not exist."""
         tenant = self.tenant or await self.whoami()

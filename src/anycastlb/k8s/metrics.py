@@ -34,6 +34,13 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self.resyncs = Counter("anycastlb_controller_resyncs", "Full resyncs", registry=self.registry)
+        self.ensures = Counter(
+            "anycastlb_controller_ensures",
+            "Load balancer specs reconciled: sent to the control plane (sent), or equal to the one it "
+            "last accepted at an unchanged version and not sent (unchanged)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "anycastlb_controller_leader", "1 while this replica leads", registry=self.registry
         )

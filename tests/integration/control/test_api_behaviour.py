@@ -195,6 +195,28 @@ def test_put_is_an_idempotent_ensure_that_keeps_the_vip_and_the_version(api: Con
     assert stale.status_code == 412
 
 
+def test_versions_list_every_load_balancer_of_the_tenant_and_follow_changes(api: ControlApi) -> None:
+    acme = _setup(api)
+    globex = api.tenant("globex")
+    web = api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web"))
+    api.ok("PUT", "/v1/tenants/globex/loadbalancers/other", globex, json=spec("other"))
+    assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme) == [
+        {"name": "web", "version": web["version"]}
+    ]
+    api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web"))  # unchanged
+    assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme)[0]["version"] == web["version"]
+    changed = api.ok(
+        "PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web", listeners=[listener(80)])
+    )
+    api_ = api.ok("PUT", "/v1/tenants/acme/loadbalancers/api", acme, json=spec("api"))
+    assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme) == [
+        {"name": "api", "version": api_["version"]},
+        {"name": "web", "version": changed["version"]},
+    ]
+    api.ok("DELETE", "/v1/tenants/acme/loadbalancers/web", acme)
+    assert [item["name"] for item in api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme)] == ["api"]
+
+
 def test_a_load_balancer_pinned_to_one_pop_reaches_only_that_pop(api: ControlApi) -> None:
     acme = _setup(api)
     before = api.ok("GET", "/v1/pops/par/desired")["version"]

@@ -111,6 +111,12 @@ TABLE = (
     Row("GET", "/v1/ips", (200, 403, 403, 403, 401)),
     Row("GET", "/v1/tenants/{tenant}/loadbalancers", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
     Row(
+        "GET",
+        "/v1/tenants/{tenant}/loadbalancer-versions",
+        (200, 200, 404, 403, 401),
+        lambda w: {"tenant": "acme"},
+    ),
+    Row(
         "POST",
         "/v1/tenants/{tenant}/loadbalancers",
         (201, 201, 404, 403, 401),

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Header, Response, status
 
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.errors import Invalid, NotFound
-from anycastlb.control.schemas import AddressOut, IPReservation, LoadBalancerOut, LoadBalancerStatus
+from anycastlb.control.schemas import (
+    AddressOut,
+    IPReservation,
+    LoadBalancerOut,
+    LoadBalancerStatus,
+    LoadBalancerVersion,
+)
 from anycastlb.control.service import addresses, load_balancers, pops
 from anycastlb.model.desired import LoadBalancerSpec
 
@@ -18,6 +24,14 @@ router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["load balancers"])
 def list_load_balancers(tenant: str, caller: Caller, rt: Rt) -> list[LoadBalancerOut]:
     caller.require_tenant_access(tenant)
     return rt.read(lambda s: load_balancers.list_load_balancers(s, tenant))
+
+
+@router.get("/loadbalancer-versions")
+def load_balancer_versions(tenant: str, caller: Caller, rt: Rt) -> list[LoadBalancerVersion]:
+    """Every load balancer's name and version, no specs: a controller's cheap check for changes
+    made behind its back (an unchanged version means the spec it last sent is still in force)."""
+    caller.require_tenant_access(tenant)
+    return rt.read(lambda s: load_balancers.load_balancer_versions(s, tenant))
 
 
 @router.post("/loadbalancers", status_code=status.HTTP_201_CREATED)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
-from anycastlb.control.schemas import LoadBalancerOut
+from anycastlb.control.schemas import LoadBalancerOut, LoadBalancerVersion
 from anycastlb.control.service.addresses import (
     allocation_error,
     drop_unused_dynamic,
@@ -36,6 +36,7 @@ __all__ = [
     "ensure_load_balancer",
     "get_load_balancer",
     "list_load_balancers",
+    "load_balancer_versions",
 ]
 
 
@@ -85,6 +86,16 @@ def list_load_balancers(session: Session, tenant: str) -> list[LoadBalancerOut]:
     )
     vips = addresses_of(session, [lb.id for lb in lbs])
     return [_out(lb, tenant, vips.get(lb.id, ())) for lb in lbs]
+
+
+def load_balancer_versions(session: Session, tenant: str) -> list[LoadBalancerVersion]:
+    found = tenant_by_name(session, tenant)
+    rows = session.execute(
+        select(LoadBalancer.name, LoadBalancer.version)
+        .where(LoadBalancer.tenant_id == found.id)
+        .order_by(LoadBalancer.name)
+    )
+    return [LoadBalancerVersion(name=name, version=version) for name, version in rows]
 
 
 def get_load_balancer(session: Session, tenant: str, name: str) -> LoadBalancerOut:
