@@ -39,6 +39,7 @@ def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 def _address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return str(address)
 
+
 IPAddress = Annotated[
     ipaddress.IPv4Address | ipaddress.IPv6Address,
     PlainValidator(_parse_ip),
