@@ -7,13 +7,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
-__all__ = ["Frozen", "IPAddress", "Port", "check_name"]
+__all__ = ["Frozen", "IPAddress", "Port", "check_name", "parse_address"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 @lru_cache(maxsize=65536)
-def _parse_ip_text(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """Cached: the same few hundred node addresses recur in every load balancer of a cluster
     (1,000 backends per spec at 500 nodes x 2 ports), and ``ip_address`` costs ~8 µs a call.
     The address objects are immutable, so sharing them is safe."""
@@ -30,7 +30,7 @@ def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
-    return _parse_ip_text(value)
+    return parse_address(value)
 
 
 # The text of an address, cached for the same reason as the parsing: str(IPv4Address) takes

@@ -22,6 +22,7 @@ from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.revision import lock
 from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pool, Tenant
+from anycastlb.model.base import parse_address
 
 __all__ = [
     "allocation_error",
@@ -52,9 +53,11 @@ def _ports(spec: dict[str, Any]) -> frozenset[tuple[int, str]]:
     return frozenset((int(item["port"]), str(item.get("protocol", "tcp"))) for item in spec["listeners"])
 
 
-def load_holdings(session: Session, tenant_id: int) -> HoldingTable:
-    """Every held address. Load balancers and ports are filled in for the tenant's own addresses only:
-    sharing never crosses tenants, and the allocator refuses another tenant's address outright."""
+def load_holdings(session: Session, tenant_id: int, sharing_key: str | None = None) -> HoldingTable:
+    """Every held address. Load balancers are filled in for the tenant's own addresses only (sharing
+    never crosses tenants, and the allocator refuses another tenant's address outright); ports only
+    for those shared under ``sharing_key``, the one request's key: the allocator compares ports
+    only between load balancers of one key (``ipam/plan.py`` ``_sharing_problem``)."""
     rows = session.execute(
         select(
             Address.id,
@@ -75,28 +78,29 @@ def load_holdings(session: Session, tenant_id: int) -> HoldingTable:
         .where(LoadBalancer.tenant_id == tenant_id)
     ):
         users[address_id].append(lb_name)
-    # Ports decide only whether load balancers may share an address under a sharing key, so only
-    # those users' specs are read: a spec at 500 nodes is ~60 KB of JSON, and decoding every one
-    # of a tenant's cost each create ~1 ms per load balancer held (a create at 60 held: 62 → 20 ms).
+    # Only the specs of that key's load balancers are read: a spec at 500 nodes is ~60 KB of JSON,
+    # and decoding every one of a tenant's cost each create ~1 ms per load balancer held (a create
+    # with 5,000 held took 0.9-1.6 s).
     ports: dict[int, set[tuple[int, str]]] = defaultdict(set)
-    for address_id, spec in session.execute(
-        select(LoadBalancerAddress.address_id, LoadBalancer.spec)
-        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
-        .join(Address, Address.id == LoadBalancerAddress.address_id)
-        .where(LoadBalancer.tenant_id == tenant_id, Address.sharing_key.is_not(None))
-    ):
-        ports[address_id] |= _ports(spec)
+    if sharing_key is not None:
+        for address_id, spec in session.execute(
+            select(LoadBalancerAddress.address_id, LoadBalancer.spec)
+            .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+            .join(Address, Address.id == LoadBalancerAddress.address_id)
+            .where(LoadBalancer.tenant_id == tenant_id, Address.sharing_key == sharing_key)
+        ):
+            ports[address_id] |= _ports(spec)
     holdings: list[Holding] = []
-    for address_id, text, pool, tenant, owner_id, static, sharing_key in rows:
+    for address_id, text, pool, tenant, owner_id, static, key in rows:
         own = owner_id == tenant_id
-        address = ipaddress.ip_address(text)
+        address = parse_address(text)  # cached: the same addresses are read on every create
         holdings.append(
             Holding(
                 address=address,
                 pool=pool,
                 tenant=tenant,
                 static=static,
-                sharing_key=sharing_key,
+                sharing_key=key,
                 load_balancers=frozenset(users.get(address_id, ())) if own else frozenset(),
                 ports=frozenset(ports.get(address_id, ())) if own else frozenset(),
             )

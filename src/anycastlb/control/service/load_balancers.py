@@ -146,7 +146,7 @@ def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tup
             ports=spec.ports,
             current=[ipaddress.ip_address(text) for text in current],
             pools=[view for _, view in pool_views(session).values()],
-            holdings=load_holdings(session, tenant.id),
+            holdings=load_holdings(session, tenant.id, spec.ips.sharing_key),
         )
     except AllocationError as error:
         raise allocation_error(error) from None
