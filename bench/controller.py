@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from bench.harness.controller_cluster import make_cluster
 from bench.harness.controller_latency import MODES, LatencyRun, measure_latency, world
-from bench.harness.controller_puts import PutPass, put_bench, put_pass, versions_calls
+from bench.harness.controller_puts import PutPass, digest_seconds, put_bench, put_pass, versions_calls
 from bench.harness.controller_report import (
     LATENCY_TARGET_MS,
     RESYNC_TARGET_S,
@@ -106,7 +106,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run_puts(
     settings: argparse.Namespace, views: Views, workdir: Path
-) -> tuple[str, list[PutPass], list[float]]:
+) -> tuple[str, list[PutPass], tuple[list[float], float]]:
     specs = desired_specs(views)
     gc.freeze()  # the runtime freezes what its first pass built (Controller._first_pass_done)
     chosen, late = specs[: settings.put_services], specs[settings.services :]
@@ -119,9 +119,11 @@ def run_puts(
             flush=True,
         )
         bench.versions_ms = versions_calls(bench)
+        bench.digest_s = digest_seconds(chosen)
         print(
             f"  GET loadbalancer-versions of {len(chosen)}: "
-            + ", ".join(f"{value:,.0f} ms" for value in bench.versions_ms),
+            + ", ".join(f"{value:,.0f} ms" for value in bench.versions_ms)
+            + f"; digests of every spec {bench.digest_s:.2f}s",
             flush=True,
         )
         for _ in range(settings.put_passes):
@@ -135,7 +137,7 @@ def run_puts(
         for line, count in bench.server_errors.most_common(5):
             print(f"    {count} x {line}")
     gc.unfreeze()
-    return put_table(bench, passes, settings.put_concurrency), passes, bench.versions_ms
+    return put_table(bench, passes, settings.put_concurrency), passes, (bench.versions_ms, bench.digest_s)
 
 
 def run_latency(settings: argparse.Namespace, workdir: Path) -> list[LatencyRun]:
@@ -169,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = make_cluster(settings.services + late, settings.nodes)
     rounds: list[ResyncRound] = []
     passes: list[PutPass] = []
-    versions_ms: list[float] = []
+    held: tuple[list[float], float] = ([], 0.0)
     puts = ""
     runs: list[LatencyRun] = []
     try:
@@ -178,9 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(resync_line(rounds[-1]), flush=True)
         if settings.put_passes:
             print("PUTs of unchanged specs", flush=True)
-            puts, passes, versions_ms = run_puts(
-                settings, to_views(cluster, settings.services + late), workdir
-            )
+            puts, passes, held = run_puts(settings, to_views(cluster, settings.services + late), workdir)
         del cluster
         gc.collect()
         runs = run_latency(settings, workdir)
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\ncommand: {command}\n")
     print(f"Resync of {settings.services:,} Services x {settings.nodes} Nodes, {len(rounds)} rounds:\n")
     print(resync_table(rounds, settings.services) + "\n")
-    print(totals_table(rounds, passes, versions_ms, settings.services) + "\n")
+    print(totals_table(rounds, passes, held, settings.services) + "\n")
     if puts:
         print(puts + "\n")
     if runs:

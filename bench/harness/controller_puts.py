@@ -12,11 +12,13 @@ passes, ``late_creates`` more are created through the API, timed: a new Service 
 size. Every PUT of a pass must answer 200 with the version the load balancer had (nothing changed);
 anything else is counted as a problem.
 
-A pass is what the controller does when it knows nothing yet (started, or just became leader):
+A pass is what the controller does when every spec changed (a Node joined or left) or when the
+control plane cannot tell it what it holds (rows from before spec digests):
 ``ControlClient.ensure`` (the spec's ``model_dump`` + httpx) of every spec from ``concurrency``
-asyncio workers sharing one client, as the controller's workers do. A periodic resync sends none of
-them: it asks once for every version (``ControlClient.versions``, timed by :func:`versions_calls`)
-and PUTs only what changed.
+asyncio workers sharing one client, as the controller's workers do. A periodic resync sends none
+of them: it asks once for every load balancer (``ControlClient.held``, timed by
+:func:`versions_calls`) and PUTs only what changed; a controller that just started asks the same
+and compares each spec's digest (:func:`digest_seconds`).
 """
 
 from __future__ import annotations
@@ -39,12 +41,20 @@ from tests.support.control_plane import ControlProcess
 
 from anycastlb.control.store.engine import open_store
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pool, Revision, Tenant
-from anycastlb.k8s.control_client import ControlClient, ControlError
+from anycastlb.k8s.control_client import ControlClient, ControlError, HeldLoadBalancer
 from anycastlb.model.desired import LoadBalancerSpec
 from bench.harness.control_stores import ControlUnderTest, server_errors
 from bench.harness.controller_resync import GcClock, own_cpu_seconds
 
-__all__ = ["POOL_NETWORK", "PutBench", "PutPass", "put_bench", "put_pass", "versions_calls"]
+__all__ = [
+    "POOL_NETWORK",
+    "PutBench",
+    "PutPass",
+    "digest_seconds",
+    "put_bench",
+    "put_pass",
+    "versions_calls",
+]
 
 POOL_NETWORK = "10.64.0.0/16"
 TENANT = "bench"
@@ -75,6 +85,7 @@ class PutBench:
     request_errors: int = 0  # failed PUTs over every pass
     kept_log: Path | None = None  # the log, copied out of the workdir after any error
     versions_ms: list[float] = field(default_factory=list)  # GET loadbalancer-versions, all held
+    digest_s: float = 0.0  # LoadBalancerSpec.digest() of every spec
 
 
 async def _ensure_all(
@@ -136,6 +147,7 @@ def _seed(database: str, specs: Sequence[LoadBalancerSpec], first_address: int) 
                     tenant_id=tenant_id,
                     name=spec.name,
                     spec=spec.model_dump(mode="json"),
+                    spec_digest=spec.digest(),
                     version=revision,
                 )
                 session.add(balancer)
@@ -198,15 +210,15 @@ def put_bench(
         process.stop()
 
 
-async def _versions(url: str, token: str, calls: int) -> tuple[list[float], dict[str, int]]:
+async def _held(url: str, token: str, calls: int) -> tuple[list[float], dict[str, HeldLoadBalancer]]:
     client = ControlClient(url, token, timeout=600)
     latencies: list[float] = []
-    found: dict[str, int] = {}
+    found: dict[str, HeldLoadBalancer] = {}
     try:
         await client.whoami()
         for _ in range(calls):
             started = time.perf_counter()
-            found = await client.versions()
+            found = await client.held()
             latencies.append(1000 * (time.perf_counter() - started))
     finally:
         await client.close()
@@ -215,15 +227,29 @@ async def _versions(url: str, token: str, calls: int) -> tuple[list[float], dict
 
 def versions_calls(bench: PutBench, calls: int = 5) -> list[float]:
     """The resync's one request, ``calls`` times (ms each); its answer must list every load
-    balancer at the version it was created with."""
-    latencies, found = asyncio.run(_versions(bench.control.url, bench.token, calls))
-    expected = {spec.name: bench.versions[spec.name] for spec in bench.specs}
-    if {name: found.get(name) for name in expected} != expected:
-        wrong = sum(1 for name, version in expected.items() if found.get(name) != version)
+    balancer at the version it was created with, with its spec's digest."""
+    latencies, found = asyncio.run(_held(bench.control.url, bench.token, calls))
+    wrong = [
+        spec.name
+        for spec in bench.specs
+        if (held := found.get(spec.name)) is None
+        or held.version != bench.versions[spec.name]
+        or held.spec_digest != spec.digest()
+    ]
+    if wrong:
         raise RuntimeError(
-            f"loadbalancer-versions: {wrong} of {len(expected)} names missing or at another version"
+            f"loadbalancer-versions: {len(wrong)} of {len(bench.specs)} missing, at another version or"
+            f" with another digest, e.g. {wrong[0]}"
         )
     return latencies
+
+
+def digest_seconds(specs: Sequence[LoadBalancerSpec]) -> float:
+    """What a controller that just started computes before it skips a PUT: every spec's digest."""
+    started = time.perf_counter()
+    for spec in specs:
+        spec.digest()
+    return time.perf_counter() - started
 
 
 def put_pass(bench: PutBench, concurrency: int) -> PutPass:

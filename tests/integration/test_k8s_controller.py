@@ -397,3 +397,31 @@ def test_a_resync_sends_no_unchanged_spec_but_heals_an_edit_made_behind_its_back
             10,
         )
         assert found is not None
+
+
+def test_a_restarted_controller_sends_only_what_changed_while_it_was_down(world: World) -> None:
+    sent = 'anycastlb_controller_ensures_total{outcome="sent"}'
+    unchanged = 'anycastlb_controller_ensures_total{outcome="unchanged"}'
+    with world.controller():
+        world.kube.create(service("shop"))
+        world.kube.create(service("api", ports=(443,)))
+        world.wait_ingress("shop")
+        world.wait_ingress("api")
+    shop = world.wait_lb("shop", lambda lb: True)
+    # while no controller runs, one Service changes
+    world.kube.patch(
+        "Service", "web", "api", {"metadata": {"annotations": {"anycastlb.io/proxy-protocol": "v1"}}}
+    )
+    with world.controller() as controller:
+        world.wait_lb("api", lambda lb: lb["spec"]["listeners"][0]["proxy_protocol"] == "v1")
+        deadline = time.monotonic() + 10
+        while _metric(controller.metrics(), unchanged) < 1:
+            assert time.monotonic() < deadline, "the unchanged Service was never reconciled"
+            time.sleep(0.1)
+        metrics = controller.metrics()
+        assert _metric(metrics, sent) == 1  # api only: shop's spec has the digest the control plane holds
+        assert world.wait_lb("shop", lambda lb: True)["version"] == shop["version"]
+        assert (
+            world.kube.get("Service", "web", "shop")["status"]["loadBalancer"]["ingress"][0]["ip"]
+            in shop["addresses"]
+        )

@@ -183,11 +183,14 @@ class LoadBalancerOut(Frozen):
 
 
 class LoadBalancerVersion(Frozen):
-    """A load balancer's name and version, without its spec: what a controller compares on each
-    resync to find load balancers changed or deleted behind its back, in one small request."""
+    """A load balancer without its spec: what a controller compares, in one small request, on
+    each resync (a version other than the one it was answered: changed or deleted behind its
+    back) and when it starts (a digest equal to its own spec's: nothing to send)."""
 
     name: str
     version: int
+    spec_digest: str | None  # LoadBalancerSpec.digest(); None until the next PUT on old rows
+    addresses: tuple[str, ...]
 
 
 class PopCreate(Frozen):

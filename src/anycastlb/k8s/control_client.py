@@ -7,7 +7,7 @@ import httpx
 
 from anycastlb.model.desired import LoadBalancerSpec
 
-__all__ = ["ControlClient", "ControlError", "EnsuredLoadBalancer"]
+__all__ = ["ControlClient", "ControlError", "EnsuredLoadBalancer", "HeldLoadBalancer"]
 
 log = logging.getLogger("anycastlb.k8s")
 
@@ -27,6 +27,15 @@ class EnsuredLoadBalancer:
     version: int
     addresses: tuple[str, ...]
     created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLoadBalancer:
+    """A load balancer as the control plane holds it, without its spec."""
+
+    version: int
+    spec_digest: str | None  # LoadBalancerSpec.digest() of the spec it holds (None: not known yet)
+    addresses: tuple[str, ...]
 
 
 class ControlClient:
@@ -77,11 +86,18 @@ class ControlClient:
             created=response.status_code == 201,
         )
 
-    async def versions(self) -> dict[str, int]:
-        """Every load balancer of our tenant: name → version (no specs: one small request)."""
+    async def held(self) -> dict[str, HeldLoadBalancer]:
+        """Every load balancer of our tenant by name, without specs: one small request."""
         tenant = self.tenant or await self.whoami()
         body = (await self._call("GET", f"/v1/tenants/{tenant}/loadbalancer-versions")).json()
-        return {str(item["name"]): int(item["version"]) for item in body}
+        return {
+            str(item["name"]): HeldLoadBalancer(
+                version=int(item["version"]),
+                spec_digest=item.get("spec_digest"),
+                addresses=tuple(item.get("addresses", ())),
+            )
+            for item in body
+        }
 
     async def delete(self, name: str) -> bool:
         """Delete it (dynamic IPs are freed, reserved ones stay); False if it did not exist."""

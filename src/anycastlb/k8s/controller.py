@@ -8,10 +8,12 @@ balancer changed on the control plane behind our back, heals there).
 
 What is sent: a spec equal to the one the control plane last accepted is not sent again, as long
 as that load balancer is still at the version the answer named. Each resync first asks for every
-version in one request (``GET …/loadbalancer-versions``) and forgets the answers that no longer
-hold, so a load balancer edited or deleted behind our back is PUT again. At 5,000 Services x 500
-nodes a resync that PUT every spec took minutes of control plane CPU; one that sends only changes
-takes the reconcile time (see docs/benchmarks.md).
+load balancer in one request (``GET …/loadbalancer-versions``: versions, spec digests, VIPs) and
+forgets the answers that no longer hold, so a load balancer edited or deleted behind our back is
+PUT again. A leader that just started asks the same once and skips each Service whose spec has
+the digest the control plane holds. At 5,000 Services x 500 nodes a resync that PUT every spec
+took minutes of control plane CPU; one that sends only changes takes the reconcile time (see
+docs/benchmarks.md).
 
 Processing one key (the order is what keeps a typo from causing an outage):
 1. reconcile (pure) → not ours / release / invalid / desired;
@@ -38,7 +40,7 @@ from lightkube.resources.core_v1 import Node, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
-from anycastlb.k8s.control_client import ControlClient, ControlError, EnsuredLoadBalancer
+from anycastlb.k8s.control_client import ControlClient, ControlError, EnsuredLoadBalancer, HeldLoadBalancer
 from anycastlb.k8s.convert import endpoint_slice_view, ingress_of, node_view, service_view
 from anycastlb.k8s.events import EventRecorder
 from anycastlb.k8s.informer import Informer, Key
@@ -79,6 +81,8 @@ class Controller:
     _problems: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Service key → the spec the control plane last accepted for it, and its answer.
     _accepted: dict[str, tuple[LoadBalancerSpec, EnsuredLoadBalancer]] = field(default_factory=dict)
+    # Until the first pass is done: what the control plane held when we started, by load balancer.
+    _held_at_start: dict[str, HeldLoadBalancer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.kube)
@@ -122,6 +126,10 @@ class Controller:
 
     async def run(self) -> None:
         await self.control.whoami()
+        try:
+            self._held_at_start = await self.control.held()
+        except ControlError as error:  # every Service is PUT instead, with backoff while it fails
+            log.warning("held_unknown error=%r (every spec will be sent)", str(error))
         informers = [asyncio.create_task(inf.run()) for inf in (self.nodes, self.slices, self.services)]
         try:
             for informer in (self.nodes, self.slices, self.services):
@@ -152,7 +160,7 @@ class Controller:
         """Drop the accepted answers whose load balancer is gone or at another version: their
         Services are PUT again by the resync that follows."""
         try:
-            versions = await self.control.versions()
+            held = await self.control.held()
         except ControlError as error:
             # Unreachable: the PUTs would fail too. Keep what we know; the next resync asks again.
             log.warning("resync_versions_failed error=%r (drift is checked at the next resync)", str(error))
@@ -160,7 +168,7 @@ class Controller:
         stale = [
             key
             for key, (_, ensured) in self._accepted.items()
-            if versions.get(ensured.name) != ensured.version
+            if (found := held.get(ensured.name)) is None or found.version != ensured.version
         ]
         for key in stale:
             self._accepted.pop(key, None)
@@ -173,6 +181,7 @@ class Controller:
         (the first pass took 7.3 s with the collector on, 2.9 s without, at 5,000 x 500)."""
         while not self.queue.idle():
             await asyncio.sleep(0.1)
+        self._held_at_start.clear()
         gc.freeze()
         log.info("first_pass_done services=%d", len(self.services.items))
 
@@ -241,7 +250,7 @@ class Controller:
         self._problems.pop(key, None)
         if FINALIZER not in service.finalizers:
             await self._set_finalizers(service, (*service.finalizers, FINALIZER))
-        accepted = self._accepted.get(key)
+        accepted = self._accepted.get(key) or self._held_since_start(key, decision.spec)
         previous = accepted[1].version if accepted is not None else None
         # Listeners reconcile left unchanged are the same objects, so this is cheap when equal.
         if accepted is not None and accepted[0] == decision.spec:
@@ -281,6 +290,17 @@ class Controller:
                 "BackendsUpdated",
                 f"load balancer {ensured.name} version {ensured.version}",
             )
+
+    def _held_since_start(
+        self, key: str, spec: LoadBalancerSpec
+    ) -> tuple[LoadBalancerSpec, EnsuredLoadBalancer] | None:
+        """The control plane's answer from before we started, if it holds exactly ``spec``."""
+        held = self._held_at_start.pop(spec.name, None)
+        if held is None or held.spec_digest is None or held.spec_digest != spec.digest():
+            return None
+        accepted = spec, EnsuredLoadBalancer(spec.name, held.version, held.addresses, created=False)
+        self._accepted[key] = accepted
+        return accepted
 
     async def _release(self, cached: CachedService, reason: str) -> None:
         service = cached.view

@@ -11,6 +11,7 @@ uses, so a spec the control plane accepts is one the edge can run, field for fie
 listener as unsupported instead of failing the whole state.
 """
 
+import hashlib
 import ipaddress
 from typing import Annotated, Literal
 
@@ -128,6 +129,14 @@ class LoadBalancerSpec(Frozen):
     def ports(self) -> frozenset[tuple[int, str]]:
         """``(port, protocol)`` pairs: what must not collide when load balancers share an IP."""
         return frozenset((listener.port, listener.protocol) for listener in self.listeners)
+
+    def digest(self) -> str:
+        """SHA-256 of the spec's JSON. The control plane stores it with each load balancer and a
+        controller computes it from its own spec: equal digests mean the control plane already
+        holds this spec, so a controller that just started need not PUT it. Both sides use this
+        one function; a field added in another release only makes them differ, and then the
+        spec is sent (never skipped wrongly)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
 class DesiredLoadBalancer(Frozen):

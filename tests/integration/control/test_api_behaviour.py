@@ -2,6 +2,7 @@
 
 import pytest
 
+from anycastlb.model.desired import LoadBalancerSpec
 from tests.support.control_plane import ControlApi, listener, spec
 
 pytestmark = pytest.mark.integration
@@ -200,18 +201,21 @@ def test_versions_list_every_load_balancer_of_the_tenant_and_follow_changes(api:
     globex = api.tenant("globex")
     web = api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web"))
     api.ok("PUT", "/v1/tenants/globex/loadbalancers/other", globex, json=spec("other"))
+    digest = LoadBalancerSpec.model_validate(spec("web")).digest()  # what a controller computes
     assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme) == [
-        {"name": "web", "version": web["version"]}
+        {"name": "web", "version": web["version"], "spec_digest": digest, "addresses": web["addresses"]}
     ]
     api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web"))  # unchanged
     assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme)[0]["version"] == web["version"]
-    changed = api.ok(
-        "PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=spec("web", listeners=[listener(80)])
-    )
+    edited = spec("web", listeners=[listener(80)])
+    changed = api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", acme, json=edited)
     api_ = api.ok("PUT", "/v1/tenants/acme/loadbalancers/api", acme, json=spec("api"))
-    assert api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme) == [
-        {"name": "api", "version": api_["version"]},
-        {"name": "web", "version": changed["version"]},
+    assert [
+        (item["name"], item["version"], item["spec_digest"])
+        for item in api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme)
+    ] == [
+        ("api", api_["version"], LoadBalancerSpec.model_validate(spec("api")).digest()),
+        ("web", changed["version"], LoadBalancerSpec.model_validate(edited).digest()),
     ]
     api.ok("DELETE", "/v1/tenants/acme/loadbalancers/web", acme)
     assert [item["name"] for item in api.ok("GET", "/v1/tenants/acme/loadbalancer-versions", acme)] == ["api"]

@@ -91,11 +91,17 @@ def list_load_balancers(session: Session, tenant: str) -> list[LoadBalancerOut]:
 def load_balancer_versions(session: Session, tenant: str) -> list[LoadBalancerVersion]:
     found = tenant_by_name(session, tenant)
     rows = session.execute(
-        select(LoadBalancer.name, LoadBalancer.version)
+        select(LoadBalancer.id, LoadBalancer.name, LoadBalancer.version, LoadBalancer.spec_digest)
         .where(LoadBalancer.tenant_id == found.id)
         .order_by(LoadBalancer.name)
-    )
-    return [LoadBalancerVersion(name=name, version=version) for name, version in rows]
+    ).all()
+    vips = addresses_of(session, [row.id for row in rows])
+    return [
+        LoadBalancerVersion(
+            name=row.name, version=row.version, spec_digest=row.spec_digest, addresses=vips.get(row.id, ())
+        )
+        for row in rows
+    ]
 
 
 def get_load_balancer(session: Session, tenant: str, name: str) -> LoadBalancerOut:
@@ -182,6 +188,7 @@ def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) 
         tenant_id=found.id,
         name=spec.name,
         spec=spec.model_dump(mode="json"),
+        spec_digest=spec.digest(),
         version=version,
     )
     session.add(lb)
@@ -211,12 +218,15 @@ def ensure_load_balancer(
     current = addresses_of(session, [lb.id]).get(lb.id, ())
     stored = spec.model_dump(mode="json")
     if stored == lb.spec:  # the stored JSON is this dump of an equal spec: no model to build
+        if lb.spec_digest is None:  # a row from before migration 0002
+            lb.spec_digest = spec.digest()
         return _out(lb, tenant, current, spec), False
     old = LoadBalancerSpec.model_validate(lb.spec)
     _check_pops(session, spec)
     plan = _plan(session, found, spec, current)
     version = bump(session)
     lb.spec = stored
+    lb.spec_digest = spec.digest()
     lb.version = version
     lb.updated_at = utcnow()
     addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)

@@ -10,7 +10,7 @@ model is the schema, the table only indexes what queries need.
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -93,6 +93,7 @@ class Pool(Base):
 
 class Address(Base):
     __tablename__ = "addresses"
+    __table_args__ = (Index("ix_addresses_tenant", "tenant_id"), Index("ix_addresses_pool", "pool_id"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(45), unique=True, nullable=False)
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="RESTRICT"), nullable=False)
@@ -109,6 +110,9 @@ class LoadBalancer(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
     name: Mapped[str] = mapped_column(String(63), nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # LoadBalancerSpec.digest() of ``spec``; NULL on rows written before migration 0002 until
+    # their next PUT (which then fills it in even when the spec is unchanged).
+    spec_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
@@ -116,6 +120,7 @@ class LoadBalancer(Base):
 
 class LoadBalancerAddress(Base):
     __tablename__ = "load_balancer_addresses"
+    __table_args__ = (Index("ix_lb_addresses_address", "address_id"),)
     load_balancer_id: Mapped[str] = mapped_column(
         ForeignKey("load_balancers.id", ondelete="CASCADE"), primary_key=True
     )
