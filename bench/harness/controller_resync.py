@@ -9,7 +9,8 @@ One round, in this order (each step's input is the previous one's output):
    informers do on arrival and keep;
 3. ``indexes``: ``NodeIndex.build`` + ``SliceIndex.build``;
 4. ``reconcile first``: every Service against those fresh indexes, with reconcile's and the
-   annotation parser's process-wide caches emptied: a controller's first sync after it starts;
+   annotation parser's process-wide caches emptied: a controller's first sync after it starts,
+   with the garbage collector off and one collection at the end, as the runtime does;
 5. ``reconcile again``: every Service against the same indexes: the periodic resync (the runtime
    keeps its indexes until a Node or an EndpointSlice changes);
 6. ``spec compare``: each decision's spec against the one the control plane last accepted (the
@@ -215,7 +216,12 @@ def measure_resync(cluster: Cluster, services: int, index: int) -> ResyncRound:
         with _timed(result, "indexes", clock, rss=True):
             nodes, slices = NodeIndex.build(node_views, config), SliceIndex.build(slice_views)
         with _timed(result, "reconcile first", clock, rss=True):
-            first = [reconcile(service, nodes, slices, config) for service in service_views]
+            gc.disable()  # as the runtime's first pass does (Controller._first_pass_done)...
+            try:
+                first = [reconcile(service, nodes, slices, config) for service in service_views]
+            finally:
+                gc.enable()
+            gc.collect()  # ...and the one collection at its end
         _check(result, "first", first, [])
         gc.freeze()  # as the runtime does after its first pass (Controller._first_pass_done)
         with _timed(result, "reconcile again", clock, rss=True):
