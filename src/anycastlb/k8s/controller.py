@@ -151,6 +151,7 @@ class Controller:
                 self._wake_all()
                 self.metrics.resyncs.inc()
         finally:
+            gc.enable()  # if the first pass never finished (leadership lost, cancelled)
             for task in informers:
                 task.cancel()
             await asyncio.gather(*informers, return_exceptions=True)
