@@ -7,6 +7,7 @@ does in real life. The PoP has the VIP on ``lo`` and an nginx node on its loopba
 created with a per-test prefix and removed at the end.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -56,6 +57,7 @@ class BgpPair:
     # ---- topology -------------------------------------------------------------------------------
 
     def build(self) -> "BgpPair":
+        self._remove_namespaces()  # a killed run of a process with the same pid may have left them
         for ns in (self.router, self.switch, self.pop):
             ip("netns", "add", ns)
             ip("-n", ns, "link", "set", "lo", "up")
@@ -86,13 +88,16 @@ class BgpPair:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        for ns in (self.router, self.switch, self.pop):
-            pids = ip("netns", "pids", ns, check=False).stdout.split()
-            for pid in pids:
-                os.kill(int(pid), signal.SIGKILL)
-            ip("netns", "del", ns, check=False)
+        self._remove_namespaces()
         if self._log_file is not None:
             self._log_file.close()
+
+    def _remove_namespaces(self) -> None:
+        for ns in (self.router, self.switch, self.pop):
+            for pid in ip("netns", "pids", ns, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):  # it exited after it was listed
+                    os.kill(int(pid), signal.SIGKILL)
+            ip("netns", "del", ns, check=False)
 
     # ---- programs -------------------------------------------------------------------------------
 
