@@ -49,6 +49,7 @@ Mode = Literal["drain", "kill", "cut", "silent"]
 MODES: tuple[Mode, ...] = ("drain", "kill", "cut", "silent")
 _BASELINE = 20  # successful requests through the PoP before the fault
 _MAX_HOLD_DOWN = 8.0  # bgp.max_hold_down in the lab's edge.yaml: the longest a return may be held
+_CLIENT_TIMEOUT = 2.0  # the lab client's connect and read timeout (probe_client --timeout)
 
 
 class RouteWatcher:
@@ -130,7 +131,7 @@ class ClientRun:
     def __init__(self, lab: AnycastLab, pause: float = 0.002) -> None:
         self.attempts: list[Attempt] = []
         self.process = subprocess.Popen(
-            _probe_argv(lab, "--pause", str(pause)),
+            _probe_argv(lab, "--pause", str(pause), "--timeout", str(_CLIENT_TIMEOUT)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -262,7 +263,11 @@ def run_failover(
         fault_at = time.monotonic()
         _fault(lab, pop, mode)
         watcher.wait_for(lambda hop: hop is not None and hop != pop, timeout)
-        time.sleep(max(settle, fault_at + 1.0 - time.monotonic()))
+        # The client is sequential: a request in flight at the fault can hang for its whole
+        # timeout (a silent death drops its packets). Keep the PoP failed until that one has
+        # given up and newer ones have had ``settle`` to reach the PoP that took over; with 1 s
+        # the moved traffic was sometimes never seen.
+        time.sleep(max(settle, fault_at + _CLIENT_TIMEOUT + settle - time.monotonic()))
         survivors = _survivors(lab, pop) if mode == "kill" else ()
         if restore:
             log_offset = edge_log.stat().st_size
