@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -50,7 +48,7 @@ from bench.harness.control_report import StoreRun, allocation_line, summary, tar
 from bench.harness.control_stores import STORES, Outcome, control_plane, store_versions
 from bench.harness.control_watch import measure_watch
 from bench.harness.failover_report import cpu_pressure
-from bench.harness.processes import exit_on_signal, make_temp_dir
+from bench.harness.processes import make_temp_dir, start_bench
 
 
 def _numbers(text: str) -> tuple[int, ...]:
@@ -127,9 +125,7 @@ def run_store(
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, exit_on_signal)
-    command = shlex.join(["python3", "bench/control_plane.py", *(sys.argv[1:] if argv is None else argv)])
+    command = start_bench("bench/control_plane.py", argv)
     print(f"command: {command}")
     print(
         f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, CPU pressure {cpu_pressure()};"

@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shlex
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -56,7 +54,7 @@ from bench.harness.controller_report import (
 )
 from bench.harness.controller_resync import ResyncRound, Views, desired_specs, measure_resync, to_views
 from bench.harness.failover_report import cpu_pressure
-from bench.harness.processes import exit_on_signal, make_temp_dir
+from bench.harness.processes import make_temp_dir, start_bench
 
 
 def _numbers(text: str) -> tuple[int, ...]:
@@ -155,9 +153,7 @@ def run_latency(settings: argparse.Namespace, workdir: Path) -> list[LatencyRun]
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, exit_on_signal)
-    command = shlex.join(["python3", "bench/controller.py", *(sys.argv[1:] if argv is None else argv)])
+    command = start_bench("bench/controller.py", argv)
     print(f"command: {command}")
     print(
         f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, CPU pressure {cpu_pressure()};"

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -43,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from bench.harness.processes import CHILDREN, exit_on_signal, make_temp_dir, raise_file_limit
+from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
 from bench.harness.report import environment, report
 from bench.harness.results import CONTENDERS
 from bench.harness.rounds import run
@@ -85,11 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy wrk curl", file=sys.stderr
         )
         return 2
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, exit_on_signal)
+    command = start_bench("bench/dataplane.py", argv)
     atexit.register(CHILDREN.stop_all)
     raise_file_limit()
-    command = shlex.join(["python3", "bench/dataplane.py", *(sys.argv[1:] if argv is None else argv)])
     env, started = environment(), time.monotonic()
     workdir, shm = (make_temp_dir(parent) for parent in (Path(tempfile.gettempdir()), Path("/dev/shm")))
     try:

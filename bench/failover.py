@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -41,7 +39,7 @@ from bench.harness.failover_contenders import CONTENDERS
 from bench.harness.failover_nodes import KINDS
 from bench.harness.failover_report import console, cpu_pressure, report
 from bench.harness.failover_run import run
-from bench.harness.processes import CHILDREN, exit_on_signal, make_temp_dir, raise_file_limit
+from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
 from bench.harness.report import environment
 from bench.harness.servers import REPO
 
@@ -101,11 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy", file=sys.stderr)
         return 2
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, exit_on_signal)
+    command = start_bench("bench/failover.py", argv)
     atexit.register(CHILDREN.stop_all)
     raise_file_limit()
-    command = shlex.join(["python3", "bench/failover.py", *(sys.argv[1:] if argv is None else argv)])
     env, before, started = environment(), cpu_pressure(), time.monotonic()
     workdir = make_temp_dir(Path(tempfile.gettempdir()))
     try:

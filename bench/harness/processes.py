@@ -11,9 +11,11 @@ import contextlib
 import ctypes
 import os
 import resource
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -106,6 +108,14 @@ CHILDREN = Children()
 
 def exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def start_bench(script: str, argv: Sequence[str] | None) -> str:
+    """Make SIGTERM and SIGHUP exit through the cleanup paths, and return the command line that
+    reproduces this run (every bench prints it and docs/benchmarks.md quotes it)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, exit_on_signal)
+    return shlex.join(["python3", script, *(sys.argv[1:] if argv is None else argv)])
 
 
 def children_of(root: int, recursive: bool) -> set[int]:

@@ -33,6 +33,7 @@ __all__ = [
     "release",
     "reserve",
     "set_sharing_key",
+    "stored_ports",
 ]
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -47,7 +48,7 @@ def allocation_error(error: AllocationError) -> Exception:
     return Conflict(str(error))
 
 
-def _ports(spec: dict[str, Any]) -> frozenset[tuple[int, str]]:
+def stored_ports(spec: dict[str, Any]) -> frozenset[tuple[int, str]]:
     """(port, protocol) of a stored spec, read from its JSON: the store holds only validated specs,
     and validating every load balancer of a tenant again on each create was 36% of a create."""
     return frozenset((int(item["port"]), str(item.get("protocol", "tcp"))) for item in spec["listeners"])
@@ -89,7 +90,7 @@ def load_holdings(session: Session, tenant_id: int, sharing_key: str | None = No
             .join(Address, Address.id == LoadBalancerAddress.address_id)
             .where(LoadBalancer.tenant_id == tenant_id, Address.sharing_key == sharing_key)
         ):
-            ports[address_id] |= _ports(spec)
+            ports[address_id] |= stored_ports(spec)
     holdings: list[Holding] = []
     for address_id, text, pool, tenant, owner_id, static, key in rows:
         own = owner_id == tenant_id

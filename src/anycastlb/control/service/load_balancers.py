@@ -22,6 +22,7 @@ from anycastlb.control.service.addresses import (
     insert_holdings,
     load_holdings,
     set_sharing_key,
+    stored_ports,
 )
 from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.revision import bump, lock, touch_pops
@@ -134,7 +135,7 @@ def _check_shared_ports(
         .where(Address.address.in_(addresses), LoadBalancer.id != lb_id)
     ).all()
     for address, other, other_spec in rows:
-        overlap = spec.ports & LoadBalancerSpec.model_validate(other_spec).ports
+        overlap = spec.ports & stored_ports(other_spec)
         if overlap:
             port, protocol = sorted(overlap)[0]
             raise Conflict(
