@@ -90,8 +90,12 @@ def read_line(sock: socket.socket) -> bytes:
 def echo_session(vip: str, port: int) -> socket.socket:
     """A connection through the edge to the backend's echo mode, proven to work both ways."""
     sock = socket.create_connection((vip, port), timeout=5)
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    try:
+        sock.sendall(b"ECHO\n")
+        assert read_line(sock) == b"echo\n"
+    except BaseException:
+        sock.close()  # a retry loop calls this until it works: leak nothing on the way
+        raise
     return sock
 
 

@@ -24,8 +24,12 @@ def connect(port: int, source: str = "127.0.0.1", host: str = "127.0.0.1") -> so
 def echo_session(port: int, source: str = "127.0.0.1") -> socket.socket:
     """A connection through the edge to the stream backend's echo mode, proven to work both ways."""
     sock = connect(port, source=source)
-    sock.sendall(b"ECHO\n")
-    assert read_line(sock) == b"echo\n"
+    try:
+        sock.sendall(b"ECHO\n")
+        assert read_line(sock) == b"echo\n"
+    except BaseException:
+        sock.close()  # callers may retry until it works: leak nothing on the way
+        raise
     return sock
 
 
