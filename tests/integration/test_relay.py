@@ -51,16 +51,14 @@ def test_256_mib_upload_arrives_intact_and_the_answer_comes_back_after_half_clos
     web = listener("bulk", [("127.0.0.1", stream_backend.port)])
     edge({"listeners": [web], "relay": relay})
 
-    sock = connect(web["port"])
-    sock.sendall(b"UPLOAD\n")
-    digest = hashlib.sha256()
-    for _ in range(SIZE // len(BLOCK)):
-        sock.sendall(BLOCK)
-        digest.update(BLOCK)
-    sock.shutdown(socket.SHUT_WR)  # FIN one way; the answer must still arrive the other way
-
-    answer = read_line(sock).decode().split()
-    sock.close()
+    with connect(web["port"]) as sock:  # closed even on failure: a leaked socket fails a later test
+        sock.sendall(b"UPLOAD\n")
+        digest = hashlib.sha256()
+        for _ in range(SIZE // len(BLOCK)):
+            sock.sendall(BLOCK)
+            digest.update(BLOCK)
+        sock.shutdown(socket.SHUT_WR)  # FIN one way; the answer must still arrive the other way
+        answer = read_line(sock).decode().split()
 
     assert answer == [str(SIZE), digest.hexdigest()]
 
@@ -73,16 +71,15 @@ def test_256_mib_download_arrives_intact(
     web = listener("bulk", [("127.0.0.1", stream_backend.port)])
     edge({"listeners": [web], "relay": relay})
 
-    sock = connect(web["port"])
-    sock.sendall(f"DOWNLOAD {SIZE}\n".encode())
-    sock.shutdown(socket.SHUT_WR)  # half-closed by the client before the download even starts
-    digest = hashlib.sha256()
-    received = 0
-    view = memoryview(bytearray(1 << 20))
-    while count := sock.recv_into(view):
-        digest.update(view[:count])
-        received += count
-    sock.close()
+    with connect(web["port"]) as sock:
+        sock.sendall(f"DOWNLOAD {SIZE}\n".encode())
+        sock.shutdown(socket.SHUT_WR)  # half-closed by the client before the download even starts
+        digest = hashlib.sha256()
+        received = 0
+        view = memoryview(bytearray(1 << 20))
+        while count := sock.recv_into(view):
+            digest.update(view[:count])
+            received += count
 
     assert received == SIZE
     assert digest.hexdigest() == pattern_digest(SIZE)
