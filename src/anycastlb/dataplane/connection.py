@@ -148,6 +148,11 @@ class Connection:
             self.close()  # connected and left without a byte: no backend was ever bothered
             return
         head = self.first_bytes = self.first_bytes + chunk
+        if len(head) == _FIRST_BYTES:
+            # A full read can leave bytes in the receive queue whose edge is already spent: the
+            # relay must read them without waiting for one (else a client with a full window
+            # and an edge waiting for data stall each other; seen with 256 MiB uploads).
+            self.client_events |= select.EPOLLIN
         config = self.listener.config
         if (
             config.proxy_protocol == "v2"
