@@ -84,6 +84,8 @@ def edge(
         parsed = load_config(config)
     except ConfigError as error:
         raise _fail(str(error)) from None
+    except Exception as error:
+        raise _fail(f"{config} cannot be used ({type(error).__name__}: {error}); report this bug") from None
     if check:
         typer.echo(f"{config}: ok ({len(parsed.listeners)} listeners)")
         return

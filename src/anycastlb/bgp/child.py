@@ -3,7 +3,8 @@
 Every child is started with ``PR_SET_PDEATHSIG``: if the announcer dies, however it dies, the
 kernel kills the child too, so no speaker outlives its agent and keeps attracting traffic. A child
 that exits is logged with its last lines and started again with backoff (1 s doubling to 30 s,
-back to 1 s once it ran for 30 s).
+back to 1 s once it ran for 30 s). A start that fails (no memory, no pids) is logged, counted
+(``internal_errors``) and retried with the same backoff: supervision never stops silently.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from anycastlb.bgp.metrics import SPEAKER_RESTARTS
+from anycastlb.internal_errors import survived
 
 __all__ = ["SupervisedChild"]
 
@@ -72,34 +74,46 @@ class SupervisedChild:
     async def _supervise(self) -> None:
         backoff = _BACKOFF_FIRST
         while not self._stopping:
-            started = time.monotonic()
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                env=self.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
-            log.info("child_started child=%s pid=%d", self.name, self.process.pid)
-            if self.on_start is not None:
+            try:
+                backoff = await self._run_once(backoff)
+            except Exception as error:
+                survived(log, "bgp", f"restart-{self.name}-in-{backoff:.0f}s", error)
+                await asyncio.sleep(backoff)
+                backoff = min(_BACKOFF_MAX, backoff * 2)
+
+    async def _run_once(self, backoff: float) -> float:
+        """Start the child, follow it until it exits, wait the backoff; returns the next backoff."""
+        started = time.monotonic()
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        log.info("child_started child=%s pid=%d", self.name, self.process.pid)
+        if self.on_start is not None:
+            try:
                 self.on_start()
-            last_lines = await self._read_output(self.process)
-            code = await self.process.wait()
-            if self._stopping:
-                return
-            SPEAKER_RESTARTS.labels(self.name).inc()
-            if time.monotonic() - started > _STABLE_AFTER:
-                backoff = _BACKOFF_FIRST
-            log.error(
-                "child_died child=%s code=%d action=restart in=%.0fs last_output=%r",
-                self.name,
-                code,
-                backoff,
-                " | ".join(last_lines),
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(_BACKOFF_MAX, backoff * 2)
+            except Exception as error:
+                survived(log, "bgp", f"follow-{self.name}", error)
+        last_lines = await self._read_output(self.process)
+        code = await self.process.wait()
+        if self._stopping:
+            return backoff
+        SPEAKER_RESTARTS.labels(self.name).inc()
+        if time.monotonic() - started > _STABLE_AFTER:
+            backoff = _BACKOFF_FIRST
+        log.error(
+            "child_died child=%s code=%d action=restart in=%.0fs last_output=%r",
+            self.name,
+            code,
+            backoff,
+            " | ".join(last_lines),
+        )
+        await asyncio.sleep(backoff)
+        return min(_BACKOFF_MAX, backoff * 2)
 
     async def _read_output(self, process: asyncio.subprocess.Process) -> list[str]:
         """Log the child's lines (errors as errors); return the last few for a crash report."""

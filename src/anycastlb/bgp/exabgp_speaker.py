@@ -36,6 +36,7 @@ from anycastlb.bgp.exabgp_text import (
 )
 from anycastlb.bgp.metrics import ANNOUNCED, API_ERRORS, SESSION_UP
 from anycastlb.bgp.policy import Announcement, Prefix
+from anycastlb.internal_errors import survived
 from anycastlb.model.bgp import BgpConfig
 
 __all__ = ["ExaBgpSpeaker"]
@@ -104,7 +105,10 @@ class ExaBgpSpeaker:
         await self.sync()
         try:
             async for raw in reader:
-                self._on_api_line(raw.decode(errors="replace"))
+                try:
+                    self._on_api_line(raw.decode(errors="replace"))
+                except Exception as error:
+                    survived(log, "bgp", "line-ignored", error)
         finally:
             if self._writer is writer:
                 self._writer = None

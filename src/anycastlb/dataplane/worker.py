@@ -12,6 +12,11 @@ Lifecycle: ``run()`` → loop until drained → exit code. The supervisor talks 
 a pipe (length-prefixed JSON of the whole validated config: reload is "apply this") and signals
 (SIGTERM: drain). A closed control pipe means the supervisor died: drain and exit, so a worker
 never outlives its agent.
+
+Failing safe. A handler that raises (a bug, an input nobody foresaw) costs only the connection it
+belongs to: the loop closes that one with a reset, logs and counts it (``internal_errors``), and
+goes on with the rest of the batch. The guard is one ``try`` around each batch, resumed after the
+event that raised, not one per event.
 """
 
 import contextlib
@@ -33,6 +38,7 @@ from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
 from anycastlb.dataplane.sockets import ListenError, open_listener
+from anycastlb.internal_errors import survived
 from anycastlb.model.config import EdgeConfig, Listener
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
@@ -113,6 +119,7 @@ class Worker:
         self._again: list[tuple[Connection, Flow]] = []
         self._timer_seq = 0
         self.connections: set[Connection] = set()
+        self.accepting: Connection | None = None  # the one a listener handler is starting
         self.listeners: dict[tuple[str, int, str], ListenerRuntime] = {}
         self.stats: dict[str, ListenerStats] = {}
         # relay: splice = always splice; copy = never; auto = copy first, splice once a flow is bulk.
@@ -297,7 +304,9 @@ class Worker:
                 self, runtime, client, peer, source_bucket, self._conn_prefix | self._conn_seq
             )
             self.connections.add(connection)
+            self.accepting = connection
             connection.start()
+            self.accepting = None
 
     def _pause(self, runtime: ListenerRuntime, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of spinning."""
@@ -353,16 +362,75 @@ class Worker:
 
     def _pump_again(self) -> None:
         again, self._again = self._again, []
-        for connection, flow in again:
-            if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
-                connection.pump(flow)
+        batch = iter(again)
+        connection: Connection | None = None
+        while True:
+            try:
+                for connection, flow in batch:
+                    if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
+                        connection.pump(flow)
+            except Exception as error:  # one connection's fault: see "Failing safe"
+                self._failed(connection, error)
+            else:
+                return
+
+    def _dispatch(self, events: list[tuple[int, int]]) -> None:
+        """Call each event's handler; a handler that raises costs only its own connection."""
+        handlers = self.handlers
+        stale = self._stale
+        stale.clear()
+        batch = iter(events)
+        handler: Callable[[int], None] | None = None
+        while True:
+            try:
+                for fd, mask in batch:
+                    if fd in stale:
+                        continue  # the fd was closed (and maybe reused) earlier in this batch
+                    handler = handlers.get(fd)
+                    if handler is not None:
+                        handler(mask)
+            except Exception as error:  # one connection's fault: see "Failing safe"
+                self._failed(getattr(handler, "__self__", handler), error)
+            else:
+                return
+
+    def _expire(self, now: float) -> None:
+        timers = self.timers
+        connection: Connection | None = None
+        while True:
+            try:
+                while timers and timers[0][0] <= now:
+                    expired, _, connection = heapq.heappop(timers)
+                    connection.on_timer(expired)
+            except Exception as error:  # one connection's fault: see "Failing safe"
+                self._failed(connection, error)
+            else:
+                return
+
+    def _failed(self, culprit: object, error: Exception) -> None:
+        """A handler raised: drop the one connection it belongs to; the loop and the rest go on."""
+        if isinstance(culprit, functools.partial):  # a listener's: the connection it was starting
+            culprit, self.accepting = self.accepting, None
+        connection = culprit if isinstance(culprit, Connection) else None
+        survived(log, "worker", "reset-connection" if connection is not None else "continue", error)
+        if connection is None:
+            return
+        try:
+            connection.close(reset=True)
+        except Exception:
+            for sock in (connection.client, connection.backend):
+                if sock is not None:
+                    with contextlib.suppress(Exception):
+                        self.forget(sock.fileno())
+                        sock.close()
+            if connection in self.connections:
+                with contextlib.suppress(Exception):
+                    self.connection_closed(connection)
 
     def run(self) -> int:
         """Serve until drained; returns the process exit code."""
         poll = self.epoll.poll
         board = self.health_board
-        handlers = self.handlers
-        stale = self._stale
         timers = self.timers
         while True:
             if self._draining_until is not None and (
@@ -375,22 +443,21 @@ class Worker:
             events = poll(0.0 if self._again else max(0.0, deadline - self.now))
             self.now = now = time.monotonic()
             if board is not None and board.generation() != self._health_generation:
-                self.read_health()  # before this batch's accepts, so they see the new verdicts
-            stale.clear()
-            for fd, mask in events:
-                if fd in stale:
-                    continue  # the fd was closed (and maybe reused) earlier in this batch
-                handler = handlers.get(fd)
-                if handler is not None:
-                    handler(mask)
+                try:
+                    self.read_health()  # before this batch's accepts, so they see the new verdicts
+                except Exception as error:
+                    survived(log, "worker", "keep-health-view", error)
+            self._dispatch(events)
             if self._again:
                 self._pump_again()
-            while timers and timers[0][0] <= now:
-                expired, _, connection = heapq.heappop(timers)
-                connection.on_timer(expired)
+            if timers and timers[0][0] <= now:
+                self._expire(now)
             if now >= self._next_sweep:
                 self._next_sweep = now + _SWEEP_SECONDS
-                self._sweep()
+                try:
+                    self._sweep()
+                except Exception as error:
+                    survived(log, "worker", "next-sweep", error)
         left = len(self.connections)
         for connection in list(self.connections):
             connection.close(reset=True)

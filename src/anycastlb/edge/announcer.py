@@ -9,6 +9,10 @@ withdrawal leaves at most 5 ms after the health process wrote the verdict.
 Signals: SIGUSR1 = drain (withdraw every VIP, keep the sessions up so the withdrawals propagate);
 SIGTERM = stop (the speaker's sessions close). A closed control pipe means the supervisor died:
 stop, so the routers withdraw our routes.
+
+Failing safe: this process dying would take ExaBGP with it (``PR_SET_PDEATHSIG``) and flap every
+session, so a turn, a reconfiguration or a control message that raises is logged and counted
+(``internal_errors``) and the announcements stay as they were until the next turn succeeds.
 """
 
 import asyncio
@@ -22,6 +26,7 @@ from anycastlb.bgp.exabgp_speaker import ExaBgpSpeaker
 from anycastlb.bgp.metrics import DRAINING
 from anycastlb.bgp.policy import AnnouncePolicy, FlapDamper
 from anycastlb.edge.vips import vip_attributes, vip_listeners, vip_serving
+from anycastlb.internal_errors import survived
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config import EdgeConfig
 from anycastlb.wire.framing import ConfigPipeReader
@@ -49,6 +54,12 @@ class _Announcer:
         self.changed = asyncio.Event()
 
     async def reconfigure(self, config: EdgeConfig) -> None:
+        try:
+            await self._reconfigure(config)
+        except Exception as error:
+            survived(log, "bgp", "keep-previous-config", error)
+
+    async def _reconfigure(self, config: EdgeConfig) -> None:
         if config.bgp is None:
             log.warning("bgp_block_removed action=withdraw-all (restart the edge to stop the speaker)")
             self.draining = True
@@ -90,12 +101,17 @@ class _Announcer:
     async def run(self, stop: asyncio.Event) -> None:
         await self.speaker.start()
         while not stop.is_set():
-            due = self.read_board() or self.changed.is_set()
-            if self.wake_at is not None and time.monotonic() >= self.wake_at:
-                due = True
-            if due:
-                self.changed.clear()
-                await self.decide()
+            try:
+                due = self.read_board() or self.changed.is_set()
+                if self.wake_at is not None and time.monotonic() >= self.wake_at:
+                    due = True
+                if due:
+                    self.changed.clear()
+                    await self.decide()
+            except Exception as error:
+                survived(log, "bgp", "keep-announcements", error)
+                self.changed.set()  # decide again next turn
+                await asyncio.sleep(1.0)  # a fault that repeats every turn must not spin
             await asyncio.sleep(_BOARD_POLL)
         await self.speaker.stop()
 
@@ -132,7 +148,12 @@ async def _serve(
             stop.set()
             return
         for message in messages:
-            task = loop.create_task(announcer.reconfigure(EdgeConfig.model_validate_json(message)))
+            try:
+                config = EdgeConfig.model_validate_json(message)
+            except Exception as error:
+                survived(log, "bgp", "keep-previous-config", error)
+                continue
+            task = loop.create_task(announcer.reconfigure(config))
             pending.add(task)
             task.add_done_callback(pending.discard)
 

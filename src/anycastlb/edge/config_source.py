@@ -14,13 +14,13 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 from pydantic import ValidationError
 
 from anycastlb.edge.desired_listeners import edge_config_for, listeners_for
 from anycastlb.edge.state_store import StateStore
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config import ConfigError, EdgeConfig, load_config, parse_config
+from anycastlb.model.config_file import read_yaml_file
 from anycastlb.model.desired import PopDesiredState
 
 __all__ = ["ConfigSource", "ControlSource", "FileSource", "load_base"]
@@ -75,12 +75,7 @@ def load_base(pop: str, path: Path | None) -> EdgeConfig:
     checked on their own here, and applied to the VIPs the desired state has."""
     if path is None:
         return EdgeConfig(pop=pop)
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    raw: Any = read_yaml_file(path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -12,6 +12,11 @@ Forked by the supervisor in ``--control`` mode, like the health and bgp helpers.
 - **report**: after each version the supervisor applied or refused, and every 5 s, ``PUT
   {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`).
 
+Failing safe: a state the edge cannot turn into a config, even by a bug (an exception that is
+not a ConfigError), is refused like an invalid one and reported; any other exception in a watch or
+report turn is logged and counted (``internal_errors``) and the turn is retried after the backoff,
+so neither loop stops silently.
+
 Signals: SIGUSR1 = the edge drains (reported at once); SIGTERM = stop. A closed control pipe means
 the supervisor died: stop.
 """
@@ -34,6 +39,7 @@ from anycastlb.edge.control_metrics import APPLIED_VERSION, CONNECTED, LAST_SYNC
 from anycastlb.edge.desired_listeners import edge_config_for
 from anycastlb.edge.pop_status import Refusal, pop_status
 from anycastlb.edge.state_store import StateStore
+from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.wire.framing import ConfigPipeReader
@@ -196,7 +202,10 @@ class Follower:
         base = self.config.model_copy(update={"listeners": ()})
         try:
             edge_config_for(base, state)
-        except ConfigError as error:
+        except Exception as error:
+            if not isinstance(error, ConfigError):
+                survived(log, "control", "refuse-state", error)
+                error = ConfigError(f"the edge cannot use this state: {type(error).__name__}: {error}")
             log.error("desired_invalid version=%d error=%r action=keep-running", state.version, str(error))
             self.invalid = Refusal(state.version, str(error))
             self.seen = state.version
@@ -231,19 +240,28 @@ class Follower:
         backoff = _BACKOFF_FIRST
         while True:
             try:
-                state = await self.fetch()
-            except FetchError as error:
-                delay = _BACKOFF_REFUSED if error.refused else backoff
-                self.failed(error, delay)
-                await asyncio.sleep(delay)
-                backoff = min(_BACKOFF_MAX, backoff * 2)
-                continue
-            self.synced()
-            if self.consider(state):
-                backoff = _BACKOFF_FIRST
-            else:
+                if await self._watch_once(backoff):
+                    backoff = _BACKOFF_FIRST
+                    continue
+            except Exception as error:
+                survived(log, "control", "watch-again", error)
                 await asyncio.sleep(backoff)
-                backoff = min(_BACKOFF_MAX, backoff * 2)
+            backoff = min(_BACKOFF_MAX, backoff * 2)
+
+    async def _watch_once(self, backoff: float) -> bool:
+        """One watch; False when it failed (after waiting out the backoff)."""
+        try:
+            state = await self.fetch()
+        except FetchError as error:
+            delay = _BACKOFF_REFUSED if error.refused else backoff
+            self.failed(error, delay)
+            await asyncio.sleep(delay)
+            return False
+        self.synced()
+        if self.consider(state):
+            return True
+        await asyncio.sleep(backoff)
+        return False
 
     # ---- report ----------------------------------------------------------------------------------
 
@@ -326,8 +344,12 @@ class Follower:
                 async with asyncio.timeout(_REPORT_EVERY):
                     await self.wake.wait()
             self.wake.clear()
-            await self.await_outcome()
-            await self.report()
+            try:
+                await self.await_outcome()
+                await self.report()
+            except Exception as error:
+                self.awaiting = None
+                survived(log, "control", "report-again", error)
 
 
 def run_follower(
@@ -364,7 +386,10 @@ async def _serve(
                 stop.set()
                 return
             if messages:
-                follower.config = EdgeConfig.model_validate_json(messages[-1])
+                try:
+                    follower.config = EdgeConfig.model_validate_json(messages[-1])
+                except Exception as error:
+                    survived(log, "control", "keep-previous-config", error)
                 follower.wake.set()
 
         def drain() -> None:

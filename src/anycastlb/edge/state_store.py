@@ -149,7 +149,7 @@ class StateStore:
             return None  # replaced or removed between stat and read: the next read sees the new one
         except OSError as error:
             log.error("state_file_unreadable file=%s error=%r action=ignored", path, error.strerror)
-        except (ValueError, KeyError, TypeError, ValidationError) as error:
+        except (ValueError, KeyError, TypeError, ValidationError, RecursionError) as error:
             summary = str(error).splitlines()[0] if str(error) else type(error).__name__
             log.error("state_file_corrupt file=%s error=%r action=ignored", path, summary)
         self._cache[name] = (stamp, value)  # a corrupt file is logged once, not on every read

@@ -13,7 +13,10 @@ Lifecycle, one step per comment in :meth:`Supervisor.run`:
    SIGHUP → ask the config source (the file, or base.yaml + the pending desired state), validate,
    test-bind new listeners, send it to every child, tell the source (which promotes the pending
    state to last-known-good, or records it as rejected; a bad config changes nothing);
-   SIGCHLD → respawn a child that died; SIGTERM/SIGINT → drain;
+   SIGCHLD → respawn a child that died; SIGTERM/SIGINT → drain. Nothing ends this loop but a
+   drain: a reload that raises anything keeps the previous config (``reload_rejected``), a turn
+   that raises (a bug, a failed fork, a full metrics disk) is logged and counted
+   (:mod:`anycastlb.internal_errors`) and the next turn retries what is missing;
 4. drain, in the order the network needs: the announcer withdraws every VIP and the supervisor
    waits ``bgp.withdraw_delay`` for routers to move traffic elsewhere; then every worker stops
    accepting and finishes its connections up to ``drain_timeout``; then the helpers stop (the BGP
@@ -43,6 +46,7 @@ from anycastlb.edge.config_source import ConfigSource
 from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
 from anycastlb.health.process import run_health_process
+from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint
 from anycastlb.wire.framing import write_message
 from anycastlb.wire.health_board import HealthBoard
@@ -51,7 +55,11 @@ __all__ = ["Supervisor"]
 
 log = logging.getLogger("anycastlb.edge")
 
-RELOADS = Counter("anycastlb_config_reloads", "Configuration reloads by result (ok, invalid)", ["result"])
+RELOADS = Counter(
+    "anycastlb_config_reloads",
+    "Configuration reloads by result (ok; invalid: the config was refused and the previous one runs)",
+    ["result"],
+)
 WORKERS = Gauge("anycastlb_workers", "Running data-plane worker processes", multiprocess_mode="max")
 RESPAWNS = Counter("anycastlb_worker_respawns", "Workers that died and were started again")
 HELPER_RESPAWNS = Counter(
@@ -151,6 +159,9 @@ class Supervisor:
         self.draining = False
         self._drain_workers_at: float | None = None  # when the withdrawals have had their time
         self._signals: list[int] = []
+        # Children that died (or could not be forked again yet): started again by the next turn.
+        self._missing_workers: set[int] = set()
+        self._missing_helpers: set[str] = set()
 
     def run(self) -> int:
         # 1. Validate and test-bind.
@@ -177,22 +188,27 @@ class Supervisor:
         if metrics:
             poller.register(metrics.fileno(), select.POLLIN)
         drain_deadline = 0.0
-        while self.workers or self.helpers:
-            for fd, _ in poller.poll(self._poll_timeout_ms()):
-                if fd == wake_read:
-                    with contextlib.suppress(BlockingIOError):
-                        self._signals.extend(os.read(wake_read, 64))
-                elif metrics is not None:
-                    metrics.handle_request()
-            self._reap()
-            while self._signals:
-                signum = self._signals.pop(0)
-                if signum == signal.SIGHUP and not self.draining:
-                    self.reload()
-                elif signum in (signal.SIGTERM, signal.SIGINT) and not self.draining:
-                    self._start_drain()  # 4. Drain.
-            if self.draining:
-                drain_deadline = self._drain_step(time.monotonic(), drain_deadline)
+        while self.workers or self.helpers or (self._missing_workers or self._missing_helpers):
+            try:
+                for fd, _ in poller.poll(self._poll_timeout_ms()):
+                    if fd == wake_read:
+                        with contextlib.suppress(BlockingIOError):
+                            self._signals.extend(os.read(wake_read, 64))
+                    elif metrics is not None:
+                        metrics.handle_request()
+                self._reap()
+                self._respawn_missing()
+                while self._signals:
+                    signum = self._signals.pop(0)
+                    if signum == signal.SIGHUP and not self.draining:
+                        self.reload()
+                    elif signum in (signal.SIGTERM, signal.SIGINT) and not self.draining:
+                        self._start_drain()  # 4. Drain.
+                if self.draining:
+                    drain_deadline = self._drain_step(time.monotonic(), drain_deadline)
+            except Exception as error:
+                survived(log, "supervisor", "next-turn", error)
+                time.sleep(0.1)  # a fault that repeats every turn must not spin a core
         if metrics:
             metrics.server_close()
         log.info("edge_stopped pop=%s", self.config.pop)
@@ -210,6 +226,8 @@ class Supervisor:
 
     def _start_drain(self) -> None:
         self.draining = True
+        self._missing_workers.clear()
+        self._missing_helpers.clear()
         delay = 0.0
         bgp = self.helpers.get("bgp")
         if bgp is not None and self.config.bgp is not None:
@@ -322,10 +340,23 @@ class Supervisor:
         if self.draining:
             log.info("helper_stopped helper=%s pid=%d code=%d", name, pid, code)
             return
+        self._missing_helpers.add(name)
         log.error("helper_died helper=%s pid=%d code=%d action=respawn", name, pid, code)
         HELPER_RESPAWNS.labels(name).inc()
-        time.sleep(0.2)  # a helper that dies at start must not turn into a fork storm
-        self._spawn_helper(name)
+
+    def _respawn_missing(self) -> None:
+        """Start the children that died; one that cannot be forked (out of memory or pids) raises
+        and stays missing, so the next turn tries again."""
+        for name in sorted(self._missing_helpers):
+            time.sleep(0.2)  # a helper that dies at start must not turn into a fork storm
+            self._spawn_helper(name)
+            self._missing_helpers.discard(name)
+        for index in sorted(self._missing_workers):
+            time.sleep(0.2)  # a worker that dies at start must not turn into a fork storm
+            ready = self._spawn(index)
+            self._missing_workers.discard(index)
+            if _wait_ready([ready], timeout=_READY_TIMEOUT):
+                log.info("worker_replaced worker=%d", index)
 
     def _reap(self) -> None:
         while True:
@@ -350,11 +381,9 @@ class Supervisor:
                 if self.draining:
                     log.info("worker_drained worker=%d pid=%d code=%d", index, pid, code)
                 else:
+                    self._missing_workers.add(index)
                     log.error("worker_died worker=%d pid=%d code=%d action=respawn", index, pid, code)
                     RESPAWNS.inc()
-                    time.sleep(0.2)  # a worker that dies at start must not turn into a fork storm
-                    if _wait_ready([self._spawn(index)], timeout=_READY_TIMEOUT):
-                        log.info("worker_replaced worker=%d", index)
             WORKERS.set(len(self.workers))
 
     @staticmethod
@@ -364,7 +393,10 @@ class Supervisor:
                 os.kill(pid, signum)
 
     def reload(self) -> bool:
-        """Ask the source for the config; apply it only if it is entirely valid and can bind."""
+        """Ask the source for the config; apply it only if it is entirely valid and can bind.
+
+        Whatever goes wrong before the config is sent (a bad file, a bug) leaves the running
+        config untouched; what goes wrong after it (recording it) is logged and counted."""
         try:
             config = self.source.load()
             if config.workers != self.config.workers:
@@ -379,10 +411,11 @@ class Supervisor:
                 {listener.endpoint for listener in self.config.listeners},
                 isolate=self.source.isolates_listeners,
             )
-        except (ConfigError, OSError) as error:
-            RELOADS.labels("invalid").inc()
-            log.error("reload_rejected keeping=previous-config error=%r", str(error))
-            self.source.rejected(str(error))
+        except Exception as error:
+            if not isinstance(error, (ConfigError, OSError)):
+                survived(log, "reload", "keep-previous-config", error)
+                error = ConfigError(f"cannot use the config: {type(error).__name__}: {error}")
+            self._rejected(str(error))
             return False
         self.config = config
         payload = config.model_dump_json().encode()
@@ -393,10 +426,21 @@ class Supervisor:
                 write_message(control_write, payload)
             except OSError as error:
                 log.error("reload_send_failed %s error=%r", who, error.strerror)
-        # Unbound first: the follower reports as soon as it sees the promoted version, and that
-        # report must already name the listeners this version could not bind.
-        self.source.unbound(failures)
-        self.source.applied(config)  # sent to every child: the control source promotes it
-        RELOADS.labels("ok").inc()
+        try:
+            # Unbound first: the follower reports as soon as it sees the promoted version, and that
+            # report must already name the listeners this version could not bind.
+            self.source.unbound(failures)
+            self.source.applied(config)  # sent to every child: the control source promotes it
+            RELOADS.labels("ok").inc()
+        except Exception as error:
+            survived(log, "reload", "config-runs-unrecorded", error)
         log.info("reload_applied listeners=%d", len(config.listeners))
         return True
+
+    def _rejected(self, error: str) -> None:
+        log.error("reload_rejected keeping=previous-config error=%r", error)
+        try:
+            RELOADS.labels("invalid").inc()
+            self.source.rejected(error)
+        except Exception as failure:
+            survived(log, "reload", "rejection-unrecorded", failure)

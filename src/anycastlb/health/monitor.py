@@ -10,6 +10,11 @@ board the workers read. Passive reports from the workers go to the same machines
 
 The clock is ``time.monotonic``: the workers compare ``reports_through`` with their own monotonic
 time, which is the same clock system-wide.
+
+A probe that raises (a bug: probes turn network trouble into results) is no evidence: the verdict
+stays, the error is logged and counted (``internal_errors``) and the target is probed again on
+schedule. A driver turn that raises does the same after one interval, so no target stops being
+checked silently.
 """
 
 import asyncio
@@ -31,6 +36,7 @@ from anycastlb.health.metrics import (
 )
 from anycastlb.health.result import ProbeResult
 from anycastlb.health.state import BackendHealth, Change, CheckPolicy
+from anycastlb.internal_errors import survived
 from anycastlb.model.config import EdgeConfig, HealthCheck, Listener, ProxyProtocolVersion
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView, ListenerHealth, PassiveReport
@@ -147,32 +153,49 @@ class HealthMonitor:
     # ---- probing -------------------------------------------------------------------------------
 
     async def _drive(self, target: _Target) -> None:
-        machine = target.machine
         while True:
-            now = time.monotonic()
-            due = machine.next_probe_at()
-            if due > now:
-                target.wake.clear()
-                wait = None if math.isinf(due) else due - now
-                # Not wait_for: on Python 3.11 it swallows a cancel that arrives after the event was
-                # set but before this task resumed, and the driver would outlive close() and _stop().
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await target.wake.wait()
-                continue
-            token = machine.probe_started(now)
-            probe = asyncio.get_running_loop().create_task(self._probe(target, token))
-            target.probes.add(probe)
-            probe.add_done_callback(target.probes.discard)
+            try:
+                await self._drive_turn(target)
+            except Exception as error:
+                survived(log, "health", "probe-again-after-interval", error)
+                await asyncio.sleep(target.check.interval)
+
+    async def _drive_turn(self, target: _Target) -> None:
+        """Wait until the next probe is due and start it."""
+        machine = target.machine
+        now = time.monotonic()
+        due = machine.next_probe_at()
+        if due > now:
+            target.wake.clear()
+            wait = None if math.isinf(due) else due - now
+            # Not wait_for: on Python 3.11 it swallows a cancel that arrives after the event was
+            # set but before this task resumed, and the driver would outlive close() and _stop().
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await target.wake.wait()
+            return
+        token = machine.probe_started(now)
+        probe = asyncio.get_running_loop().create_task(self._probe(target, token))
+        target.probes.add(probe)
+        probe.add_done_callback(target.probes.discard)
 
     async def _probe(self, target: _Target, token: int) -> None:
         check = target.check
-        result = await self.probe(check, target.address, target.port, target.proxy_protocol)
-        CHECK_SECONDS.labels(check.type, "ok" if result.ok else "fail").observe(result.latency)
+        try:
+            result = await self.probe(check, target.address, target.port, target.proxy_protocol)
+        except Exception as error:
+            survived(log, "health", "keep-verdict", error)
+            target.machine.probe_abandoned(token)
+            target.wake.set()
+            return
         change = target.machine.probe_finished(token, result, time.monotonic())
         target.wake.set()  # the schedule may have moved (a failure rechecks at once)
-        if change is not None:
-            self._changed(target, change)
+        try:
+            CHECK_SECONDS.labels(check.type, "ok" if result.ok else "fail").observe(result.latency)
+            if change is not None:
+                self._changed(target, change)
+        except Exception as error:
+            survived(log, "health", "verdict-taken", error)
 
     # ---- evidence from the data plane -------------------------------------------------------------
 

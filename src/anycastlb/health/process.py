@@ -21,6 +21,7 @@ import time
 
 from anycastlb.health.monitor import HealthMonitor, ProbeFunction
 from anycastlb.health.probes import run_probe
+from anycastlb.internal_errors import survived
 from anycastlb.model.config import EdgeConfig
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
@@ -64,7 +65,11 @@ async def _serve(
             stop.set()
             return
         for message in messages:
-            monitor.configure(EdgeConfig.model_validate_json(message))
+            try:
+                monitor.configure(EdgeConfig.model_validate_json(message))
+            except Exception as error:
+                survived(log, "health", "keep-previous-config", error)
+                continue
             log.info("health_config_applied targets=%d", len(monitor.targets))
 
     def on_reports() -> None:
@@ -79,7 +84,12 @@ async def _serve(
                 monitor.passive(PassiveReport.decode(datagram))
             except (ValueError, UnicodeDecodeError) as error:
                 log.error("passive_report_invalid error=%r", str(error))
-        monitor.publish()
+            except Exception as error:
+                survived(log, "health", "report-ignored", error)
+        try:
+            monitor.publish()
+        except Exception as error:
+            survived(log, "health", "publish-later", error)
 
     os.set_blocking(control_fd, False)
     reports.setblocking(False)

@@ -129,6 +129,11 @@ class BackendHealth:
         self._recheck_at = math.inf
         return self._next_token
 
+    def probe_abandoned(self, token: int) -> None:
+        """The probe of ``token`` raised instead of answering (a bug, not the node): it is no
+        evidence either way, so the verdict stays and the next probe is scheduled as usual."""
+        self._in_flight.pop(token, None)
+
     # ---- evidence --------------------------------------------------------------------------
 
     def probe_finished(self, token: int, result: ProbeResult, now: float) -> Change | None:

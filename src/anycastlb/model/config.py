@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     Field,
     ValidationError,
@@ -20,14 +19,25 @@ from pydantic import (
 
 from anycastlb.model.base import Frozen, IPAddress, Port, check_name
 from anycastlb.model.bgp import BgpConfig
+from anycastlb.model.config_file import ConfigError, read_yaml_file
 from anycastlb.model.duration import Duration
+
+__all__ = [
+    "Backend",
+    "ConfigError",
+    "EdgeConfig",
+    "HealthCheck",
+    "Listener",
+    "ListenerSettings",
+    "MetricsEndpoint",
+    "ProxyProtocolVersion",
+    "RelayMode",
+    "load_config",
+    "parse_config",
+]
 
 ProxyProtocolVersion = Literal["none", "v1", "v2"]
 RelayMode = Literal["auto", "splice", "copy"]
-
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message lists every problem with its field path."""
 
 
 class Backend(Frozen):
@@ -237,7 +247,10 @@ def _field_path(location: tuple[int | str, ...], raw: Any) -> str:  # noqa: ANN4
 def parse_config(raw: Any, source: str = "config") -> EdgeConfig:  # noqa: ANN401 - raw YAML
     """Validate a decoded YAML/JSON document; raise :class:`ConfigError` listing every problem."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level (pop:, listeners:, ...)")
+        found = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level (pop:, listeners:, ...), found {found}"
+        )
     try:
         return EdgeConfig.model_validate(raw)
     except ValidationError as error:
@@ -252,13 +265,5 @@ def parse_config(raw: Any, source: str = "config") -> EdgeConfig:  # noqa: ANN40
 
 
 def load_config(path: Path) -> EdgeConfig:
-    """Read and validate an ``edge.yaml``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    return parse_config(raw, source=str(path))
+    """Read and validate an ``edge.yaml``; any bad file is a :class:`ConfigError` (see config_file)."""
+    return parse_config(read_yaml_file(path), source=str(path))
