@@ -41,8 +41,8 @@ def stream_backend() -> Iterator[StreamBackend]:
 def edge(tmp_path: Path) -> Iterator[Callable[..., EdgeProcess]]:
     started: list[EdgeProcess] = []
 
-    def start(config: dict[str, Any]) -> EdgeProcess:
-        process = EdgeProcess(tmp_path, config).start()
+    def start(config: dict[str, Any], preload: str | None = None) -> EdgeProcess:
+        process = EdgeProcess(tmp_path, config, preload).start()
         started.append(process)
         return process
 

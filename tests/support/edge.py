@@ -14,12 +14,17 @@ import yaml
 
 from anycastlb.lab.ports import free_port, wait_for_port
 
+_REPO = Path(__file__).resolve().parents[2]
+
 
 class EdgeProcess:
-    """An edge agent started from a config dict; ``port_of(name)`` gives a listener's port."""
+    """An edge agent started from a config dict; ``port_of(name)`` gives a listener's port.
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    ``preload``: Python run before the CLI (e.g. a fault from ``tests.support.faults``)."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], preload: str | None = None) -> None:
         self.workdir = workdir
+        self.preload = preload
         self.config_path = workdir / "edge.yaml"
         self.log_path = workdir / "edge.log"
         config.setdefault("pop", "test")
@@ -42,9 +47,13 @@ class EdgeProcess:
         self.write_config()
         env = dict(os.environ)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        command = [sys.executable, "-m", "anycastlb.cli"]
+        if self.preload is not None:
+            command = [sys.executable, "-c", f"{self.preload}\nfrom anycastlb.cli import main\nmain()"]
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO), env.get("PYTHONPATH")]))
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(self.config_path)],
+            [*command, "edge", "--config", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
