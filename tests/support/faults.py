@@ -41,12 +41,13 @@ def raise_on_probe_of_port(port: int) -> None:
     from anycastlb.health import probes  # noqa: PLC0415 - before health.process binds run_probe
 
     real = probes.run_probe
+    faulty_port = port
 
     async def run_probe(
-        check: HealthCheck, address: str, backend_port: int, proxy_protocol: ProxyProtocolVersion = "none"
+        check: HealthCheck, address: str, port: int, proxy_protocol: ProxyProtocolVersion = "none"
     ) -> ProbeResult:
-        if backend_port == port:
+        if port == faulty_port:
             raise RuntimeError(f"injected fault: a bug that probes of port {port} trip")
-        return await real(check, address, backend_port, proxy_protocol)
+        return await real(check, address, port, proxy_protocol)
 
     probes.run_probe = run_probe
