@@ -8,6 +8,7 @@ import typer
 
 from anycastlb import __version__
 from anycastlb.control.cli import ips, lb, pools, pops, tenants  # light: httpx and rich load per command
+from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import setup_logging
 from anycastlb.model.config import ConfigError, load_config
 
@@ -153,6 +154,15 @@ def _edge_following(
         raise _fail(error.strerror or str(error), 1) from None
 
 
+_DEFAULTS = Limits()
+
+
+def _limit(field: str, help_text: str) -> object:
+    """A typer option for one of the control plane's limits (control/limits.py), with its variable."""
+    option, variable = LIMIT_OPTIONS[field]
+    return Annotated[int, typer.Option(option, envvar=variable, min=1, help=help_text)]
+
+
 @app.command()
 def control(
     listen: Annotated[
@@ -165,14 +175,36 @@ def control(
         bool, typer.Option("--insecure-dev", help="Run without ANYCASTLB_ADMIN_TOKEN (development only).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    max_body_bytes: _limit("max_body_bytes", "Largest request body, bytes (413 above).") = _DEFAULTS.max_body_bytes,
+    max_listeners: _limit("listeners", "Listeners per load balancer (422 above).") = _DEFAULTS.listeners,
+    max_backends_per_listener: _limit(
+        "backends_per_listener", "Backends per listener (422 above)."
+    ) = _DEFAULTS.backends_per_listener,
+    max_backends_per_load_balancer: _limit(
+        "backends_per_load_balancer", "Backends of all listeners of one load balancer (422 above)."
+    ) = _DEFAULTS.backends_per_load_balancer,
+    max_load_balancers_per_tenant: _limit(
+        "load_balancers_per_tenant", "Default quota; PUT /v1/tenants/NAME/limits overrides it (409 above)."
+    ) = _DEFAULTS.load_balancers_per_tenant,
+    max_addresses_per_tenant: _limit(
+        "addresses_per_tenant", "Default quota; PUT /v1/tenants/NAME/limits overrides it (409 above)."
+    ) = _DEFAULTS.addresses_per_tenant,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
     setup_logging(log_level)
     from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
     from anycastlb.control.store.engine import StoreError  # noqa: PLC0415
 
+    limits = Limits(
+        max_body_bytes=max_body_bytes,
+        listeners=max_listeners,
+        backends_per_listener=max_backends_per_listener,
+        backends_per_load_balancer=max_backends_per_load_balancer,
+        load_balancers_per_tenant=max_load_balancers_per_tenant,
+        addresses_per_tenant=max_addresses_per_tenant,
+    )
     try:
-        code = serve(listen, database, insecure_dev=insecure_dev, log_level=log_level)
+        code = serve(listen, database, insecure_dev=insecure_dev, log_level=log_level, limits=limits)
     except (ServerError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

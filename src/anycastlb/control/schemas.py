@@ -13,6 +13,7 @@ from anycastlb.model.desired import IPFamily, LoadBalancerSpec
 __all__ = [
     "AddressOut",
     "IPReservation",
+    "LimitsOut",
     "LoadBalancerOut",
     "LoadBalancerStatus",
     "PoolCreate",
@@ -23,6 +24,8 @@ __all__ = [
     "PopOut",
     "PopStatusSummary",
     "TenantCreate",
+    "TenantLimits",
+    "TenantLimitsOut",
     "TenantOut",
     "TokenCreate",
     "TokenCreated",
@@ -245,3 +248,32 @@ class LoadBalancerStatus(Frozen):
     pops_applied: int
     pops_serving: int
     pops: tuple[PopStatusSummary, ...]
+
+
+class LimitsOut(Frozen):
+    """The control plane's process-level limits (``anycastlb control --max-…``)."""
+
+    max_body_bytes: int
+    listeners_per_load_balancer: int
+    backends_per_listener: int
+    backends_per_load_balancer: int
+    load_balancers_per_tenant: int = Field(description="Default; the admin may override it per tenant")
+    addresses_per_tenant: int = Field(description="Default; the admin may override it per tenant")
+
+
+class TenantLimits(Frozen):
+    """The admin's quota overrides for one tenant; null: the process default."""
+
+    load_balancers: Annotated[int | None, Field(ge=1, le=10_000_000)] = None
+    addresses: Annotated[int | None, Field(ge=1, le=10_000_000)] = None
+
+
+class TenantLimitsOut(Frozen):
+    """A tenant's effective quotas and what it holds now."""
+
+    tenant: str
+    load_balancers: int
+    addresses: int
+    load_balancers_held: int
+    addresses_held: int
+    overridden: tuple[str, ...] = Field(description="Quotas set for this tenant rather than the default")

@@ -8,6 +8,7 @@ import uvicorn
 
 from anycastlb.control.api.app import create_app
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.limits import Limits
 from anycastlb.control.store.engine import open_store
 
 __all__ = ["ADMIN_TOKEN_ENV", "ServerError", "parse_listen", "serve"]
@@ -54,15 +55,16 @@ def admin_token(insecure_dev: bool) -> str | None:
     )
 
 
-def serve(listen: str, database: str, *, insecure_dev: bool, log_level: str) -> int:
+def serve(listen: str, database: str, *, insecure_dev: bool, log_level: str, limits: Limits | None = None) -> int:
     host, port = parse_listen(listen)
     token = admin_token(insecure_dev)
     if token is None:
         sys.stderr.write(_INSECURE_BANNER.format(listen=listen))
         log.warning("insecure_dev admin_token=none listen=%s", listen)
     store = open_store(database)
-    log.info("control_starting listen=%s database=%s", listen, store.dialect)
-    app = create_app(Runtime(store=store, admin_token=token))
+    limits = limits or Limits()
+    log.info("control_starting listen=%s database=%s limits=%s", listen, store.dialect, limits)
+    app = create_app(Runtime(store=store, admin_token=token, limits=limits))
     config = uvicorn.Config(
         app,
         host=host,

@@ -13,11 +13,12 @@ listener as unsupported instead of failing the whole state.
 
 import hashlib
 import ipaddress
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from anycastlb.model.base import Frozen, IPAddress, check_name
+from anycastlb.model.bounds import check_spec_size, spec_bounds
 from anycastlb.model.config import ListenerSettings
 
 __all__ = [
@@ -99,6 +100,15 @@ class LoadBalancerSpec(Frozen):
     ips: IPRequest = IPRequest()
     listeners: Annotated[tuple[ListenerSettings, ...], Field(min_length=1, max_length=256)]
     pops: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _within_bounds(cls, data: Any) -> Any:  # noqa: ANN401 - raw input, before validation
+        """The control plane's size limits, counted before any backend is validated (model/bounds.py)."""
+        bounds = spec_bounds.get()
+        if bounds is not None:
+            check_spec_size(data, bounds)
+        return data
 
     @field_validator("name")
     @classmethod

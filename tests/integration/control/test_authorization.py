@@ -109,6 +109,14 @@ TABLE = (
     Row("PATCH", "/v1/pools/{pool}", (200, 403, 403, 403, 401), lambda w: {"pool": "platform", "json": {}}),
     Row("DELETE", "/v1/pools/{pool}", (204, 403, 403, 403, 401), _fresh_empty_pool),
     Row("GET", "/v1/ips", (200, 403, 403, 403, 401)),
+    Row("GET", "/v1/limits", (200, 200, 200, 200, 401)),
+    Row("GET", "/v1/tenants/{tenant}/limits", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
+    Row(
+        "PUT",
+        "/v1/tenants/{tenant}/limits",
+        (200, 403, 403, 403, 401),
+        lambda w: {"tenant": "acme", "json": {}},
+    ),
     Row("GET", "/v1/tenants/{tenant}/loadbalancers", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
     Row(
         "GET",

@@ -14,9 +14,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anycastlb import __version__
-from anycastlb.control.api import routes_pools, routes_pops, routes_tenant_objects, routes_tenants
+from anycastlb.control.api import (
+    routes_limits,
+    routes_pools,
+    routes_pops,
+    routes_tenant_objects,
+    routes_tenants,
+)
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.metrics import ControlMetrics
+from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.errors import ApiError
 
@@ -96,7 +103,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             status_code=422,
         )
 
-    app.add_middleware(_RequestMetrics, metrics=metrics_)
+    app.add_middleware(RequestLimits, limits=runtime.limits)
+    app.add_middleware(_RequestMetrics, metrics=metrics_)  # outermost: counts the 413s too
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:
@@ -113,6 +121,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         caller.require_admin()
         return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops):
+    for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
         app.include_router(module.router)
     return app

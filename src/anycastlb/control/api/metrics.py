@@ -29,3 +29,10 @@ class ControlMetrics:
             "Transactions retried after losing a race to a concurrent writer",
             registry=self.registry,
         )
+        self.write_transaction = Histogram(
+            "anycastlb_control_write_transaction_seconds",
+            "Writing transactions from BEGIN to commit: on SQLite the time the writers' lock is "
+            "held, on PostgreSQL also the wait for the revision row (target: held < 0.1 s)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )

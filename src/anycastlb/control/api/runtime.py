@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.errors import Conflict, NotFound
+from anycastlb.control.limits import Limits
 from anycastlb.control.principal import Principal
 from anycastlb.control.render import DesiredRenderer
 from anycastlb.control.service.pops import all_desired_versions
@@ -69,6 +70,7 @@ class ChangeNotifier:
 class Runtime:
     store: Store
     admin_token: str | None  # None: --insecure-dev, every request is the admin
+    limits: Limits = field(default_factory=Limits)
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     metrics: ControlMetrics = field(default_factory=ControlMetrics)
     renderer: DesiredRenderer = field(default_factory=DesiredRenderer)
@@ -150,8 +152,10 @@ class Runtime:
                 if serialize:
                     self._write_lock.acquire()
                 try:
+                    started = time.perf_counter()
                     with self.store.sessions.begin() as session:
                         result = work(session)
+                    self.metrics.write_transaction.observe(time.perf_counter() - started)
                 finally:
                     if serialize:
                         self._write_lock.release()

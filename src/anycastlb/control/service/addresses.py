@@ -17,8 +17,10 @@ from anycastlb.control.ipam import (
     check_release,
     plan_reservation,
 )
+from anycastlb.control.limits import Limits
 from anycastlb.control.schemas import AddressOut, IPReservation
 from anycastlb.control.service.pools import pool_views
+from anycastlb.control.service.quotas import check_address_quota
 from anycastlb.control.service.revision import lock
 from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pool, Tenant
@@ -191,7 +193,7 @@ def _own(session: Session, tenant: str, address: IP) -> Address:
     return row
 
 
-def reserve(session: Session, tenant: str, body: IPReservation) -> AddressOut:
+def reserve(session: Session, tenant: str, body: IPReservation, limits: Limits) -> AddressOut:
     """A static address: kept after its load balancers are gone, until released explicitly."""
     lock(session)
     found = tenant_by_name(session, tenant)
@@ -208,6 +210,7 @@ def reserve(session: Session, tenant: str, body: IPReservation) -> AddressOut:
     except AllocationError as error:
         raise allocation_error(error) from None
     if isinstance(result, NewHolding):
+        check_address_quota(session, found, 1, limits)
         insert_holdings(session, found.id, [result])
         address: IP = result.address
     else:

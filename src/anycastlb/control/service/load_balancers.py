@@ -1,9 +1,14 @@
 """Load balancers: create, update (idempotent ensure), delete, read; each change versioned.
 
-A change runs in one transaction: take the writers' lock, plan the VIPs with the pure allocator
-against current holdings, write rows, bump the revision and mark the PoPs that must see it. The
-UNIQUE address index backs the plan: a second allocator that planned the same address would fail
-to commit rather than hand it out twice.
+A change runs in one transaction: take the writers' lock, check the tenant's quotas, plan the VIPs
+with the pure allocator against current holdings, write rows, bump the revision and mark the PoPs
+that must see it. The UNIQUE address index backs the plan: a second allocator that planned the same
+address would fail to commit rather than hand it out twice.
+
+Nothing under the lock costs time in proportion to the spec except writing its JSON (and, on an
+update, decoding the old one for its PoPs): the spec arrives validated, dumped and digested
+(:class:`PreparedSpec`), an unchanged spec is recognised by its digest, and no stored spec is
+validated again (the size limits in control/limits.py bound the rest).
 """
 
 import ipaddress
@@ -11,10 +16,11 @@ import uuid
 from collections import defaultdict
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
+from anycastlb.control.limits import Limits
 from anycastlb.control.schemas import LoadBalancerOut, LoadBalancerVersion
 from anycastlb.control.service.addresses import (
     allocation_error,
@@ -25,6 +31,8 @@ from anycastlb.control.service.addresses import (
     stored_ports,
 )
 from anycastlb.control.service.pools import pool_views
+from anycastlb.control.service.prepared import PreparedSpec, stored_pops
+from anycastlb.control.service.quotas import check_address_quota, check_load_balancer_quota
 from anycastlb.control.service.revision import bump, lock, touch_pops
 from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pop, Tenant, utcnow
@@ -70,10 +78,12 @@ def _out(
     )
 
 
-def _find(session: Session, tenant_id: int, name: str) -> LoadBalancer | None:
-    return session.execute(
-        select(LoadBalancer).where(LoadBalancer.tenant_id == tenant_id, LoadBalancer.name == name)
-    ).scalar_one_or_none()
+def _find(session: Session, tenant_id: int, name: str, *, with_spec: bool = True) -> LoadBalancer | None:
+    """``with_spec=False``: the spec's JSON is decoded only if it is read (writers compare digests)."""
+    query = select(LoadBalancer).where(LoadBalancer.tenant_id == tenant_id, LoadBalancer.name == name)
+    if not with_spec:
+        query = query.options(defer(LoadBalancer.spec))
+    return session.execute(query).scalar_one_or_none()
 
 
 def list_load_balancers(session: Session, tenant: str) -> list[LoadBalancerOut]:
@@ -174,22 +184,27 @@ def _link(
     return texts
 
 
-def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) -> LoadBalancerOut:
+def create_load_balancer(
+    session: Session, tenant: str, prepared: PreparedSpec, limits: Limits
+) -> LoadBalancerOut:
+    spec = prepared.spec
     lock(session)
     found = tenant_by_name(session, tenant)
-    if _find(session, found.id, spec.name) is not None:
+    if _find(session, found.id, spec.name, with_spec=False) is not None:
         raise Conflict(
             f"load balancer {spec.name!r} already exists; update it instead (PUT, or `anycastlb lb apply`)"
         )
+    check_load_balancer_quota(session, found, limits)
     _check_pops(session, spec)
     plan = _plan(session, found, spec, ())
+    check_address_quota(session, found, len(plan.new), limits)
     version = bump(session)
     lb = LoadBalancer(
         id=str(uuid.uuid4()),
         tenant_id=found.id,
         name=spec.name,
-        spec=spec.model_dump(mode="json"),
-        spec_digest=spec.digest(),
+        spec=prepared.stored,
+        spec_digest=prepared.digest,
         version=version,
     )
     session.add(lb)
@@ -201,39 +216,41 @@ def create_load_balancer(session: Session, tenant: str, spec: LoadBalancerSpec) 
 
 
 def ensure_load_balancer(
-    session: Session, tenant: str, spec: LoadBalancerSpec, if_match: int | None = None
+    session: Session, tenant: str, prepared: PreparedSpec, limits: Limits, if_match: int | None = None
 ) -> tuple[LoadBalancerOut, bool]:
     """Create or update to exactly ``spec``; returns (load balancer, created). An unchanged spec is a
     no-op that keeps the version (controllers re-send the same spec on every resync)."""
+    spec = prepared.spec
     lock(session)
     found = tenant_by_name(session, tenant)
-    lb = _find(session, found.id, spec.name)
+    lb = _find(session, found.id, spec.name, with_spec=False)
     if lb is None:
         if if_match is not None:
             raise PreconditionFailed(f"load balancer {spec.name!r} does not exist (If-Match {if_match})")
-        return create_load_balancer(session, tenant, spec), True
+        return create_load_balancer(session, tenant, prepared, limits), True
     if if_match is not None and if_match != lb.version:
         raise PreconditionFailed(
             f"load balancer {spec.name!r} is at version {lb.version}, not {if_match}; re-read it and retry"
         )
     current = addresses_of(session, [lb.id]).get(lb.id, ())
-    stored = spec.model_dump(mode="json")
-    if stored == lb.spec:  # the stored JSON is this dump of an equal spec: no model to build
-        if lb.spec_digest is None:  # a row from before migration 0002
-            lb.spec_digest = spec.digest()
+    # Equal digests: the stored JSON is this dump of an equal spec (no JSON to decode). A row from
+    # before migration 0002 has no digest: compare the JSON once, and fill the digest in.
+    if lb.spec_digest == prepared.digest or (lb.spec_digest is None and lb.spec == prepared.stored):
+        lb.spec_digest = prepared.digest
         return _out(lb, tenant, current, spec), False
-    old = LoadBalancerSpec.model_validate(lb.spec)
+    old_pops = stored_pops(lb.spec)
     _check_pops(session, spec)
     plan = _plan(session, found, spec, current)
+    check_address_quota(session, found, len(plan.new), limits)
     version = bump(session)
-    lb.spec = stored
-    lb.spec_digest = spec.digest()
+    lb.spec = prepared.stored
+    lb.spec_digest = prepared.digest
     lb.version = version
     lb.updated_at = utcnow()
     addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)
     _check_shared_ports(session, lb.id, spec, addresses)
     drop_unused_dynamic(session, plan.leave)
-    touch_pops(session, () if not old.pops or not spec.pops else tuple({*old.pops, *spec.pops}), version)
+    touch_pops(session, () if not old_pops or not spec.pops else tuple({*old_pops, *spec.pops}), version)
     return _out(lb, tenant, addresses, spec), False
 
 
@@ -245,8 +262,8 @@ def delete_load_balancer(session: Session, tenant: str, name: str) -> None:
     if lb is None:
         raise NotFound(f"load balancer {name!r} not found in tenant {tenant!r}")
     current = addresses_of(session, [lb.id]).get(lb.id, ())
-    spec = LoadBalancerSpec.model_validate(lb.spec)
+    pops = stored_pops(lb.spec)
     session.delete(lb)
     session.flush()
     drop_unused_dynamic(session, [ipaddress.ip_address(text) for text in current])
-    touch_pops(session, spec.pops, bump(session))
+    touch_pops(session, pops, bump(session))

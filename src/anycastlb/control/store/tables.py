@@ -52,6 +52,9 @@ class Tenant(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    # The admin's quota overrides; NULL: the process default (control/limits.py).
+    max_load_balancers: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_addresses: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Pop(Base):
