@@ -157,10 +157,27 @@ def _edge_following(
 _DEFAULTS = Limits()
 
 
-def _limit(field: str, help_text: str) -> object:
+def _limit_option(field: str, help_text: str) -> typer.models.OptionInfo:
     """A typer option for one of the control plane's limits (control/limits.py), with its variable."""
     option, variable = LIMIT_OPTIONS[field]
-    return Annotated[int, typer.Option(option, envvar=variable, min=1, help=help_text)]
+    found: typer.models.OptionInfo = typer.Option(option, envvar=variable, min=1, help=help_text)
+    return found
+
+
+MaxBodyOption = Annotated[int, _limit_option("max_body_bytes", "Largest request body, bytes (413 above).")]
+MaxListenersOption = Annotated[int, _limit_option("listeners", "Listeners per load balancer (422 above).")]
+MaxBackendsOption = Annotated[
+    int, _limit_option("backends_per_listener", "Backends per listener (422 above).")
+]
+MaxLbBackendsOption = Annotated[
+    int,
+    _limit_option(
+        "backends_per_load_balancer", "Backends of all listeners of one load balancer (422 above)."
+    ),
+]
+_QUOTA = "Default quota; PUT /v1/tenants/NAME/limits overrides it per tenant (409 above)."
+MaxLbsOption = Annotated[int, _limit_option("load_balancers_per_tenant", _QUOTA)]
+MaxAddressesOption = Annotated[int, _limit_option("addresses_per_tenant", _QUOTA)]
 
 
 @app.command()
@@ -175,20 +192,12 @@ def control(
         bool, typer.Option("--insecure-dev", help="Run without ANYCASTLB_ADMIN_TOKEN (development only).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    max_body_bytes: _limit("max_body_bytes", "Largest request body, bytes (413 above).") = _DEFAULTS.max_body_bytes,
-    max_listeners: _limit("listeners", "Listeners per load balancer (422 above).") = _DEFAULTS.listeners,
-    max_backends_per_listener: _limit(
-        "backends_per_listener", "Backends per listener (422 above)."
-    ) = _DEFAULTS.backends_per_listener,
-    max_backends_per_load_balancer: _limit(
-        "backends_per_load_balancer", "Backends of all listeners of one load balancer (422 above)."
-    ) = _DEFAULTS.backends_per_load_balancer,
-    max_load_balancers_per_tenant: _limit(
-        "load_balancers_per_tenant", "Default quota; PUT /v1/tenants/NAME/limits overrides it (409 above)."
-    ) = _DEFAULTS.load_balancers_per_tenant,
-    max_addresses_per_tenant: _limit(
-        "addresses_per_tenant", "Default quota; PUT /v1/tenants/NAME/limits overrides it (409 above)."
-    ) = _DEFAULTS.addresses_per_tenant,
+    max_body_bytes: MaxBodyOption = _DEFAULTS.max_body_bytes,
+    max_listeners: MaxListenersOption = _DEFAULTS.listeners,
+    max_backends_per_listener: MaxBackendsOption = _DEFAULTS.backends_per_listener,
+    max_backends_per_load_balancer: MaxLbBackendsOption = _DEFAULTS.backends_per_load_balancer,
+    max_load_balancers_per_tenant: MaxLbsOption = _DEFAULTS.load_balancers_per_tenant,
+    max_addresses_per_tenant: MaxAddressesOption = _DEFAULTS.addresses_per_tenant,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
     setup_logging(log_level)

@@ -82,8 +82,15 @@ class ControlApi:
 class ControlProcess:
     """``anycastlb control`` as a child process (what the e2e tests and benchmarks drive)."""
 
-    def __init__(self, workdir: Path, database: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        database: str | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
+        self.extra_args = extra_args  # e.g. ("--max-listeners", "3")
         self.port = port or free_port()
         self.database = database or f"sqlite:///{workdir / 'control.db'}"
         self.url = f"http://127.0.0.1:{self.port}"
@@ -106,6 +113,7 @@ class ControlProcess:
                 self.database,
                 "--log-level",
                 "warning",
+                *self.extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

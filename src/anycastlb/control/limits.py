@@ -29,7 +29,10 @@ LIMIT_OPTIONS: dict[str, tuple[str, str]] = {
         "--max-backends-per-load-balancer",
         "ANYCASTLB_MAX_BACKENDS_PER_LOAD_BALANCER",
     ),
-    "load_balancers_per_tenant": ("--max-load-balancers-per-tenant", "ANYCASTLB_MAX_LOAD_BALANCERS_PER_TENANT"),
+    "load_balancers_per_tenant": (
+        "--max-load-balancers-per-tenant",
+        "ANYCASTLB_MAX_LOAD_BALANCERS_PER_TENANT",
+    ),
     "addresses_per_tenant": ("--max-addresses-per-tenant", "ANYCASTLB_MAX_ADDRESSES_PER_TENANT"),
 }
 

@@ -55,7 +55,9 @@ def admin_token(insecure_dev: bool) -> str | None:
     )
 
 
-def serve(listen: str, database: str, *, insecure_dev: bool, log_level: str, limits: Limits | None = None) -> int:
+def serve(
+    listen: str, database: str, *, insecure_dev: bool, log_level: str, limits: Limits | None = None
+) -> int:
     host, port = parse_listen(listen)
     token = admin_token(insecure_dev)
     if token is None:

@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SpecBounds", "SpecTooLarge", "check_spec_size", "spec_bounds"]
+__all__ = ["SpecBounds", "SpecTooLargeError", "check_spec_size", "spec_bounds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class SpecBounds:
     hint: Mapping[str, str]  # field name -> the option that raises it, for the error message
 
 
-class SpecTooLarge(ValueError):
+class SpecTooLargeError(ValueError):
     """A spec exceeds one of its bounds; the message names the limit, its value and its option."""
 
 
@@ -40,13 +40,13 @@ _LABELS = {
 }
 
 
-def _refuse(bounds: SpecBounds, field: str, what: str) -> SpecTooLarge:
+def _refuse(bounds: SpecBounds, field: str, what: str) -> SpecTooLargeError:
     value = getattr(bounds, field)
-    return SpecTooLarge(f"{what}; the limit is {value:,} {_LABELS[field]} ({bounds.hint[field]})")
+    return SpecTooLargeError(f"{what}; the limit is {value:,} {_LABELS[field]} ({bounds.hint[field]})")
 
 
 def check_spec_size(data: Any, bounds: SpecBounds) -> None:  # noqa: ANN401 - raw, unvalidated input
-    """Raise :class:`SpecTooLarge` if ``data`` (a decoded spec) has more listeners or backends than
+    """Raise :class:`SpecTooLargeError` if ``data`` (a decoded spec) has more listeners or backends than
     ``bounds`` allow. Anything malformed is left to the schema's own validation."""
     if not isinstance(data, Mapping):
         return
@@ -62,9 +62,7 @@ def check_spec_size(data: Any, bounds: SpecBounds) -> None:  # noqa: ANN401 - ra
             continue
         if len(backends) > bounds.backends_per_listener:
             port = listener.get("port", f"#{index}")
-            raise _refuse(
-                bounds, "backends_per_listener", f"listener {port} has {len(backends):,} backends"
-            )
+            raise _refuse(bounds, "backends_per_listener", f"listener {port} has {len(backends):,} backends")
         total += len(backends)
     if total > bounds.backends_per_load_balancer:
         raise _refuse(bounds, "backends_per_load_balancer", f"the spec has {total:,} backends in all")
