@@ -91,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     command = start_bench("bench/control_stall.py", argv)
     print(f"command: {command}")
+    load = os.getloadavg()[0]
     print(
-        f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, CPU pressure {cpu_pressure()}; {store_versions()}"
+        f"machine: {os.cpu_count()} CPUs, load {load:.2f}, CPU pressure {cpu_pressure()}; {store_versions()}"
     )
     workdir = make_temp_dir(Path(tempfile.gettempdir()))
     pg = PostgresServer().start() if "postgresql" in settings.stores else None

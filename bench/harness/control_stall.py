@@ -94,6 +94,7 @@ def measure_stall(
 def stall_line(run: StallRun) -> str:
     big = f", A: {run.big_puts} PUTs, median {statistics.median(run.big_ms):.0f} ms" if run.big_ms else ""
     return (
-        f"  {run.store:10} {'with A' if run.with_big else 'B alone':8} B create p50 {run.quantile(0.5):6.1f} ms"
+        f"  {run.store:10} {'with A' if run.with_big else 'B alone':8}"
+        f" B create p50 {run.quantile(0.5):6.1f} ms"
         f"  p99 {run.quantile(0.99):6.1f} ms  max {max(run.latencies_ms):6.1f} ms  errors {run.errors}{big}"
     )
