@@ -28,15 +28,19 @@ import os
 import select
 import signal
 import socket
+import struct
 import time
 from collections.abc import Callable
 
+from anycastlb.dataplane.admission import Admission
 from anycastlb.dataplane.backend_set import BackendSet, BackendTarget
 from anycastlb.dataplane.connection import RELAY, Connection
 from anycastlb.dataplane.flow import Flow
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.metrics import ListenerStats
 from anycastlb.dataplane.pipes import PipePool
+from anycastlb.dataplane.rate_limits import RateWindows
+from anycastlb.dataplane.refusal_log import RefusalLog
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import EdgeConfig, Listener
@@ -52,15 +56,21 @@ _ACCEPT_BATCH = 64
 _COPY_BUFFER = 65536  # relay: auto treats a flow that fills this in one read as bulk
 _SWEEP_SECONDS = 1.0
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST: a refusal is never a clean end
 
 
 class ListenerRuntime:
-    """A listener as one worker runs it: its socket, backends, stats and limit buckets."""
+    """A listener as one worker runs it: its socket, backends, stats and limits."""
 
-    __slots__ = ("backends", "config", "destination", "family", "health", "limit_bucket", "sock", "stats")
+    __slots__ = ("admission", "backends", "config", "destination", "family", "health", "sock", "stats")
 
     def __init__(
-        self, config: Listener, sock: socket.socket, stats: ListenerStats, health: ListenerHealth | None
+        self,
+        config: Listener,
+        sock: socket.socket,
+        stats: ListenerStats,
+        health: ListenerHealth | None,
+        admission: Admission,
     ) -> None:
         self.sock = sock
         self.stats = stats
@@ -70,13 +80,14 @@ class ListenerRuntime:
         self.backends = BackendSet(config, health=health)
         # A VIP bound to a specific address is the PROXY header's destination: no getsockname() needed.
         self.destination = (str(config.address), config.port) if not config.address.is_unspecified else None
-        self.limit_bucket = SharedCounters.bucket(b"listener\0" + config.name.encode())
+        self.admission = admission
 
     def update(self, config: Listener) -> None:
         """Apply a new config for the same endpoint; open connections keep their backend."""
         if config.backlog != self.config.backlog:
             self.sock.listen(config.backlog)
         self.backends = BackendSet(config, previous=self.backends, health=self.health)
+        self.admission = self.admission.updated(config)
         self.config = config
 
     def apply_health(self, health: ListenerHealth | None, reports_through: float) -> None:
@@ -103,6 +114,7 @@ class Worker:
         control_fd: int,
         health_board: HealthBoard | None = None,
         health_reports: socket.socket | None = None,
+        rates: RateWindows | None = None,
     ) -> None:
         self.index = index
         self.health_board = health_board
@@ -110,6 +122,8 @@ class Worker:
         self.health_view: HealthView | None = None
         self._health_generation = 0
         self.counters = counters
+        self.rates = rates if rates is not None else RateWindows(config.workers)
+        self.refusals = RefusalLog()
         self.control_fd = control_fd
         self.now = time.monotonic()
         self.epoll = select.epoll()
@@ -198,7 +212,8 @@ class Worker:
                 continue
             view = self.health_view
             health = view.listeners.get(listener.name) if view is not None else None
-            runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name), health)
+            admission = Admission(listener, self.counters, self.rates)
+            runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name), health, admission)
             self.listeners[endpoint] = runtime
             self.register(sock.fileno(), select.EPOLLIN, functools.partial(self._on_listener_event, runtime))
             log.info(
@@ -273,9 +288,9 @@ class Worker:
 
     def _accept(self, runtime: ListenerRuntime) -> None:
         listen_sock = runtime.sock
-        config = runtime.config
         stats = runtime.stats
-        counters = self.counters
+        admit = runtime.admission.admit
+        now = self.now
         for _ in range(_ACCEPT_BATCH):
             try:
                 client, peer = listen_sock.accept()
@@ -285,18 +300,11 @@ class Worker:
                 if error.errno in _OUT_OF_RESOURCES:
                     self._pause(runtime, error)
                 return
+            refused, source_bucket = admit(peer[0], now)
+            if refused:
+                self._refuse(runtime, client, peer[0], refused)
+                continue
             client.setblocking(False)
-            source_bucket = counters.bucket(peer[0])
-            if counters.total(runtime.limit_bucket) >= config.max_connections:
-                stats.reject("listener_limit")
-                client.close()
-                continue
-            if counters.total(source_bucket) >= config.max_connections_per_source:
-                stats.reject("source_limit")
-                client.close()
-                continue
-            counters.add(runtime.limit_bucket, 1)
-            counters.add(source_bucket, 1)
             stats.accepted += 1
             stats.active += 1
             self._conn_seq += 1
@@ -307,6 +315,14 @@ class Worker:
             self.accepting = connection
             connection.start()
             self.accepting = None
+
+    def _refuse(self, runtime: ListenerRuntime, client: socket.socket, source: str, reason: str) -> None:
+        """Reset a connection a limit refused: no backend was chosen or contacted for it."""
+        runtime.stats.reject(reason)
+        self.refusals.note(runtime.config.name, reason, source, self.now)
+        with contextlib.suppress(OSError):  # the client may have reset it already
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        client.close()
 
     def _pause(self, runtime: ListenerRuntime, error: OSError) -> None:
         """Out of file descriptors or memory: stop accepting for a moment instead of spinning."""
@@ -321,8 +337,7 @@ class Worker:
         self.connections.discard(connection)
         runtime = connection.listener
         runtime.stats.active -= 1
-        self.counters.add(runtime.limit_bucket, -1)
-        self.counters.add(connection.source_bucket, -1)
+        runtime.admission.release(connection.source_bucket)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -351,6 +366,8 @@ class Worker:
             with contextlib.suppress(OSError):
                 self.epoll.modify(runtime.sock.fileno(), select.EPOLLIN)
         self._paused.clear()
+        for line in self.refusals.lines(now):
+            log.warning("%s worker=%d", line, self.index)
         self.flush_stats()
 
     def flush_stats(self) -> None:

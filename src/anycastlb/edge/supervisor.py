@@ -39,12 +39,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 from prometheus_client.exposition import MetricsHandler
 
 from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.dataplane.worker import Worker
 from anycastlb.edge.announcer import run_announcer
 from anycastlb.edge.config_source import ConfigSource
 from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
+from anycastlb.edge.syn_check import check_syn_posture
 from anycastlb.health.process import run_health_process
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint
@@ -149,6 +151,7 @@ class Supervisor:
         self.config = config
         self.follow = follow
         self.counters = SharedCounters(config.workers)
+        self.rates = RateWindows(config.workers)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
         self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp"/"control" -> (pid, control pipe)
         self.health_board = HealthBoard()
@@ -167,6 +170,7 @@ class Supervisor:
         # 1. Validate and test-bind.
         self.config, failures = _check_listeners(self.config, set(), isolate=self.source.isolates_listeners)
         self.source.unbound(failures)
+        check_syn_posture(self.config)
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -277,8 +281,15 @@ class Supervisor:
                 self.reports_in.close()
                 os.set_blocking(control_read, False)
                 self.counters.bind_worker(index)
+                self.rates.bind_worker(index)
                 worker = Worker(
-                    self.config, index, self.counters, control_read, self.health_board, self.reports_out
+                    self.config,
+                    index,
+                    self.counters,
+                    control_read,
+                    self.health_board,
+                    self.reports_out,
+                    rates=self.rates,
                 )
                 os.write(ready_write, b"ready")
                 os.close(ready_write)

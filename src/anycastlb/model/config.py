@@ -118,8 +118,18 @@ class ListenerSettings(Frozen):
     idle_timeout: Duration = 300.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_on_reset: bool = True  # a node that resets before answering gets the first bytes replayed
+    # limits, enforced at accept across all workers (dataplane/admission.py); a refusal is a reset
     max_connections: Annotated[int, Field(ge=1)] = 50_000
     max_connections_per_source: Annotated[int, Field(ge=1)] = 1_000
+    # new connections per second (token-bucket rate and burst); None = no limit. The burst defaults
+    # to one second's worth. Per source is per client address, or per prefix (source_prefix_v4/v6).
+    new_connections_per_second: Annotated[float, Field(gt=0)] | None = None
+    new_connections_burst: Annotated[int, Field(ge=1)] | None = None
+    new_connections_per_second_per_source: Annotated[float, Field(gt=0)] | None = None
+    new_connections_burst_per_source: Annotated[int, Field(ge=1)] | None = None
+    # what one "source" is for the per-source limits: 24 / 64 count a whole /24 or /64 as one client
+    source_prefix_v4: Annotated[int, Field(ge=1, le=32)] = 32
+    source_prefix_v6: Annotated[int, Field(ge=1, le=128)] = 128
     backlog: Annotated[int, Field(ge=16, le=65535)] = 4096
     first_data_timeout: Duration = 10.0
     server_speaks_first: bool = False
@@ -143,6 +153,16 @@ class ListenerSettings(Frozen):
             raise ValueError("connect_timeout must be > 0")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _bursts_need_rates(self) -> "ListenerSettings":
+        for rate, burst in (
+            ("new_connections_per_second", "new_connections_burst"),
+            ("new_connections_per_second_per_source", "new_connections_burst_per_source"),
+        ):
+            if getattr(self, burst) is not None and getattr(self, rate) is None:
+                raise ValueError(f"{burst} applies only with {rate}; set {rate} too, or remove {burst}")
         return self
 
 
