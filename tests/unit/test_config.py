@@ -86,6 +86,17 @@ def base(**listener: object) -> dict[str, object]:
         ),
         (base(connect_timeout="0s"), "connect_timeout must be > 0"),
         (
+            base(new_connections_burst=10),
+            "new_connections_burst applies only with new_connections_per_second; set",
+        ),
+        (
+            base(new_connections_burst_per_source=5),
+            "new_connections_burst_per_source applies only with new_connections_per_second_per_source",
+        ),
+        (base(new_connections_per_second=0), "new_connections_per_second: Input should be greater than 0"),
+        (base(source_prefix_v4=33), "source_prefix_v4: Input should be less than or equal to 32"),
+        (base(source_prefix_v6=0), "source_prefix_v6: Input should be greater than or equal to 1"),
+        (
             {
                 "pop": "fra",
                 "listeners": [
@@ -192,3 +203,10 @@ def test_a_bgp_block_with_per_vip_attributes_is_accepted() -> None:
     config = parse_config(_with(bgp={**BGP, "med": 10, "vips": [{"prefix": "203.0.113.10/32", "med": 5}]}))
     assert config.bgp is not None
     assert config.bgp.vips[0].med == 5
+
+
+def test_rate_limits_are_off_and_sources_are_whole_addresses_unless_configured() -> None:
+    web = parse_config(base()).listeners[0]
+
+    assert (web.new_connections_per_second, web.new_connections_per_second_per_source) == (None, None)
+    assert (web.source_prefix_v4, web.source_prefix_v6) == (32, 128)
