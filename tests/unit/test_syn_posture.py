@@ -1,8 +1,11 @@
 """SYN-flood posture: sysctl values and listen backlogs in, one verdict per check out."""
 
+from pathlib import Path
+
 import pytest
 
 from anycastlb.dataplane.syn_posture import KernelSettings, judge_syn_posture
+from anycastlb.edge.syn_check import read_kernel_settings
 
 
 @pytest.mark.parametrize(
@@ -64,3 +67,13 @@ def test_the_listener_with_the_largest_backlog_is_named() -> None:
 
 def test_no_listeners_is_no_backlog_problem() -> None:
     assert all(verdict.ok for verdict in judge_syn_posture(KernelSettings(1, 128, 128), {}))
+
+
+def test_the_sysctls_are_read_from_proc_sys_and_an_unreadable_one_is_none(tmp_path: Path) -> None:
+    (tmp_path / "net/ipv4").mkdir(parents=True)
+    (tmp_path / "net/ipv4/tcp_syncookies").write_text("1\n")
+    (tmp_path / "net/ipv4/tcp_max_syn_backlog").write_text("not a number\n")
+
+    assert read_kernel_settings(tmp_path) == KernelSettings(
+        syncookies=1, somaxconn=None, max_syn_backlog=None
+    )
