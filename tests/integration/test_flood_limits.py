@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from anycastlb.lab.nginx import NginxBackend
 from tests.integration.conftest import listener
@@ -100,7 +101,10 @@ def test_with_a_slash_24_two_addresses_share_one_bucket_and_with_a_slash_32_they
     nginx: Callable[..., NginxBackend], edge: Callable[..., EdgeProcess]
 ) -> None:
     node = nginx("node-a")
-    limits = {"new_connections_per_second_per_source": 0.1, "new_connections_burst_per_source": 3}
+    limits: dict[str, Any] = {
+        "new_connections_per_second_per_source": 0.1,
+        "new_connections_burst_per_source": 3,
+    }
     by_24 = listener("by-24", [("127.0.0.1", node.port)], source_prefix_v4=24, **limits)
     by_32 = listener("by-32", [("127.0.0.1", node.port)], **limits)
     agent = edge({"listeners": [by_24, by_32]})
