@@ -64,13 +64,14 @@ def connection_rate(port: int, seconds: float) -> tuple[float, list[str]]:
     return (float(rate.group(1)) if rate else 0.0), errors
 
 
-async def _timed_request(port: int) -> float | str:
+async def _timed_request(port: int, source: str | None = None) -> float | str:
     """Seconds for connect + GET /small + the complete response, or what went wrong."""
     start = time.perf_counter()
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(5):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            local = (source, 0) if source else None
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
             writer.write(SMALL_REQUEST)
             head = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"(?i)content-length:\s*(\d+)", head)
@@ -84,7 +85,9 @@ async def _timed_request(port: int) -> float | str:
             writer.close()
 
 
-async def _open_loop(port: int, rate: int, seconds: float) -> tuple[list[float | str], float]:
+async def _open_loop(
+    port: int, rate: int, seconds: float, sources: Sequence[str] = ()
+) -> tuple[list[float | str], float]:
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
     tasks: list[asyncio.Task[float | str]] = []
@@ -94,13 +97,23 @@ async def _open_loop(port: int, rate: int, seconds: float) -> tuple[list[float |
         if (delay := due - loop.time()) > 0:
             await asyncio.sleep(delay)
         worst_lag = max(worst_lag, loop.time() - due)
-        tasks.append(asyncio.create_task(_timed_request(port)))
+        source = sources[index % len(sources)] if sources else None
+        tasks.append(asyncio.create_task(_timed_request(port, source)))
     return list(await asyncio.gather(*tasks)), worst_lag
+
+
+def open_loop(
+    port: int, rate: int, seconds: float, sources: Sequence[str] = ()
+) -> tuple[list[float | str], float]:
+    """Each request's seconds or what went wrong, and how far the generator fell behind (s).
+
+    ``sources``: local addresses the requests are sent from, in turn (default: the kernel's)."""
+    return asyncio.run(_open_loop(port, rate, seconds, sources))
 
 
 def latency_ms(port: int, seconds: float) -> tuple[float, float, list[str]]:
     """p50 and p99 (nearest rank) of an open-loop run at :data:`LATENCY_RATE` requests/s."""
-    outcomes, worst_lag = asyncio.run(_open_loop(port, LATENCY_RATE, seconds))
+    outcomes, worst_lag = open_loop(port, LATENCY_RATE, seconds)
     times = sorted(o * 1000 for o in outcomes if isinstance(o, float))
     failures = [o for o in outcomes if isinstance(o, str)]
     errors = [f"{len(failures)} of {len(outcomes)} failed: {sorted(set(failures))}"] if failures else []

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,7 +122,10 @@ class Contender:
     log: Path | None
 
 
-def start_haproxy(workdir: Path, nginx: Nginx, maxconn: int) -> Contender:
+def start_haproxy(
+    workdir: Path, nginx: Nginx, maxconn: int, frontend: str = "", name: str = "haproxy"
+) -> Contender:
+    """``frontend``: extra lines for the frontend section (e.g. a stick table and a rate rule)."""
     port = free_port()
     cfg = workdir / "haproxy.cfg"
     cfg.write_text(
@@ -140,18 +144,23 @@ def start_haproxy(workdir: Path, nginx: Nginx, maxconn: int) -> Contender:
         frontend bench
             bind 127.0.0.1:{port}
             backlog 4096
+            {textwrap.indent(frontend, " " * 12).strip()}
             default_backend nginx
         backend nginx
             server nginx 127.0.0.1:{nginx.pp_port} send-proxy-v2
     """)
     )
-    log = workdir / "haproxy.log"
+    log = workdir / f"{name}.log"
     proc = CHILDREN.start_server(["haproxy", "-db", "-f", str(cfg)], log)
-    _wait_ready("haproxy", proc, port, log)
-    return Contender("haproxy", port, proc.pid, proc, log)
+    _wait_ready(name, proc, port, log)
+    return Contender(name, port, proc.pid, proc, log)
 
 
-def start_edge(workdir: Path, nginx: Nginx, workers: int) -> Contender:
+def start_edge(
+    workdir: Path, nginx: Nginx, workers: int, settings: Mapping[str, object] | None = None, name: str = ""
+) -> Contender:
+    """``settings``: extra listener settings (e.g. rate limits); ``name`` defaults to ``edge-<N>w``."""
+    name = name or f"edge-{workers}w"
     port = free_port()
     config = {
         "pop": "bench",
@@ -167,19 +176,20 @@ def start_edge(workdir: Path, nginx: Nginx, workers: int) -> Contender:
                 "backends": [{"address": "127.0.0.1", "port": nginx.pp_port}],
                 "max_connections": 200_000,
                 "max_connections_per_source": 100_000,
+                **(settings or {}),
             }
         ],
     }
-    cfg = workdir / f"edge-{workers}w.yaml"
+    cfg = workdir / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
-    log = workdir / f"edge-{workers}w.log"
+    log = workdir / f"{name}.log"
     paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in paths if path))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(cfg)]
     proc = CHILDREN.start_server(argv, log, cwd=REPO, env=env)
-    _wait_ready(f"edge-{workers}w", proc, port, log, log_event="edge_started")
-    return Contender(f"edge-{workers}w", port, proc.pid, proc, log)
+    _wait_ready(name, proc, port, log, log_event="edge_started")
+    return Contender(name, port, proc.pid, proc, log)
 
 
 def _wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, log: Path, log_event: str = "") -> None:

@@ -21,10 +21,12 @@ def test_directories_of_dead_edges_are_swept_and_live_ones_kept(
     stale = tmp_path / f"anycastlb-run-{dead_pid}-abc"
     mine = metrics_dir.private_dir("run")
     foreign = tmp_path / "anycastlb-metrics-xyz"  # no pid in the name: not ours to judge
+    benchmark = tmp_path / f"anycastlb-bench-{dead_pid}-def"  # another program's, even with a pid
     stale.mkdir()
     foreign.mkdir()
+    benchmark.mkdir()
 
     assert metrics_dir.sweep_stale_dirs() == 1
     assert not stale.exists()
-    assert mine.exists() and foreign.exists()
+    assert mine.exists() and foreign.exists() and benchmark.exists()
     assert f"-{os.getpid()}-" in mine.name

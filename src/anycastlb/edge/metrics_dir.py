@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = ["prepare_metrics_dir", "private_dir", "sweep_stale_dirs"]
 
 _PREFIX = "anycastlb-"
+_KINDS = frozenset({"metrics", "run"})  # what private_dir() is asked for
 
 
 def _owner_alive(pid: int) -> bool:
@@ -29,9 +30,11 @@ def sweep_stale_dirs() -> int:
     """Remove directories left by edges that died without cleaning up; returns how many."""
     removed = 0
     for path in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*-*"):
-        parts = path.name.split("-")
-        pid = next((int(part) for part in parts[1:-1] if part.isdigit()), None)
-        if pid is None or pid == os.getpid() or _owner_alive(pid) or not path.is_dir():
+        _, kind, pid_text, _ = path.name.split("-", 3)
+        if kind not in _KINDS or not pid_text.isdigit():
+            continue  # another program's directory (e.g. a benchmark's anycastlb-bench-<pid>-*)
+        pid = int(pid_text)
+        if pid == os.getpid() or _owner_alive(pid) or not path.is_dir():
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
