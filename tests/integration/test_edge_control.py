@@ -250,7 +250,9 @@ def test_a_listener_that_cannot_bind_is_left_out_and_reported_while_the_rest_app
         wait_served("127.0.0.23", api_port)  # the new load balancer of the same state serves
         wait_served("127.0.0.19", port)  # and the old one never stopped
         assert any(
-            "is not served" in problem and f"127.0.0.20 port {taken}" in problem
+            "is not served" in problem.message
+            and f"127.0.0.20 port {taken}" in problem.message
+            and problem.load_balancer == "lb-squat"
             for problem in report.problems
         ), report.problems
         squat = next(status for status in report.listeners if status.port == taken)
@@ -298,7 +300,12 @@ def test_status_reports_carry_the_applied_version_and_each_listeners_health(
     ]
     unsupported = next(listener for listener in report.listeners if listener.load_balancer == "lb-dns")
     assert (unsupported.protocol, unsupported.supported) == ("udp", False)
-    assert any("lb-dns" in problem and "udp" in problem for problem in report.problems)
+    assert any(
+        problem.load_balancer == "lb-dns"
+        and problem.kind == "listener_unsupported"
+        and "udp" in problem.message
+        for problem in report.problems
+    ), report.problems
     assert report.draining is False
     assert report.announced == ()  # no bgp: block
     session.close()

@@ -2,7 +2,7 @@
 announces and what it could not do."""
 
 from anycastlb.edge.pop_status import Refusal, pop_status
-from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopStatusReport
+from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
 from anycastlb.wire.health_view import HealthView, ListenerHealth
 
 
@@ -92,14 +92,21 @@ def test_a_listener_without_a_health_verdict_is_not_serving_yet() -> None:
     assert (web.serving, web.reason) == (False, "no health verdict yet")
 
 
-def test_a_skipped_listener_is_reported_unsupported_and_as_a_problem() -> None:
+def test_a_skipped_listener_is_reported_unsupported_and_as_a_problem_naming_its_load_balancer() -> None:
     status = report()
 
     udp = status.listeners[-1]
     assert (udp.load_balancer, udp.protocol, udp.supported, udp.serving) == ("lb-api", "udp", False, False)
-    assert status.problems == (
-        "load balancer lb-api: 203.0.113.11 port 53/udp is not served: "
-        "udp listeners are not supported by this data plane yet",
+    (problem,) = status.problems
+    assert problem.message == (
+        "203.0.113.11 port 53/udp is not served: udp listeners are not supported by this data plane yet"
+    )
+    assert (problem.kind, problem.load_balancer) == ("listener_unsupported", "lb-api")
+    assert problem.listener is not None
+    assert (str(problem.listener.address), problem.listener.port, problem.listener.protocol) == (
+        "203.0.113.11",
+        53,
+        "udp",
     )
 
 
@@ -110,12 +117,15 @@ def test_only_vips_with_a_serving_listener_are_announced_and_none_while_draining
     assert report(draining=True).draining is True
 
 
-def test_a_refused_version_newer_than_the_applied_one_is_a_problem() -> None:
+def test_a_refused_version_newer_than_the_applied_one_is_a_pop_wide_problem() -> None:
     status = report(refusals=(Refusal(8, "old news"), Refusal(10, "listener x: cannot listen")))
 
     assert status.applied_version == 9
-    assert "version 10 rejected: listener x: cannot listen" in status.problems
-    assert not any("old news" in problem for problem in status.problems)
+    rejected = [problem for problem in status.problems if problem.kind == "version_rejected"]
+    assert [(p.message, p.load_balancer, p.listener) for p in rejected] == [
+        ("version 10 rejected: listener x: cannot listen", None, None)
+    ]
+    assert not any("old news" in problem.message for problem in status.problems)
 
 
 def test_an_unbound_listener_is_not_serving_not_announced_and_a_problem() -> None:
@@ -124,4 +134,22 @@ def test_an_unbound_listener_is_not_serving_not_announced_and_a_problem() -> Non
     web = next(listener for listener in status.listeners if listener.load_balancer == "lb-web")
     assert not web.serving and "in use" in web.reason
     assert status.announced == ()  # its VIP had no other serving listener
-    assert any("acme-web-443 is not served" in problem for problem in status.problems)
+    unbound_problems = [problem for problem in status.problems if problem.kind == "listener_unbound"]
+    assert [(p.load_balancer, p.listener and p.listener.port) for p in unbound_problems] == [("lb-web", 443)]
+    assert "203.0.113.10 port 443/tcp is not served: cannot listen" in unbound_problems[0].message
+
+
+def test_a_report_of_the_previous_release_with_plain_problem_lines_is_read_as_pop_wide() -> None:
+    old = PopStatusReport.model_validate(
+        {"pop": "fra", "applied_version": 3, "problems": ["load balancer lb-a: 203.0.113.9 port 53/udp bad"]}
+    )
+
+    assert old.problems == (
+        PopProblem(kind="other", message="load balancer lb-a: 203.0.113.9 port 53/udp bad"),
+    )
+
+
+def test_a_problem_kind_this_release_does_not_know_is_read_as_other() -> None:
+    newer = PopProblem.model_validate({"kind": "listener_on_fire", "message": "hot", "load_balancer": "lb-a"})
+
+    assert (newer.kind, newer.load_balancer) == ("other", "lb-a")

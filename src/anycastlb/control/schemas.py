@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from anycastlb.model.base import Frozen, IPAddress, check_name
-from anycastlb.model.desired import IPFamily, LoadBalancerSpec
+from anycastlb.model.desired import IPFamily, LoadBalancerSpec, PopProblem
 
 __all__ = [
     "AddressOut",
@@ -216,7 +216,9 @@ class PopOut(Frozen):
     listeners: int
     listeners_serving: int
     announced: tuple[str, ...]
-    problems: tuple[str, ...]
+    problems: tuple[PopProblem, ...] = Field(
+        description="Every problem the PoP reported (the admin, the PoP itself); empty for tenants"
+    )
     created_at: datetime
 
 
@@ -236,7 +238,7 @@ class PopStatusSummary(Frozen):
     backends: int
     active_connections: int
     announced: tuple[str, ...]
-    problems: tuple[str, ...]
+    problems: tuple[PopProblem, ...] = Field(description="Only the problems naming this load balancer")
     last_report_at: datetime | None
 
 

@@ -13,7 +13,14 @@ from anycastlb.bgp.policy import Prefix
 from anycastlb.edge.desired_listeners import listener_origins, listeners_for
 from anycastlb.edge.vips import vip_serving
 from anycastlb.model.config import Listener
-from anycastlb.model.desired import BackendStatus, ListenerStatus, PopDesiredState, PopStatusReport
+from anycastlb.model.desired import (
+    BackendStatus,
+    ListenerStatus,
+    PopDesiredState,
+    PopProblem,
+    PopStatusReport,
+    ProblemListener,
+)
 from anycastlb.wire.health_view import HealthView, ListenerHealth
 
 __all__ = ["Refusal", "pop_status"]
@@ -79,7 +86,7 @@ def pop_status(
     """The report for ``applied`` (None: nothing applied yet, version 0, no listeners)."""
     applied_version = applied.version if applied is not None else 0
     statuses: list[ListenerStatus] = []
-    problems: list[str] = []
+    problems: list[PopProblem] = []
     listeners: tuple[Listener, ...] = ()
     if applied is not None:
         listeners, skipped = listeners_for(applied)
@@ -100,7 +107,15 @@ def pop_status(
                     )
                 )
                 problems.append(
-                    f"load balancer {load_balancer}: listener {listener.name} is not served: {reason}"
+                    PopProblem(
+                        kind="listener_unbound",
+                        message=f"{listener.address} port {listener.port}/{listener.protocol} "
+                        f"is not served: {reason}",
+                        load_balancer=load_balancer,
+                        listener=ProblemListener(
+                            address=listener.address, port=listener.port, protocol=listener.protocol
+                        ),
+                    )
                 )
                 continue
             health = view.listeners.get(listener.name) if view is not None else None
@@ -120,11 +135,23 @@ def pop_status(
                     reason=item.reason,
                 )
             )
-            endpoint = f"{item.address} port {item.port}/{item.protocol}"
-            problems.append(f"load balancer {item.load_balancer_id}: {endpoint} is not served: {item.reason}")
+            problems.append(
+                PopProblem(
+                    kind="listener_unsupported",
+                    message=f"{item.address} port {item.port}/{item.protocol} is not served: {item.reason}",
+                    load_balancer=item.load_balancer_id,
+                    listener=ProblemListener(
+                        address=ipaddress.ip_address(item.address), port=item.port, protocol=item.protocol
+                    ),
+                )
+            )
     for refusal in refusals:
-        if refusal.version > applied_version:
-            problems.append(f"version {refusal.version} rejected: {refusal.error}")
+        if refusal.version > applied_version:  # names no load balancer: PoP-wide, the admin's
+            problems.append(
+                PopProblem(
+                    kind="version_rejected", message=f"version {refusal.version} rejected: {refusal.error}"
+                )
+            )
     return PopStatusReport(
         pop=pop,
         applied_version=applied_version,

@@ -13,7 +13,7 @@ listener as unsupported instead of failing the whole state.
 
 import hashlib
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -30,7 +30,10 @@ __all__ = [
     "ListenerStatus",
     "LoadBalancerSpec",
     "PopDesiredState",
+    "PopProblem",
     "PopStatusReport",
+    "ProblemKind",
+    "ProblemListener",
 ]
 
 IPFamily = Literal["ipv4", "ipv6"]
@@ -190,6 +193,38 @@ class ListenerStatus(Frozen):
     backends: tuple[BackendStatus, ...] = ()
 
 
+ProblemKind = Literal["listener_unsupported", "listener_unbound", "version_rejected", "other"]
+_PROBLEM_KINDS: frozenset[str] = frozenset(get_args(ProblemKind))
+
+
+class ProblemListener(Frozen):
+    """The listener a problem concerns: one VIP:port of the load balancer named beside it."""
+
+    address: IPAddress
+    port: int
+    protocol: str = "tcp"
+
+
+class PopProblem(Frozen):
+    """Something a PoP cannot do, named by identity so the control plane can show each tenant only
+    its own: ``load_balancer`` is a :attr:`DesiredLoadBalancer.id` (None: the problem concerns the
+    whole PoP, and only the admin sees it). The control plane filters on these fields, never on the
+    message text: a text filter once showed a load balancer named ``a`` every other tenant's lines.
+
+    ``kind`` is for machines (alerts, the CLI); a kind this release does not know (sent by a newer
+    PoP) is read as ``other`` rather than refusing the whole report."""
+
+    kind: ProblemKind = "other"
+    message: str
+    load_balancer: str | None = None
+    listener: ProblemListener | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: object) -> object:
+        return value if not isinstance(value, str) or value in _PROBLEM_KINDS else "other"
+
+
 class PopStatusReport(Frozen):
     """What a PoP reports, every few seconds and after each change it applied."""
 
@@ -198,4 +233,13 @@ class PopStatusReport(Frozen):
     draining: bool = False
     announced: tuple[str, ...] = ()  # VIP prefixes announced over BGP (empty without BGP)
     listeners: tuple[ListenerStatus, ...] = ()
-    problems: tuple[str, ...] = ()
+    problems: tuple[PopProblem, ...] = ()
+
+    @field_validator("problems", mode="before")
+    @classmethod
+    def _plain_lines(cls, value: Any) -> Any:  # noqa: ANN401 - raw JSON before validation
+        """A PoP of the previous release sends problems as plain lines. They name no identity, so
+        they are kept as PoP-wide problems: the admin sees them, no tenant does."""
+        if isinstance(value, list | tuple):
+            return [{"message": item} if isinstance(item, str) else item for item in value]
+        return value

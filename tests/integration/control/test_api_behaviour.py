@@ -305,7 +305,7 @@ def test_tenants_list_pops_without_problems_that_name_other_tenants(api: Control
         "PUT", "/v1/pops/ams/status", ams, json={"pop": "ams", "applied_version": 1, "problems": [problem]}
     )
     seen_by_admin = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops")}
-    assert seen_by_admin["ams"]["problems"] == [problem]
+    assert [p["message"] for p in seen_by_admin["ams"]["problems"]] == [problem]
     seen_by_tenant = {pop["name"]: pop for pop in api.ok("GET", "/v1/pops", globex)}
     assert seen_by_tenant["ams"]["problems"] == []
 

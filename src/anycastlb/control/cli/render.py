@@ -83,6 +83,21 @@ def _list(values: list[Any] | tuple[Any, ...] | None, empty: str = "-") -> str:
     return ", ".join(str(value) for value in values) if values else empty
 
 
+def _problems(values: list[Any] | None, *, name_load_balancer: bool) -> str:
+    """PoP problems, one per line: their messages, prefixed with the load balancer id in the admin's
+    PoP views (a tenant's status view concerns one load balancer). A control plane of the previous
+    release sends plain lines: shown as they are."""
+    lines = []
+    for problem in values or ():
+        if isinstance(problem, str):
+            lines.append(problem)
+        elif name_load_balancer and problem.get("load_balancer"):
+            lines.append(f"load balancer {problem['load_balancer']}: {problem['message']}")
+        else:
+            lines.append(str(problem["message"]))
+    return "\n".join(lines) or "-"
+
+
 def tenants(rows: list[Json]) -> "Table":
     table = _table("NAME", "LOAD BALANCERS", "ADDRESSES", "CREATED")
     for row in rows:
@@ -247,7 +262,7 @@ def load_balancer_status(row: Json) -> "RenderableType":
             f"{pop_row['backends_up']}/{pop_row['backends']}",
             _list(pop_row["announced"]),
             _yes(pop_row["stale"]),
-            _list(pop_row["problems"]),
+            _problems(pop_row["problems"], name_load_balancer=False),
         )
     return _group(headline, table)
 
@@ -271,7 +286,7 @@ def pops(rows: list[Json]) -> "Table":
             _pop_state(row),
             f"{row['listeners_serving']}/{row['listeners']}",
             _list(row["announced"]),
-            _list(row["problems"]),
+            _problems(row["problems"], name_load_balancer=True),
         )
     return table
 
@@ -287,7 +302,7 @@ def pop(row: Json) -> "Table":
             ("state", _pop_state(row)),
             ("listeners serving", f"{row['listeners_serving']}/{row['listeners']}"),
             ("announced", _list(row["announced"])),
-            ("problems", _list(row["problems"])),
+            ("problems", _problems(row["problems"], name_load_balancer=True)),
             ("created", _when(row["created_at"])),
         ]
     )

@@ -13,7 +13,7 @@ from anycastlb.control.service.revision import bump, lock
 from anycastlb.control.service.tenants import issue_token
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, utcnow
 from anycastlb.model.config import ListenerSettings
-from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopStatusReport
+from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
 
 __all__ = [
     "STALE_AFTER",
@@ -47,6 +47,14 @@ def _age(pop: Pop) -> float | None:
 
 def _report(pop: Pop) -> PopStatusReport | None:
     return PopStatusReport.model_validate(pop.status) if pop.status is not None else None
+
+
+def _problems_of(report: PopStatusReport | None, load_balancer_id: str) -> tuple[PopProblem, ...]:
+    """The problems that name this load balancer by id: a tenant's view of a PoP's report. PoP-wide
+    problems (no load balancer; every line of a previous-release PoP) are the admin's only."""
+    if report is None:
+        return ()
+    return tuple(problem for problem in report.problems if problem.load_balancer == load_balancer_id)
 
 
 def _out(pop: Pop) -> PopOut:
@@ -171,11 +179,7 @@ def load_balancer_status(session: Session, tenant: str, name: str) -> LoadBalanc
                 backends=sum(len(listener.backends) for listener in mine),
                 active_connections=sum(listener.active_connections for listener in mine),
                 announced=announced,
-                problems=tuple(
-                    problem
-                    for problem in (report.problems if report else ())
-                    if lb.id in problem or lb.name in problem
-                ),
+                problems=_problems_of(report, lb.id),
                 last_report_at=pop.status_at,
             )
         )
