@@ -41,8 +41,7 @@ def _pop(session: Session, name: str) -> Pop:
 def _age(pop: Pop) -> float | None:
     if pop.status_at is None:
         return None
-    at = pop.status_at if pop.status_at.tzinfo else pop.status_at.replace(tzinfo=UTC)
-    return max(0.0, (datetime.now(UTC) - at).total_seconds())
+    return max(0.0, (datetime.now(UTC) - pop.status_at).total_seconds())
 
 
 def _report(pop: Pop) -> PopStatusReport | None:

@@ -10,8 +10,10 @@ model is the schema, the table only indexes what queries need.
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from anycastlb.control.store.utc import UTCDateTime
 
 __all__ = [
     "Address",
@@ -51,7 +53,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     # The admin's quota overrides; NULL: the process default (control/limits.py).
     max_load_balancers: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_addresses: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -63,8 +65,8 @@ class Pop(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
     desired_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class ApiToken(Base):
@@ -78,7 +80,7 @@ class ApiToken(Base):
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True)
     pop_id: Mapped[int | None] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), nullable=True)
     description: Mapped[str] = mapped_column(String(200), nullable=False, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class Pool(Base):
@@ -91,7 +93,7 @@ class Pool(Base):
     networks: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     reserved: Mapped[list[list[str]]] = mapped_column(JSON, nullable=False)  # [[first, last], ...]
     auto_assign: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class Address(Base):
@@ -103,7 +105,7 @@ class Address(Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
     static: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     sharing_key: Mapped[str | None] = mapped_column(String(63), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class LoadBalancer(Base):
@@ -117,8 +119,8 @@ class LoadBalancer(Base):
     # their next PUT (which then fills it in even when the spec is unchanged).
     spec_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class LoadBalancerAddress(Base):
