@@ -5,10 +5,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,19 +22,13 @@ from anycastlb.control.api import (
     routes_tenants,
 )
 from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.api.errors import declare_errors, install_error_handlers
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
-from anycastlb.control.errors import ApiError
+from anycastlb.model.base import Frozen
 
 __all__ = ["create_app"]
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        parts.append(f"[{item}]" if isinstance(item, int) else (("." if parts else "") + str(item)))
-    return "".join(parts)
 
 
 class _RequestMetrics:
@@ -68,6 +62,12 @@ class _RequestMetrics:
                 self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
+class Health(Frozen):
+    status: str = Field(description="ok, or what is wrong")
+    database: str | None = Field(default=None, description="sqlite or postgresql (when reachable)")
+    error: str | None = Field(default=None, description="Why the database is unreachable")
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     metrics_ = runtime.metrics
 
@@ -84,29 +84,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
 
-    @app.exception_handler(ApiError)
-    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-        return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        lines = [
-            f"{_location(tuple(problem['loc']))}: {str(problem['msg']).removeprefix('Value error, ')}"
-            for problem in error.errors()
-        ]
-        return JSONResponse(
-            {
-                "detail": "; ".join(lines),
-                "errors": [{"loc": p["loc"], "msg": p["msg"]} for p in error.errors()],
-            },
-            status_code=422,
-        )
-
+    install_error_handlers(app)
     app.add_middleware(RequestLimits, limits=runtime.limits)
     app.add_middleware(_RequestMetrics, metrics=metrics_)  # outermost: counts the 413s too
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database is unreachable"}},
+    )
     def healthz() -> JSONResponse:
         """Liveness and database reachability; needs no token."""
         try:
@@ -115,7 +102,12 @@ def create_app(runtime: Runtime) -> FastAPI:
             return JSONResponse({"status": "database unreachable", "error": str(error)}, status_code=503)
         return JSONResponse({"status": "ok", "database": runtime.store.dialect})
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     def metrics(caller: Caller, _rt: Rt) -> Response:
         """Prometheus metrics (admin token)."""
         caller.require_admin()
@@ -123,4 +115,5 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
         app.include_router(module.router)
+    declare_errors(app)
     return app

@@ -54,7 +54,11 @@ def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt
 @router.put(
     "/loadbalancers/{name}",
     response_model=LoadBalancerOut,
-    responses={201: {"model": LoadBalancerOut, "description": "Created"}},
+    responses={
+        200: {"description": "Updated (or unchanged)"},
+        201: {"model": LoadBalancerOut, "description": "Created"},
+        412: {"description": "If-Match named a version that is no longer current"},
+    },
 )
 def ensure_load_balancer(
     tenant: str,

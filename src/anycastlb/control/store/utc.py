@@ -23,7 +23,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given to the store; pass an aware one (UTC)")
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to the store; pass an aware one (UTC)"
+            )
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
