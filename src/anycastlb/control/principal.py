@@ -7,11 +7,12 @@ gets 404, exactly as if they did not exist, so ids cannot be probed; a caller of
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from anycastlb.control.errors import Forbidden, NotFound
 
-__all__ = ["Principal"]
+__all__ = ["Credential", "Principal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +47,27 @@ class Principal:
             raise Forbidden("only the PoP itself reports its status (use its credential)")
         if self.name != pop:
             raise NotFound(f"PoP {pop!r} not found")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A stored token as authentication reads it: whose it is and until when it is good (the
+    expiry is checked on every request, also when the token comes from a replica's cache)."""
+
+    principal: Principal
+    token_id: str
+    expires_at: datetime | None  # None: never
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def expired_message(self) -> str:
+        when = self.expires_at.isoformat() if self.expires_at is not None else "?"
+        if self.principal.kind == "pop":
+            renew = f"the admin issues a new one: anycastlb pops rotate-credential {self.principal.name}"
+        else:
+            renew = (
+                f"ask the admin for a new one (anycastlb tenants token create {self.principal.name}), "
+                "and next time rotate it before it expires (anycastlb tenants token rotate)"
+            )
+        return f"token {self.token_id} expired at {when}; {renew}"

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from anycastlb.control.tokens import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, MAX_TTL_SECONDS
 from anycastlb.model.base import Frozen, IPAddress, check_name
 from anycastlb.model.desired import IPFamily, LoadBalancerSpec, PopProblem
 
@@ -30,6 +31,7 @@ __all__ = [
     "TokenCreate",
     "TokenCreated",
     "TokenOut",
+    "TokenRotate",
     "WhoAmI",
     "parse_range",
 ]
@@ -81,14 +83,47 @@ class TenantOut(Frozen):
     addresses: int
 
 
+TtlSeconds = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_TTL_SECONDS,
+        description="Seconds until the token expires; null (the default): it never expires",
+    ),
+]
+
+
 class TokenCreate(Frozen):
     description: Annotated[str, Field(max_length=200)] = ""
+    ttl_seconds: TtlSeconds = None
+
+
+class TokenRotate(Frozen):
+    """A new secret for the same tenant or PoP; the old one keeps working for ``grace_seconds``."""
+
+    grace_seconds: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_GRACE_SECONDS,
+            description="How long the old secret keeps working (0: it stops now)",
+        ),
+    ] = DEFAULT_GRACE_SECONDS
+    ttl_seconds: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_TTL_SECONDS,
+            description="The new token's lifetime; null: the old token's lifetime (never, if it had none)",
+        ),
+    ] = None
 
 
 class TokenOut(Frozen):
     token_id: str
     description: str
     created_at: datetime
+    expires_at: datetime | None = Field(description="null: never expires")
 
 
 class TokenCreated(TokenOut):

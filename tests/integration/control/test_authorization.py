@@ -103,6 +103,12 @@ TABLE = (
         (204, 204, 404, 403, 401),
         lambda w: {"tenant": "acme", **_fresh_token(w)},
     ),
+    Row(
+        "POST",
+        "/v1/tenants/{tenant}/tokens/{token_id}/rotate",
+        (201, 201, 404, 403, 401),
+        lambda w: {"tenant": "acme", **_fresh_token(w), "json": {}},
+    ),
     Row("POST", "/v1/pools", (201, 403, 403, 403, 401), _fresh_pool_body),
     Row("GET", "/v1/pools", (200, 200, 200, 403, 401)),
     Row("GET", "/v1/pools/{pool}", (200, 200, 404, 403, 401), lambda w: {"pool": "acme-byoip"}),
@@ -172,6 +178,13 @@ TABLE = (
     Row("GET", "/v1/pops/{pop}", (200, 403, 403, 200, 401), lambda w: {"pop": "fra"}),
     Row("DELETE", "/v1/pops/{pop}", (204, 403, 403, 403, 401), _fresh_pop),
     Row("GET", "/v1/pops/{pop}/desired", (200, 403, 403, 200, 401), lambda w: {"pop": "fra"}),
+    Row("GET", "/v1/pops/{pop}/credentials", (200, 403, 403, 403, 401), lambda w: {"pop": "fra"}),
+    Row(
+        "POST",
+        "/v1/pops/{pop}/credentials/rotate",
+        (201, 403, 403, 403, 401),
+        lambda w: {**_fresh_pop(w), "json": {}},
+    ),
     Row(
         "PUT",
         "/v1/pops/{pop}/status",

@@ -1,5 +1,6 @@
 """FastAPI dependencies: the runtime and the caller (``Authorization: Bearer <token>``)."""
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -36,8 +37,10 @@ async def _caller(
     if not hit:
         found = await run_in_threadpool(runtime.authenticate, secret)
     if found is None:
-        raise Unauthorized("unknown or revoked token")
-    return found
+        raise Unauthorized("unknown or revoked token")  # the CLI adds which variable to fix
+    if found.expired(datetime.now(UTC)):
+        raise Unauthorized(found.expired_message())
+    return found.principal
 
 
 Rt = Annotated[Runtime, Depends(_runtime)]

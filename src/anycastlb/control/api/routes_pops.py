@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.errors import Invalid
-from anycastlb.control.schemas import PopCreate, PopCreated, PopOut
-from anycastlb.control.service import pops
+from anycastlb.control.schemas import PopCreate, PopCreated, PopOut, TokenCreated, TokenOut, TokenRotate
+from anycastlb.control.service import pops, tokens
 from anycastlb.model.desired import PopDesiredState, PopStatusReport
 
 router = APIRouter(prefix="/v1/pops", tags=["pops"])
@@ -55,6 +55,24 @@ def delete_pop(pop: str, caller: Caller, rt: Rt) -> None:
     caller.require_admin()
     rt.write(lambda s: pops.delete_pop(s, pop))
     rt.forget_tokens()
+
+
+@router.get("/{pop}/credentials")
+def list_credentials(pop: str, caller: Caller, rt: Rt) -> list[TokenOut]:
+    """The PoP's credentials (ids, expiry; never secrets): after a rotation, the old one with the
+    end of its grace period."""
+    caller.require_admin()
+    return rt.read(lambda s: tokens.list_pop_credentials(s, pop))
+
+
+@router.post("/{pop}/credentials/rotate", status_code=status.HTTP_201_CREATED)
+def rotate_credential(pop: str, body: TokenRotate, caller: Caller, rt: Rt) -> TokenCreated:
+    """A new credential for the PoP (shown once). Its old ones keep working for ``grace_seconds``
+    (default an hour): install the new one on the PoP and restart its agent within that time."""
+    caller.require_admin()
+    created = rt.write(lambda s: tokens.rotate_pop_credential(s, pop, body), notify=False)
+    rt.forget_tokens()
+    return created
 
 
 @router.get(

@@ -4,8 +4,16 @@ from fastapi import APIRouter, status
 
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.principal import Principal
-from anycastlb.control.schemas import TenantCreate, TenantOut, TokenCreate, TokenCreated, TokenOut, WhoAmI
-from anycastlb.control.service import tenants
+from anycastlb.control.schemas import (
+    TenantCreate,
+    TenantOut,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    TokenRotate,
+    WhoAmI,
+)
+from anycastlb.control.service import tenants, tokens
 
 router = APIRouter(prefix="/v1", tags=["tenants"])
 
@@ -47,19 +55,33 @@ def _admin_or_self(caller: Principal, tenant: str) -> None:
 
 @router.post("/tenants/{tenant}/tokens", status_code=status.HTTP_201_CREATED)
 def create_token(tenant: str, body: TokenCreate, caller: Caller, rt: Rt) -> TokenCreated:
-    """A new API token for the tenant. The secret is in this answer only."""
+    """A new API token for the tenant. The secret is in this answer only. With ``ttl_seconds`` it
+    expires then (401 saying so); without, it lives until revoked."""
     _admin_or_self(caller, tenant)
-    return rt.write(lambda s: tenants.create_token(s, tenant, body.description))
+    created = rt.write(lambda s: tokens.create_token(s, tenant, body.description, body.ttl_seconds))
+    rt.forget_tokens()
+    return created
 
 
 @router.get("/tenants/{tenant}/tokens")
 def list_tokens(tenant: str, caller: Caller, rt: Rt) -> list[TokenOut]:
     _admin_or_self(caller, tenant)
-    return rt.read(lambda s: tenants.list_tokens(s, tenant))
+    return rt.read(lambda s: tokens.list_tokens(s, tenant))
 
 
 @router.delete("/tenants/{tenant}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_token(tenant: str, token_id: str, caller: Caller, rt: Rt) -> None:
+    """Refused from now on, on every control plane replica within a second."""
     _admin_or_self(caller, tenant)
-    rt.write(lambda s: tenants.revoke_token(s, tenant, token_id))
+    rt.write(lambda s: tokens.revoke_token(s, tenant, token_id))
     rt.forget_tokens()
+
+
+@router.post("/tenants/{tenant}/tokens/{token_id}/rotate", status_code=status.HTTP_201_CREATED)
+def rotate_token(tenant: str, token_id: str, body: TokenRotate, caller: Caller, rt: Rt) -> TokenCreated:
+    """A new secret for the same tenant (shown once); the old one keeps working for
+    ``grace_seconds`` (default an hour), so a controller can switch without downtime."""
+    _admin_or_self(caller, tenant)
+    created = rt.write(lambda s: tokens.rotate_token(s, tenant, token_id, body))
+    rt.forget_tokens()
+    return created

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.limits import Limits
-from anycastlb.control.principal import Principal
+from anycastlb.control.principal import Credential
 from anycastlb.control.render import DesiredRenderer
 from anycastlb.control.service.pops import all_desired_versions
-from anycastlb.control.service.tenants import authenticate
+from anycastlb.control.service.revision import token_generation
+from anycastlb.control.service.tokens import authenticate
 from anycastlb.control.store.engine import Store
 from anycastlb.control.tokens import secret_hash
 
@@ -28,6 +29,9 @@ T = TypeVar("T")
 _ATTEMPTS = 4
 _VERSIONS_TTL = 0.5
 _AUTH_TTL = 5.0
+# How often a replica reads the token generation. A revocation on another replica holds here at
+# most this long plus one request later: under the 1 s the API promises.
+_GENERATION_EVERY = 0.5
 
 
 class ChangeNotifier:
@@ -80,10 +84,14 @@ class Runtime:
     # PoP versions read once per notifier generation for every waiting watcher (they were 16% of
     # the server's time with 50 PoPs re-reading their own row on every wake-up).
     _pop_versions: tuple[int, float, dict[str, int]] = (-1, 0.0, {})
-    # secret hash -> (principal or None, read at): a PoP's long poll or a controller's resync must
-    # not cost a database read per request. Forgotten on every token change in this process;
-    # another replica's revocation is seen within _AUTH_TTL.
-    _auth: dict[str, tuple[Principal | None, float]] = field(default_factory=dict)
+    # secret hash -> (credential or None, read at, token generation it was read under): a PoP's
+    # long poll or a controller's resync must not cost a database read per request. An entry is
+    # used only while the generation it was read under is current and was checked within
+    # _GENERATION_EVERY: every token change (on any replica) bumps it, so a revoked or rotated
+    # token stops working everywhere within a second. Expiry is checked per request (deps.py).
+    _auth: dict[str, tuple[Credential | None, float, int]] = field(default_factory=dict)
+    # (token generation, monotonic time it was read)
+    _generation: tuple[int, float] = (-1, float("-inf"))
 
     def desired_state(self, pop: str) -> bytes:
         """The PoP's desired state as JSON (rendered again only when something changed)."""
@@ -103,10 +111,15 @@ class Runtime:
         version = self.cached_pop_version(pop)
         return None if version is None else self.renderer.cached(pop, version)
 
-    def cached_principal(self, secret: str) -> tuple[bool, Principal | None]:
-        """(found in the cache, principal) without I/O."""
+    def cached_principal(self, secret: str) -> tuple[bool, Credential | None]:
+        """(found in the cache, credential) without I/O; a miss also when the token generation is
+        due for a check (then :meth:`authenticate` reads it, in a worker thread)."""
+        generation, checked_at = self._generation
+        now = time.monotonic()
+        if now - checked_at >= _GENERATION_EVERY:
+            return False, None
         cached = self._auth.get(secret_hash(secret))
-        if cached is not None and time.monotonic() - cached[1] < _AUTH_TTL:
+        if cached is not None and now - cached[1] < _AUTH_TTL and cached[2] == generation:
             return True, cached[0]
         return False, None
 
@@ -123,19 +136,33 @@ class Runtime:
             raise NotFound(f"PoP {pop!r} not found")
         return versions[pop]
 
-    def authenticate(self, secret: str) -> Principal | None:
+    def _current_token_generation(self) -> int:
+        generation, checked_at = self._generation
+        now = time.monotonic()
+        if now - checked_at >= _GENERATION_EVERY:
+            latest = self.read(token_generation)
+            if latest != generation:
+                self._auth.clear()
+            self._generation = (latest, now)
+            generation = latest
+        return generation
+
+    def authenticate(self, secret: str) -> Credential | None:
+        """Who the secret belongs to (blocking: a worker thread calls this)."""
+        generation = self._current_token_generation()  # read before the token: never stale
         digest = secret_hash(secret)
         cached = self._auth.get(digest)
         now = time.monotonic()
-        if cached is not None and now - cached[1] < _AUTH_TTL:
+        if cached is not None and now - cached[1] < _AUTH_TTL and cached[2] == generation:
             return cached[0]
         found = self.read(lambda session: authenticate(session, secret))
         if len(self._auth) > 10_000:
             self._auth.clear()
-        self._auth[digest] = (found, now)
+        self._auth[digest] = (found, now, generation)
         return found
 
     def forget_tokens(self) -> None:
+        """Drop the cache now (this replica changed a token; others see the generation move)."""
         self._auth.clear()
 
     def read(self, work: Callable[[Session], T]) -> T:

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.schemas import LoadBalancerStatus, PopCreated, PopOut, PopStatusSummary
 from anycastlb.control.service.load_balancers import addresses_of, get_load_balancer
-from anycastlb.control.service.revision import bump, lock
-from anycastlb.control.service.tenants import issue_token
+from anycastlb.control.service.revision import bump, bump_token_generation, lock
+from anycastlb.control.service.tokens import issue_token
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, utcnow
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
@@ -105,7 +105,8 @@ def delete_pop(session: Session, name: str) -> None:
             f"PoP {name!r} is named by load balancers {', '.join(sorted(users)[:10])}; "
             "remove it from their pops first"
         )
-    session.delete(pop)
+    session.delete(pop)  # its credentials go with it (ON DELETE CASCADE)
+    bump_token_generation(session)
 
 
 def desired_version(session: Session, name: str) -> int:

@@ -1,11 +1,13 @@
-"""The store's revision counter: the writers' lock and the source of every version number."""
+"""The store's counters: the revision (the writers' lock and the source of every version number)
+and the token generation (bumped by every token change; replicas drop their auth cache when it
+moves)."""
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from anycastlb.control.store.tables import Pop, Revision
+from anycastlb.control.store.tables import Pop, Revision, TokenGeneration
 
-__all__ = ["bump", "lock", "touch_pops"]
+__all__ = ["bump", "bump_token_generation", "lock", "token_generation", "touch_pops"]
 
 
 def lock(session: Session) -> int:
@@ -28,3 +30,15 @@ def touch_pops(session: Session, pops: tuple[str, ...], version: int) -> None:
     if pops:
         statement = statement.where(Pop.name.in_(pops))
     session.execute(statement)
+
+
+def bump_token_generation(session: Session) -> None:
+    """Call in every transaction that issues, rotates or removes a token (the caller holds the
+    writers' lock): other replicas then forget what they cached about tokens."""
+    session.execute(
+        update(TokenGeneration).where(TokenGeneration.id == 1).values(value=TokenGeneration.value + 1)
+    )
+
+
+def token_generation(session: Session) -> int:
+    return int(session.execute(select(TokenGeneration.value).where(TokenGeneration.id == 1)).scalar_one())

@@ -25,6 +25,7 @@ __all__ = [
     "Pop",
     "Revision",
     "Tenant",
+    "TokenGeneration",
     "utcnow",
 ]
 
@@ -45,6 +46,17 @@ class Revision(Base):
     """
 
     __tablename__ = "revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class TokenGeneration(Base):
+    """One row: a counter every token change (issue, rotate, revoke, a tenant or PoP deleted) bumps
+    in the same transaction. Each control plane replica caches who a token belongs to, and reads
+    this counter at most every half second: when it moved, the replica drops its cache, so a
+    revocation made on one replica holds on every replica within a second (api/runtime.py)."""
+
+    __tablename__ = "token_generation"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
@@ -81,6 +93,8 @@ class ApiToken(Base):
     pop_id: Mapped[int | None] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), nullable=True)
     description: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # NULL: never expires. Rotation sets it on the old token to the end of its grace period.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Pool(Base):
