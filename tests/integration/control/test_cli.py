@@ -213,3 +213,41 @@ def test_pools_set_changes_only_what_is_given(control: ControlProcess) -> None:
     assert nothing.exit_code == 2
     assert "nothing to change" in nothing.stderr
     assert ok(control.url, "pools", "delete", "platform-v4").stdout == "deleted pool platform-v4\n"
+
+
+def test_a_tenant_token_is_created_with_a_lifetime_and_rotated_without_grace(control: ControlProcess) -> None:
+    platform(control)
+    created = json.loads(
+        ok(control.url, "tenants", "token", "create", "acme", "--ttl", "1d", "-o", "json").stdout
+    )
+    assert created["expires_at"] is not None
+    listed = ok(control.url, "tenants", "token", "list", "acme")
+    assert "EXPIRES" in listed.stdout and "never" in listed.stdout  # platform()'s token has no lifetime
+
+    rotated = ok(
+        control.url, "tenants", "token", "rotate", "acme", created["token_id"], "--grace", "0", "-o", "json"
+    )
+    new_secret = json.loads(rotated.stdout)["secret"]
+
+    refused = run(control.url, "lb", "list", token=created["secret"])
+    assert refused.exit_code == 1 and "expired" in refused.stderr
+    ok(control.url, "lb", "list", token=new_secret)
+
+
+def test_a_lifetime_that_is_not_a_duration_is_refused_before_any_request(control: ControlProcess) -> None:
+    result = run(control.url, "tenants", "token", "create", "acme", "--ttl", "soon")
+    assert result.exit_code == 2
+    assert "--ttl 'soon' is not a duration; write e.g. 90d" in result.stderr
+
+
+def test_the_admin_rotates_a_pops_credential_and_both_work_during_the_grace(control: ControlProcess) -> None:
+    created = json.loads(ok(control.url, "pops", "create", "fra", "-o", "json").stdout)
+    rotated = json.loads(
+        ok(control.url, "pops", "rotate-credential", "fra", "--grace", "10m", "-o", "json").stdout
+    )
+
+    for secret in (created["token"]["secret"], rotated["secret"]):
+        with control.client(secret) as pop:
+            assert pop.get("/v1/pops/fra/desired").status_code == 200
+    listed = ok(control.url, "pops", "credentials", "fra")
+    assert created["token"]["token_id"] in listed.stdout and rotated["token_id"] in listed.stdout

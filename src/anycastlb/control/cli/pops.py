@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from anycastlb.control.cli import render
+from anycastlb.control.cli.lifetimes import GraceOption, TtlOption, seconds
 from anycastlb.control.cli.options import DEFAULT_URL, OutputOption, TokenOption, UrlOption
 from anycastlb.control.cli.session import command, print_json
 
@@ -65,3 +66,36 @@ def desired(name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = No
     """The complete desired state the PoP follows, as JSON (what its edge receives)."""
     with command(url, token) as cmd:
         print_json(cmd.get("/v1/pops/{}/desired", name))
+
+
+@app.command("rotate-credential")
+def rotate_credential(
+    name: PopName,
+    grace: GraceOption = "1h",
+    ttl: TtlOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """A new credential for the PoP (admin), printed once. Its old credentials keep working for
+    --grace (default 1h): install the new one as the edge's ANYCASTLB_POP_TOKEN and restart the
+    edge within that time. Never expires unless --ttl (or the old credential's lifetime) says so."""
+    with command(url, token, output) as cmd:
+        body = {"grace_seconds": seconds(grace, "--grace"), "ttl_seconds": seconds(ttl, "--ttl")}
+        created = cmd.post("/v1/pops/{}/credentials/rotate", name, body=body)
+        if output == "json":
+            print_json(created)
+        else:
+            expires = created.get("expires_at") or "never"
+            typer.echo(f"PoP {name}: new credential {created['token_id']} (expires: {expires}):")
+            typer.echo(created["secret"])
+        cmd.say(f"Store it now; the old credentials stop working in {grace}.")
+
+
+@app.command("credentials")
+def credentials(
+    name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+) -> None:
+    """The PoP's credentials (admin): ids and expiry, never secrets."""
+    with command(url, token, output) as cmd:
+        cmd.show(cmd.get("/v1/pops/{}/credentials", name), render.tokens)

@@ -119,9 +119,15 @@ def tenant(row: Json) -> "Table":
 
 
 def tokens(rows: list[Json]) -> "Table":
-    table = _table("TOKEN ID", "DESCRIPTION", "CREATED")
+    table = _table("TOKEN ID", "DESCRIPTION", "CREATED", "EXPIRES")
     for row in rows:
-        table.add_row(row["token_id"], row["description"] or "-", _when(row["created_at"]))
+        expires = row.get("expires_at")
+        table.add_row(
+            row["token_id"],
+            row["description"] or "-",
+            _when(row["created_at"]),
+            _when(expires) if expires else "never",
+        )
     return table
 
 

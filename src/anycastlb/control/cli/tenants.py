@@ -1,10 +1,11 @@
 """``anycastlb tenants``: tenants and their API tokens (the admin; a tenant may manage its own tokens)."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from anycastlb.control.cli import render
+from anycastlb.control.cli.lifetimes import GraceOption, TtlOption, seconds
 from anycastlb.control.cli.options import DEFAULT_URL, OutputOption, TokenOption, UrlOption
 from anycastlb.control.cli.session import command, print_json
 
@@ -56,19 +57,45 @@ def delete(name: TenantName, url: UrlOption = DEFAULT_URL, token: TokenOption = 
 def create_token(
     name: TenantName,
     description: Annotated[str, typer.Option("--description", help="What the token is for.")] = "",
+    ttl: TtlOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
 ) -> None:
-    """A new API token for the tenant; its secret is printed once."""
+    """A new API token for the tenant; its secret is printed once. It never expires unless --ttl
+    says when; rotate it (`tenants token rotate`) before it does."""
     with command(url, token, output) as cmd:
-        created = cmd.post("/v1/tenants/{}/tokens", name, body={"description": description})
-        if output == "json":
-            print_json(created)
-        else:
-            typer.echo(f"token {created['token_id']} for tenant {name}:")
-            typer.echo(created["secret"])  # plain: rich would fold a long secret across lines
+        body = {"description": description, "ttl_seconds": seconds(ttl, "--ttl")}
+        _print_secret(cmd.post("/v1/tenants/{}/tokens", name, body=body), name, output)
         cmd.say("Store it now: it will not be shown again (use it as ANYCASTLB_TOKEN).")
+
+
+def _print_secret(created: dict[str, Any], tenant: str, output: str) -> None:
+    if output == "json":
+        print_json(created)
+        return
+    expires = created.get("expires_at") or "never"
+    typer.echo(f"token {created['token_id']} for tenant {tenant} (expires: {expires}):")
+    typer.echo(created["secret"])  # plain: rich would fold a long secret across lines
+
+
+@token_app.command("rotate")
+def rotate_token(
+    name: TenantName,
+    token_id: Annotated[str, typer.Argument(help="From `tenants token list`.", show_default=False)],
+    grace: GraceOption = "1h",
+    ttl: TtlOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """A new secret for the same tenant, printed once; the old one keeps working for --grace
+    (default 1h) so a controller can switch without downtime. The new one keeps the old one's
+    lifetime unless --ttl says otherwise."""
+    with command(url, token, output) as cmd:
+        body = {"grace_seconds": seconds(grace, "--grace"), "ttl_seconds": seconds(ttl, "--ttl")}
+        _print_secret(cmd.post("/v1/tenants/{}/tokens/{}/rotate", name, token_id, body=body), name, output)
+        cmd.say(f"Store it now; {token_id} stops working in {grace}.")
 
 
 @token_app.command("list")
@@ -87,7 +114,7 @@ def revoke_token(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Revoke one token: requests with it are refused from now on."""
+    """Revoke one token: requests with it are refused from now on (every replica within 1 s)."""
     with command(url, token) as cmd:
         cmd.delete("/v1/tenants/{}/tokens/{}", name, token_id)
         cmd.say(f"revoked token {token_id} of tenant {name}")
