@@ -1,7 +1,7 @@
 """tenants.max_load_balancers, tenants.max_addresses: the admin's per-tenant quota overrides
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-01
 """
 
