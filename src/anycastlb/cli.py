@@ -198,6 +198,22 @@ def control(
     max_backends_per_load_balancer: MaxLbBackendsOption = _DEFAULTS.backends_per_load_balancer,
     max_load_balancers_per_tenant: MaxLbsOption = _DEFAULTS.load_balancers_per_tenant,
     max_addresses_per_tenant: MaxAddressesOption = _DEFAULTS.addresses_per_tenant,
+    platform_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--platform-network",
+            help="CIDR of the platform's own hosts (PoPs, routers, the store); tenants' backends may not "
+            "be in it. Repeatable; also ANYCASTLB_PLATFORM_NETWORKS (comma-separated).",
+        ),
+    ] = None,
+    allow_backend_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-backend-network",
+            help="LAB ONLY: backends in this CIDR skip the backend policy (e.g. 127.0.0.0/8 for a lab "
+            "on loopback). Repeatable; printed as a warning at start.",
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
     setup_logging(log_level)
@@ -213,7 +229,15 @@ def control(
         addresses_per_tenant=max_addresses_per_tenant,
     )
     try:
-        code = serve(listen, database, insecure_dev=insecure_dev, log_level=log_level, limits=limits)
+        code = serve(
+            listen,
+            database,
+            insecure_dev=insecure_dev,
+            log_level=log_level,
+            limits=limits,
+            platform_networks=platform_network,
+            allow_backend_networks=allow_backend_network,
+        )
     except (ServerError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -15,12 +15,17 @@ from fastapi.testclient import TestClient
 
 from anycastlb.control.api.app import create_app
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.server import platform_addresses
 from anycastlb.control.store.engine import open_store
 from anycastlb.lab.ports import free_port
 
-__all__ = ["ADMIN_TOKEN", "ControlApi", "ControlProcess", "listener", "spec"]
+__all__ = ["ADMIN_TOKEN", "LAB_BACKEND_NETWORKS", "ControlApi", "ControlProcess", "listener", "spec"]
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"  # noqa: S105 - a test fixture
+# The lab switch (`anycastlb control --allow-backend-network`) the tests run with: their nodes are
+# loopback sockets, and spec-only tests name made-up private nodes. A test of the backend policy
+# itself passes allow_backend_networks=() to get the production default.
+LAB_BACKEND_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "192.168.0.0/16", "fc00::/7")
 
 
 def listener(
@@ -43,9 +48,17 @@ def spec(name: str = "web", *, listeners: list[dict[str, Any]] | None = None, **
 class ControlApi:
     """A TestClient with the admin token, plus helpers that build the usual fixtures."""
 
-    def __init__(self, database: str) -> None:
+    def __init__(
+        self,
+        database: str,
+        *,
+        allow_backend_networks: tuple[str, ...] = LAB_BACKEND_NETWORKS,
+        platform_networks: tuple[str, ...] = (),
+        listen: str = "127.0.0.1",
+    ) -> None:
         self.store = open_store(database)
-        self.runtime = Runtime(store=self.store, admin_token=ADMIN_TOKEN)
+        platform = platform_addresses(listen, list(platform_networks), list(allow_backend_networks))
+        self.runtime = Runtime(store=self.store, admin_token=ADMIN_TOKEN, platform=platform)
         self.app = create_app(self.runtime)
         self.client = TestClient(self.app, raise_server_exceptions=True)
         self.client.__enter__()
@@ -88,7 +101,10 @@ class ControlProcess:
         database: str | None = None,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        *,
+        allow_backend_networks: tuple[str, ...] = LAB_BACKEND_NETWORKS,
     ) -> None:
+        self.allow_backend_networks = allow_backend_networks
         self.workdir = workdir
         self.extra_args = extra_args  # e.g. ("--max-listeners", "3")
         self.port = port or free_port()
@@ -114,6 +130,7 @@ class ControlProcess:
                 "--log-level",
                 "warning",
                 *self.extra_args,
+                *(f"--allow-backend-network={network}" for network in self.allow_backend_networks),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from anycastlb.bgp.policy import Announcement, Prefix
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.bgp import BgpConfig
 
 __all__ = [
@@ -115,7 +116,7 @@ def parse_api_line(line: str) -> Ack | SessionChange | None:
     if match is None:
         return None
     try:
-        peer = ipaddress.ip_address(match.group("peer"))
+        peer = parse_address(match.group("peer"))
     except ValueError:
         return None
     return SessionChange(peer, match.group("state"), match.group("reason").strip(" -"))

@@ -8,7 +8,6 @@ version), so it is kept as JSON bytes keyed by (id, version); a PoP's state is i
 fragments joined, cached again per (PoP, version).
 """
 
-import ipaddress
 import json
 import threading
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from anycastlb.control.service.load_balancers import addresses_of
 from anycastlb.control.service.pops import desired_version
 from anycastlb.control.store.tables import LoadBalancer, Tenant
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer
 
@@ -90,7 +90,7 @@ class DesiredRenderer:
                 tenant=tenant,
                 name=lb.name,
                 version=lb.version,
-                vips=tuple(ipaddress.ip_address(text) for text in vips.get(lb.id, ())),
+                vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
                 listeners=tuple(ListenerSettings.model_validate(item) for item in lb.spec["listeners"]),
             )
             fresh[lb.id] = (lb.version, tuple(lb.spec.get("pops") or ()), model.model_dump_json().encode())

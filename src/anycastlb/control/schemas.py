@@ -1,13 +1,14 @@
 """Request and response bodies of the HTTP API (load balancer specs are the tier contract,
 ``anycastlb.model.desired``; these are the control plane's own objects around them)."""
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from anycastlb.control.backend_policy import check_tenant_allow_list
 from anycastlb.control.tokens import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, MAX_TTL_SECONDS
+from anycastlb.model.addresses import Address, AddressError, parse_address, parse_network
 from anycastlb.model.base import Frozen, IPAddress, check_name
 from anycastlb.model.desired import IPFamily, LoadBalancerSpec, PopProblem
 
@@ -28,6 +29,7 @@ __all__ = [
     "TenantLimits",
     "TenantLimitsOut",
     "TenantOut",
+    "TenantUpdate",
     "TokenCreate",
     "TokenCreated",
     "TokenOut",
@@ -37,23 +39,21 @@ __all__ = [
 ]
 
 Name = Annotated[str, Field(min_length=1, max_length=63, examples=["acme"])]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def parse_range(text: str) -> tuple[Address, Address]:
-    """``203.0.113.10-203.0.113.20``, a CIDR, or one address → an inclusive (first, last) pair."""
-    text = text.strip()
+    """``203.0.113.10-203.0.113.20``, a CIDR, or one address → an inclusive (first, last) pair.
+    Each part goes through the one parser (``model/addresses.py``): no spaces, no scope ids."""
     try:
         if "-" in text:
-            first_text, last_text = (part.strip() for part in text.split("-", 1))
-            first, last = ipaddress.ip_address(first_text), ipaddress.ip_address(last_text)
+            first_text, last_text = text.split("-", 1)
+            first, last = parse_address(first_text), parse_address(last_text)
         elif "/" in text:
-            network = ipaddress.ip_network(text, strict=True)
+            network = parse_network(text)
             first, last = network[0], network[-1]
         else:
-            first = last = ipaddress.ip_address(text)
-    except ValueError as error:
+            first = last = parse_address(text)
+    except AddressError as error:
         raise ValueError(
             f"reserved range {text!r} is not FIRST-LAST, a CIDR or an address ({error})"
         ) from None
@@ -62,18 +62,59 @@ def parse_range(text: str) -> tuple[Address, Address]:
     return first, last
 
 
+def _networks(value: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """Each network in its canonical text (the store compares them as text)."""
+    normalized = []
+    for text in value:
+        try:
+            normalized.append(str(parse_network(text)))
+        except AddressError as error:
+            raise ValueError(f"{what}: {error}") from None
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{what} lists a network twice")
+    return tuple(normalized)
+
+
 class WhoAmI(Frozen):
     kind: Literal["admin", "tenant", "pop"]
     name: str
 
 
+AllowedBackendNetworks = Annotated[
+    tuple[str, ...],
+    Field(
+        max_length=64,
+        description="Private networks (RFC 1918, 100.64.0.0/10, fc00::/7) this tenant's backends may use, "
+        "e.g. an on-premises cluster's nodes; set by the admin only. Empty: no private backends.",
+        examples=[["10.20.0.0/16"]],
+    ),
+]
+
+
 class TenantCreate(Frozen):
     name: Name
+    allowed_backend_networks: AllowedBackendNetworks = ()
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return check_name(value, "tenant name")
+
+    @field_validator("allowed_backend_networks")
+    @classmethod
+    def _allowed(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_tenant_allow_list(_networks(value, "allowed_backend_networks"))
+
+
+class TenantUpdate(Frozen):
+    allowed_backend_networks: AllowedBackendNetworks | None = None
+
+    @field_validator("allowed_backend_networks")
+    @classmethod
+    def _allowed(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return check_tenant_allow_list(_networks(value, "allowed_backend_networks"))
 
 
 class TenantOut(Frozen):
@@ -81,6 +122,7 @@ class TenantOut(Frozen):
     created_at: datetime
     load_balancers: int
     addresses: int
+    allowed_backend_networks: tuple[str, ...] = ()
 
 
 TtlSeconds = Annotated[
@@ -145,16 +187,7 @@ class PoolCreate(Frozen):
     @field_validator("networks")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        normalized = []
-        for text in value:
-            try:
-                normalized.append(str(ipaddress.ip_network(text.strip(), strict=True)))
-            except ValueError as error:
-                raise ValueError(
-                    f"network {text!r} is not a CIDR prefix with its host bits zero ({error}); "
-                    "write e.g. 203.0.113.0/24 or 2001:db8:100::/48"
-                ) from None
-        return tuple(normalized)
+        return _networks(value, "networks")
 
     @field_validator("reserved")
     @classmethod

@@ -8,13 +8,23 @@ import uvicorn
 
 from anycastlb.control.api.app import create_app
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.backend_policy import PlatformAddresses
 from anycastlb.control.limits import Limits
 from anycastlb.control.store.engine import open_store
+from anycastlb.model.addresses import AddressError, Network, parse_bind_address, parse_network
 
-__all__ = ["ADMIN_TOKEN_ENV", "ServerError", "parse_listen", "serve"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "PLATFORM_NETWORKS_ENV",
+    "ServerError",
+    "parse_listen",
+    "platform_addresses",
+    "serve",
+]
 
 log = logging.getLogger("anycastlb.control")
 ADMIN_TOKEN_ENV = "ANYCASTLB_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a secret
+PLATFORM_NETWORKS_ENV = "ANYCASTLB_PLATFORM_NETWORKS"  # comma-separated, added to --platform-network
 _MIN_ADMIN_TOKEN = 16
 
 _INSECURE_BANNER = """
@@ -25,6 +35,12 @@ _INSECURE_BANNER = """
  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 """
 
+_LAB_BANNER = """
+ !! --allow-backend-network {networks}: tenants' backends in these networks skip the
+ !! backend policy (loopback, link-local, private, platform addresses). Lab and tests only:
+ !! on a PoP this lets a tenant's VIP reach the PoP's own services.
+"""
+
 
 class ServerError(RuntimeError):
     """The control plane cannot start; the message says what to change."""
@@ -32,10 +48,39 @@ class ServerError(RuntimeError):
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, _, port_text = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
+    host = host.removeprefix("[").removesuffix("]") or "127.0.0.1"
+    try:
+        address = parse_bind_address(host)
+    except AddressError as error:
+        raise ServerError(f"--listen {listen!r}: {error}") from None
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ServerError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8700 or [::1]:8700")
-    return host, int(port_text)
+    return str(address), int(port_text)
+
+
+def _networks(texts: list[str], option: str) -> tuple[Network, ...]:
+    found: list[Network] = []
+    for text in texts:
+        try:
+            found.append(parse_network(text))
+        except AddressError as error:
+            raise ServerError(f"{option}: {error}") from None
+    return tuple(found)
+
+
+def platform_addresses(host: str, platform: list[str], lab: list[str]) -> PlatformAddresses:
+    """What tenants' backends may not be: this process's listen address (unless it is every
+    address: then name the hosts with --platform-network), the platform networks from the command
+    line and ``ANYCASTLB_PLATFORM_NETWORKS``, and the lab switch's networks."""
+    from_env = [part.strip() for part in os.environ.get(PLATFORM_NETWORKS_ENV, "").split(",") if part.strip()]
+    listen = parse_bind_address(host)
+    return PlatformAddresses(
+        control_plane=() if listen.is_unspecified else (listen,),
+        platform_networks=_networks(
+            [*platform, *from_env], f"--platform-network (or {PLATFORM_NETWORKS_ENV})"
+        ),
+        lab_networks=_networks(lab, "--allow-backend-network"),
+    )
 
 
 def admin_token(insecure_dev: bool) -> str | None:
@@ -56,17 +101,35 @@ def admin_token(insecure_dev: bool) -> str | None:
 
 
 def serve(
-    listen: str, database: str, *, insecure_dev: bool, log_level: str, limits: Limits | None = None
+    listen: str,
+    database: str,
+    *,
+    insecure_dev: bool,
+    log_level: str,
+    limits: Limits | None = None,
+    platform_networks: list[str] | None = None,
+    allow_backend_networks: list[str] | None = None,
 ) -> int:
     host, port = parse_listen(listen)
     token = admin_token(insecure_dev)
+    platform = platform_addresses(host, platform_networks or [], allow_backend_networks or [])
     if token is None:
         sys.stderr.write(_INSECURE_BANNER.format(listen=listen))
         log.warning("insecure_dev admin_token=none listen=%s", listen)
+    if platform.lab_networks:
+        networks = ", ".join(str(network) for network in platform.lab_networks)
+        sys.stderr.write(_LAB_BANNER.format(networks=networks))
+        log.warning("backend_policy_lifted networks=%s (--allow-backend-network: a lab switch)", networks)
     store = open_store(database)
     limits = limits or Limits()
-    log.info("control_starting listen=%s database=%s limits=%s", listen, store.dialect, limits)
-    app = create_app(Runtime(store=store, admin_token=token, limits=limits))
+    log.info(
+        "control_starting listen=%s database=%s limits=%s platform_networks=%s",
+        listen,
+        store.dialect,
+        limits,
+        ",".join(str(network) for network in platform.platform_networks) or "none",
+    )
+    app = create_app(Runtime(store=store, admin_token=token, limits=limits, platform=platform))
     config = uvicorn.Config(
         app,
         host=host,

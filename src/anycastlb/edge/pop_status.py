@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from anycastlb.bgp.policy import Prefix
 from anycastlb.edge.desired_listeners import listener_origins, listeners_for
 from anycastlb.edge.vips import vip_serving
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import Listener
 from anycastlb.model.desired import (
     BackendStatus,
@@ -127,7 +128,7 @@ def pop_status(
             statuses.append(
                 ListenerStatus(
                     load_balancer=item.load_balancer_id,
-                    address=ipaddress.ip_address(item.address),
+                    address=parse_address(item.address),
                     port=item.port,
                     protocol=item.protocol,
                     serving=False,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from anycastlb.k8s.selectors import Selector, SelectorError, parse_selector
+from anycastlb.model.addresses import AddressError, parse_address
 from anycastlb.model.base import check_name
 from anycastlb.model.config import ProxyProtocolVersion
 from anycastlb.model.desired import MAX_IPS_PER_LOAD_BALANCER
@@ -69,11 +70,11 @@ def _addresses(text: str, source: str, problems: list[str]) -> tuple[Address, ..
         if not item:
             continue
         try:
-            address = ipaddress.ip_address(item)
-        except ValueError:
+            address = parse_address(item)
+        except AddressError as error:
             problems.append(
-                f"{source}: {item!r} is not an IP address; write IPv4 or IPv6 addresses separated by "
-                "commas, e.g. '203.0.113.10,2001:db8::10'"
+                f"{source}: {error}; write IPv4 or IPv6 addresses separated by commas, e.g. "
+                "'203.0.113.10,2001:db8::10'"
             )
             continue
         if address in found:

@@ -41,7 +41,6 @@ pydantic's validation, whose checks (an address, a port and a weight in range, n
 by construction here; the tests check that every spec validates again to itself.
 """
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,6 +60,7 @@ from anycastlb.k8s.views import (
     ServicePortView,
     ServiceView,
 )
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import Backend, HealthCheck, ListenerSettings, ProxyProtocolVersion
 from anycastlb.model.desired import IPFamily, IPRequest, LoadBalancerSpec
 
@@ -279,7 +279,7 @@ def _address(node: NodeView, types: tuple[str, ...], version: int) -> Address | 
             if address_type != kind:
                 continue
             try:
-                address = ipaddress.ip_address(text.strip())
+                address = parse_address(text.strip())  # the API server may pad; nothing else may
             except ValueError:
                 continue
             if address.version == version:

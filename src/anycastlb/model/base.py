@@ -1,50 +1,63 @@
 """Types every config model shares: frozen models, IP addresses, ports, names."""
 
-import ipaddress
 import re
-from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
-__all__ = ["Frozen", "IPAddress", "Port", "check_name", "parse_address"]
+from anycastlb.model.addresses import (
+    Address,
+    Network,
+    address_text,
+    check_address,
+    parse_address,
+    parse_bind_address,
+    parse_network,
+)
+
+__all__ = ["BindAddress", "Frozen", "IPAddress", "IPNetwork", "Port", "check_name", "parse_address"]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-@lru_cache(maxsize=65536)
-def parse_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """Cached: the same few hundred node addresses recur in every load balancer of a cluster
-    (1,000 backends per spec at 500 nodes x 2 ports), and ``ip_address`` costs ~8 µs a call.
-    The address objects are immutable, so sharing them is safe."""
-    try:
-        return ipaddress.ip_address(value.strip())
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IPv4 or IPv6 address (write e.g. 203.0.113.10 or 2001:db8::10)"
-        ) from None
+def _parse_ip(value: object) -> Address:
+    """Text through the one parser (``model/addresses.py``); objects are checked on its rules."""
+    if isinstance(value, str):
+        return parse_address(value)
+    if isinstance(value, Address):
+        return check_address(value)
+    raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
 
 
-def _parse_ip(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
-    return parse_address(value)
+def _parse_bind(value: object) -> Address:
+    if isinstance(value, str):
+        return parse_bind_address(value)
+    if isinstance(value, Address):
+        return parse_bind_address(str(value))
+    raise ValueError(f"expected an IPv4 or IPv6 address as a string, got {type(value).__name__}")
 
 
-# The text of an address, cached for the same reason as the parsing: str(IPv4Address) takes
-# ~2 µs, and a load balancer at 500 nodes dumps 1,000 of them for each comparison and answer.
-@lru_cache(maxsize=65536)
-def _address_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    return str(address)
+def _parse_net(value: object) -> Network:
+    if isinstance(value, str):
+        return parse_network(value)
+    if isinstance(value, Network):
+        return parse_network(str(value))
+    raise ValueError(f"expected a network such as 203.0.113.0/24 as a string, got {type(value).__name__}")
 
 
+def _network_text(network: Network) -> str:
+    return str(network)
+
+
+# A unicast address (VIP, backend, node, peer), in the canonical form of model/addresses.py.
 IPAddress = Annotated[
-    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    Address,
     PlainValidator(_parse_ip),
-    PlainSerializer(_address_text, return_type=str),  # stated: pydantic cannot read it through lru_cache
+    PlainSerializer(address_text, return_type=str),  # stated: pydantic cannot read it through lru_cache
 ]
+# An address to listen on: unicast, or the unspecified address (every address of the host).
+BindAddress = Annotated[Address, PlainValidator(_parse_bind), PlainSerializer(address_text, return_type=str)]
+IPNetwork = Annotated[Network, PlainValidator(_parse_net), PlainSerializer(_network_text, return_type=str)]
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

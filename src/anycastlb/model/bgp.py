@@ -4,12 +4,12 @@ VIPs are not listed here: every listener bound to a specific address is a VIP, a
 route (/32 or /128). ``vips`` only overrides path attributes for some of them.
 """
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from anycastlb.model.addresses import AddressError, parse_network
 from anycastlb.model.base import Frozen, IPAddress
 from anycastlb.model.duration import Duration
 
@@ -60,10 +60,10 @@ class VipAttributes(Frozen):
     @classmethod
     def _host_prefix(cls, value: str) -> str:
         try:
-            network = ipaddress.ip_network(value.strip(), strict=True)
-        except ValueError:
+            network = parse_network(value)
+        except AddressError as error:
             raise ValueError(
-                f"{value!r} is not a prefix (write e.g. 203.0.113.10/32 or 2001:db8::10/128)"
+                f"{error} (a VIP prefix is written e.g. 203.0.113.10/32 or 2001:db8::10/128)"
             ) from None
         if network.prefixlen != network.max_prefixlen:
             raise ValueError(f"{value} is not a host prefix: a VIP is announced as /32 (IPv4) or /128 (IPv6)")
@@ -80,7 +80,7 @@ class BgpConfig(Frozen):
 
     speaker: Literal["exabgp"] = "exabgp"
     local_as: ASN
-    router_id: ipaddress.IPv4Address
+    router_id: IPAddress  # a 32-bit identifier written as an IPv4 address (checked below)
     peers: tuple[BgpPeer, ...]
     next_hop: IPAddress | Literal["self"] = "self"  # for IPv4 VIPs
     next_hop_v6: IPAddress | Literal["self"] = "self"  # for IPv6 VIPs
@@ -108,6 +108,8 @@ class BgpConfig(Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> "BgpConfig":
+        if self.router_id.version != 4:
+            raise ValueError(f"router_id {self.router_id} must be written as an IPv4 address (RFC 6286)")
         if self.next_hop != "self" and self.next_hop.version != 4:
             raise ValueError(
                 f"next_hop {self.next_hop} must be an IPv4 address (next_hop_v6 is for IPv6 VIPs)"

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from anycastlb.model.base import Frozen, IPAddress, Port, check_name
+from anycastlb.model.base import BindAddress, Frozen, IPAddress, Port, check_name
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config_file import ConfigError, read_yaml_file
 from anycastlb.model.duration import Duration
@@ -170,7 +170,7 @@ class Listener(ListenerSettings):
     """One VIP:port the PoP accepts on, and where its connections go."""
 
     name: str
-    address: IPAddress
+    address: BindAddress  # a VIP; in a standalone edge.yaml also 0.0.0.0 or :: (every address)
 
     @field_validator("name")
     @classmethod
@@ -193,7 +193,7 @@ class Listener(ListenerSettings):
 class MetricsEndpoint(Frozen):
     """Where Prometheus scrapes the agent."""
 
-    address: IPAddress = ipaddress.IPv4Address("127.0.0.1")
+    address: BindAddress = ipaddress.IPv4Address("127.0.0.1")
     port: Port = 9100
 
 

@@ -1,12 +1,11 @@
 """``/v1/tenants/{tenant}/…``: a tenant's load balancers and IP addresses."""
 
-import ipaddress
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
 from anycastlb.control.api.deps import Caller, Rt
-from anycastlb.control.errors import Invalid, NotFound
+from anycastlb.control.errors import Invalid
 from anycastlb.control.schemas import (
     AddressOut,
     IPReservation,
@@ -16,6 +15,7 @@ from anycastlb.control.schemas import (
 )
 from anycastlb.control.service import addresses, load_balancers, pops
 from anycastlb.control.service.prepared import PreparedSpec
+from anycastlb.model.addresses import AddressError, parse_address
 from anycastlb.model.desired import LoadBalancerSpec
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["load balancers"])
@@ -47,7 +47,9 @@ def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt
     """Allocate its VIPs and hand it to its PoPs. 409 if the name exists (PUT updates)."""
     caller.require_tenant_access(tenant)
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
-    out = rt.write(lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits))
+    out = rt.write(
+        lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits, platform=rt.platform)
+    )
     return _json(out, status.HTTP_201_CREATED)
 
 
@@ -74,7 +76,9 @@ def ensure_load_balancer(
         raise Invalid(f"the body's name {spec.name!r} differs from the path's {name!r}")
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
     out, created = rt.write(
-        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, if_match)
+        lambda s: load_balancers.ensure_load_balancer(
+            s, tenant, prepared, rt.limits, if_match, platform=rt.platform
+        )
     )
     return _json(out, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -118,7 +122,7 @@ def reserve_address(tenant: str, body: IPReservation, caller: Caller, rt: Rt) ->
 def release_address(tenant: str, address: str, caller: Caller, rt: Rt) -> None:
     caller.require_tenant_access(tenant)
     try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        raise NotFound(f"{address!r} is not an IP address of tenant {tenant!r}") from None
+        parsed = parse_address(address)
+    except AddressError as error:
+        raise Invalid(f"path parameter address: {error}") from None
     rt.write(lambda s: addresses.release(s, tenant, parsed))

@@ -7,6 +7,7 @@ from anycastlb.control.principal import Principal
 from anycastlb.control.schemas import (
     TenantCreate,
     TenantOut,
+    TenantUpdate,
     TokenCreate,
     TokenCreated,
     TokenOut,
@@ -27,7 +28,7 @@ def whoami(caller: Caller) -> WhoAmI:
 @router.post("/tenants", status_code=status.HTTP_201_CREATED)
 def create_tenant(body: TenantCreate, caller: Caller, rt: Rt) -> TenantOut:
     caller.require_admin()
-    return rt.write(lambda s: tenants.create_tenant(s, body.name))
+    return rt.write(lambda s: tenants.create_tenant(s, body))
 
 
 @router.get("/tenants")
@@ -40,6 +41,14 @@ def list_tenants(caller: Caller, rt: Rt) -> list[TenantOut]:
 def get_tenant(tenant: str, caller: Caller, rt: Rt) -> TenantOut:
     caller.require_tenant_access(tenant)
     return rt.read(lambda s: tenants.get_tenant(s, tenant))
+
+
+@router.patch("/tenants/{tenant}")
+def update_tenant(tenant: str, body: TenantUpdate, caller: Caller, rt: Rt) -> TenantOut:
+    """The admin's settings of a tenant (``allowed_backend_networks``: private networks its backends
+    may use); a tenant cannot change them."""
+    caller.require_admin()
+    return rt.write(lambda s: tenants.update_tenant(s, tenant, body), notify=False)
 
 
 @router.delete("/tenants/{tenant}", status_code=status.HTTP_204_NO_CONTENT)

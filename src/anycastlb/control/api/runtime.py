@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from anycastlb.control.api.metrics import ControlMetrics
+from anycastlb.control.backend_policy import PlatformAddresses
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.limits import Limits
 from anycastlb.control.principal import Credential
@@ -75,6 +76,9 @@ class Runtime:
     store: Store
     admin_token: str | None  # None: --insecure-dev, every request is the admin
     limits: Limits = field(default_factory=Limits)
+    # What backends may not be (control/backend_policy.py): --platform-network, the listen address,
+    # and the lab switch --allow-backend-network.
+    platform: PlatformAddresses = field(default_factory=PlatformAddresses)
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     metrics: ControlMetrics = field(default_factory=ControlMetrics)
     renderer: DesiredRenderer = field(default_factory=DesiredRenderer)

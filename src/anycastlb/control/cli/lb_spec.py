@@ -1,7 +1,6 @@
 """A load balancer spec from a file (``lb apply -f``) or from options (``lb create``), validated here
 with the tier contract, so a typo is reported with its field path before any request is made."""
 
-import ipaddress
 import json
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from anycastlb.control.cli.errors import InputError
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.desired import LoadBalancerSpec
 
 __all__ = ["load_spec_file", "request_body", "spec_from_options", "validate_spec"]
@@ -70,7 +70,7 @@ def _backend(text: str) -> dict[str, object]:
     host, _, port = text.strip().rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
     try:
-        ipaddress.ip_address(host)
+        parse_address(host)
         number = int(port)
     except ValueError:
         raise InputError(

@@ -224,7 +224,7 @@ def release(session: Session, tenant: str, address: IP) -> None:
     lock(session)
     found = tenant_by_name(session, tenant)
     row = _own(session, tenant, address)
-    holding = load_holdings(session, found.id)[ipaddress.ip_address(row.address)]
+    holding = load_holdings(session, found.id)[parse_address(row.address)]
     try:
         check_release(holding)
     except AllocationError as error:

@@ -11,13 +11,13 @@ update, decoding the old one for its PoPs): the spec arrives validated, dumped a
 validated again (the size limits in control/limits.py bound the rest).
 """
 
-import ipaddress
 import uuid
 from collections import defaultdict
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, defer
 
+from anycastlb.control.backend_policy import BackendPolicy, PlatformAddresses, spec_refusals
 from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
 from anycastlb.control.limits import Limits
@@ -36,6 +36,7 @@ from anycastlb.control.service.quotas import check_address_quota, check_load_bal
 from anycastlb.control.service.revision import bump, lock, touch_pops
 from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pop, Tenant, utcnow
+from anycastlb.model.addresses import parse_address, parse_network
 from anycastlb.model.desired import LoadBalancerSpec
 
 __all__ = [
@@ -154,6 +155,29 @@ def _check_shared_ports(
             )
 
 
+def _check_backends(
+    session: Session, tenant: Tenant, spec: LoadBalancerSpec, platform: PlatformAddresses
+) -> None:
+    """Refuse backends that point at the platform or at the PoP itself (``control/backend_policy.py``)."""
+    policy = BackendPolicy(
+        platform=platform,
+        pools=tuple(
+            (view.name, network) for _, view in pool_views(session).values() for network in view.networks
+        ),
+        tenant_allowed=tuple(parse_network(text) for text in tenant.allowed_backend_networks or ()),
+    )
+    problems = spec_refusals(
+        policy,
+        (
+            (listener.port, ((backend.address, backend.port) for backend in listener.backends))
+            for listener in spec.listeners
+        ),
+    )
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        raise Invalid("backends refused: " + "; ".join(shown))
+
+
 def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tuple[str, ...]) -> AddressPlan:
     try:
         return plan_addresses(
@@ -161,7 +185,7 @@ def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tup
             tenant=tenant.name,
             load_balancer=spec.name,
             ports=spec.ports,
-            current=[ipaddress.ip_address(text) for text in current],
+            current=[parse_address(text) for text in current],
             pools=[view for _, view in pool_views(session).values()],
             holdings=load_holdings(session, tenant.id, spec.ips.sharing_key),
         )
@@ -185,7 +209,7 @@ def _link(
 
 
 def create_load_balancer(
-    session: Session, tenant: str, prepared: PreparedSpec, limits: Limits
+    session: Session, tenant: str, prepared: PreparedSpec, limits: Limits, *, platform: PlatformAddresses
 ) -> LoadBalancerOut:
     spec = prepared.spec
     lock(session)
@@ -196,6 +220,7 @@ def create_load_balancer(
         )
     check_load_balancer_quota(session, found, limits)
     _check_pops(session, spec)
+    _check_backends(session, found, spec, platform)
     plan = _plan(session, found, spec, ())
     check_address_quota(session, found, len(plan.new), limits)
     version = bump(session)
@@ -216,7 +241,13 @@ def create_load_balancer(
 
 
 def ensure_load_balancer(
-    session: Session, tenant: str, prepared: PreparedSpec, limits: Limits, if_match: int | None = None
+    session: Session,
+    tenant: str,
+    prepared: PreparedSpec,
+    limits: Limits,
+    if_match: int | None = None,
+    *,
+    platform: PlatformAddresses,
 ) -> tuple[LoadBalancerOut, bool]:
     """Create or update to exactly ``spec``; returns (load balancer, created). An unchanged spec is a
     no-op that keeps the version (controllers re-send the same spec on every resync)."""
@@ -227,7 +258,7 @@ def ensure_load_balancer(
     if lb is None:
         if if_match is not None:
             raise PreconditionFailed(f"load balancer {spec.name!r} does not exist (If-Match {if_match})")
-        return create_load_balancer(session, tenant, prepared, limits), True
+        return create_load_balancer(session, tenant, prepared, limits, platform=platform), True
     if if_match is not None and if_match != lb.version:
         raise PreconditionFailed(
             f"load balancer {spec.name!r} is at version {lb.version}, not {if_match}; re-read it and retry"
@@ -240,6 +271,7 @@ def ensure_load_balancer(
         return _out(lb, tenant, current, spec), False
     old_pops = stored_pops(lb.spec)
     _check_pops(session, spec)
+    _check_backends(session, found, spec, platform)
     plan = _plan(session, found, spec, current)
     check_address_quota(session, found, len(plan.new), limits)
     version = bump(session)
@@ -265,5 +297,5 @@ def delete_load_balancer(session: Session, tenant: str, name: str) -> None:
     pops = stored_pops(lb.spec)
     session.delete(lb)
     session.flush()
-    drop_unused_dynamic(session, [ipaddress.ip_address(text) for text in current])
+    drop_unused_dynamic(session, [parse_address(text) for text in current])
     touch_pops(session, pops, bump(session))

@@ -1,7 +1,5 @@
 """IP pools: platform pools every tenant may use and BYOIP pools owned by one tenant."""
 
-import ipaddress
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -12,6 +10,7 @@ from anycastlb.control.schemas import PoolCreate, PoolOut, PoolUpdate, parse_ran
 from anycastlb.control.service.revision import lock
 from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, Pool, Tenant
+from anycastlb.model.addresses import parse_network
 
 __all__ = ["create_pool", "delete_pool", "get_pool", "list_pools", "pool_views", "update_pool"]
 
@@ -19,7 +18,7 @@ __all__ = ["create_pool", "delete_pool", "get_pool", "list_pools", "pool_views",
 def _view(pool: Pool, owner: str | None) -> PoolView:
     return PoolView(
         name=pool.name,
-        networks=tuple(ipaddress.ip_network(text) for text in pool.networks),
+        networks=tuple(parse_network(text) for text in pool.networks),
         reserved=tuple(parse_range(f"{first}-{last}") for first, last in pool.reserved),
         owner=owner,
         auto_assign=pool.auto_assign,

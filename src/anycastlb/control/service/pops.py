@@ -1,6 +1,5 @@
 """PoPs: their credentials, the desired state each must serve, and the status each reports."""
 
-import ipaddress
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -12,6 +11,7 @@ from anycastlb.control.service.load_balancers import addresses_of, get_load_bala
 from anycastlb.control.service.revision import bump, bump_token_generation, lock
 from anycastlb.control.service.tokens import issue_token
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, utcnow
+from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
 
@@ -139,7 +139,7 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
                 tenant=tenant,
                 name=lb.name,
                 version=lb.version,
-                vips=tuple(ipaddress.ip_address(text) for text in vips.get(lb.id, ())),
+                vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
                 listeners=tuple(ListenerSettings.model_validate(item) for item in lb.spec["listeners"]),
             )
             for lb, tenant in served

@@ -4,11 +4,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, NotFound
-from anycastlb.control.schemas import TenantOut
+from anycastlb.control.schemas import TenantCreate, TenantOut, TenantUpdate
 from anycastlb.control.service.revision import bump_token_generation, lock
 from anycastlb.control.store.tables import Address, LoadBalancer, Pool, Tenant
 
-__all__ = ["create_tenant", "delete_tenant", "get_tenant", "list_tenants", "tenant_by_name"]
+__all__ = ["create_tenant", "delete_tenant", "get_tenant", "list_tenants", "tenant_by_name", "update_tenant"]
 
 
 def tenant_by_name(session: Session, name: str) -> Tenant:
@@ -21,15 +21,32 @@ def tenant_by_name(session: Session, name: str) -> Tenant:
 def _out(session: Session, tenant: Tenant) -> TenantOut:
     lbs = session.scalar(select(func.count()).where(LoadBalancer.tenant_id == tenant.id)) or 0
     addresses = session.scalar(select(func.count()).where(Address.tenant_id == tenant.id)) or 0
-    return TenantOut(name=tenant.name, created_at=tenant.created_at, load_balancers=lbs, addresses=addresses)
+    return TenantOut(
+        name=tenant.name,
+        created_at=tenant.created_at,
+        load_balancers=lbs,
+        addresses=addresses,
+        allowed_backend_networks=tuple(tenant.allowed_backend_networks or ()),
+    )
 
 
-def create_tenant(session: Session, name: str) -> TenantOut:
+def create_tenant(session: Session, body: TenantCreate) -> TenantOut:
     lock(session)
-    if session.execute(select(Tenant.id).where(Tenant.name == name)).first() is not None:
-        raise Conflict(f"tenant {name!r} already exists")
-    tenant = Tenant(name=name)
+    if session.execute(select(Tenant.id).where(Tenant.name == body.name)).first() is not None:
+        raise Conflict(f"tenant {body.name!r} already exists")
+    tenant = Tenant(name=body.name, allowed_backend_networks=list(body.allowed_backend_networks) or None)
     session.add(tenant)
+    session.flush()
+    return _out(session, tenant)
+
+
+def update_tenant(session: Session, name: str, body: TenantUpdate) -> TenantOut:
+    """The admin's settings of a tenant. A narrower allow-list applies to the next change of each
+    load balancer; those stored keep running until then."""
+    lock(session)
+    tenant = tenant_by_name(session, name)
+    if body.allowed_backend_networks is not None:
+        tenant.allowed_backend_networks = list(body.allowed_backend_networks) or None
     session.flush()
     return _out(session, tenant)
 

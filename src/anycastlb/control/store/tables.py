@@ -65,6 +65,8 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    # Private networks (canonical CIDR texts) the admin lets this tenant's backends use; NULL: none.
+    allowed_backend_networks: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     # The admin's quota overrides; NULL: the process default (control/limits.py).
     max_load_balancers: Mapped[int | None] = mapped_column(Integer, nullable=True)
