@@ -53,7 +53,7 @@ def state(*load_balancers: DesiredLoadBalancer, version: int = 7, pop: str = "fr
 
 
 def names(desired: PopDesiredState) -> list[str]:
-    return [listener.name for listener in listeners_for(desired)[0]]
+    return [listener.name for listener in listeners_for(desired, None)[0]]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_two_load_balancers_whose_names_would_collide_both_get_a_hash() -> None:
 def test_settings_are_copied_field_for_field_and_the_vip_is_the_address() -> None:
     web = lb(proxy_protocol="v1", idle_timeout="120s", retries=4, max_connections=10)
 
-    (listener,), skipped = listeners_for(state(web))
+    (listener,), skipped = listeners_for(state(web), None)
 
     assert skipped == ()
     assert listener.address == ipaddress.ip_address("203.0.113.10")
@@ -138,7 +138,7 @@ def test_settings_are_copied_field_for_field_and_the_vip_is_the_address() -> Non
 def test_udp_listeners_are_skipped_with_a_reason_and_the_rest_is_served() -> None:
     dns = lb(name="dns", ports=((53, "udp"), (53, "tcp")))
 
-    listeners, skipped = listeners_for(state(dns))
+    listeners, skipped = listeners_for(state(dns), None)
 
     assert [(listener.name, listener.protocol) for listener in listeners] == [("acme-dns-53", "tcp")]
     assert skipped == (
@@ -152,7 +152,7 @@ def test_an_endpoint_claimed_twice_is_served_for_the_first_load_balancer_only() 
     first = lb(name="one")
     second = lb(name="two", ports=(443, 8443))
 
-    listeners, skipped = listeners_for(state(first, second))
+    listeners, skipped = listeners_for(state(first, second), None)
 
     assert [listener.name for listener in listeners] == ["acme-one-443", "acme-two-8443"]
     assert len(skipped) == 1
@@ -163,7 +163,7 @@ def test_an_endpoint_claimed_twice_is_served_for_the_first_load_balancer_only() 
 def test_origins_name_the_load_balancer_and_endpoint_of_each_listener() -> None:
     desired = state(lb(vips=("203.0.113.10", "2001:db8::10")))
 
-    assert listener_origins(desired) == {
+    assert listener_origins(desired, None) == {
         "acme-web-443": ListenerOrigin("lb-acme-web", "203.0.113.10", 443, "tcp"),
         "acme-web-443-1": ListenerOrigin("lb-acme-web", "2001:db8::10", 443, "tcp"),
     }

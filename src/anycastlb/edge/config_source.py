@@ -182,7 +182,7 @@ class ControlSource:
                 error.strerror,
                 candidate.version,
             )
-        for skipped in listeners_for(candidate)[1]:
+        for skipped in listeners_for(candidate, config.metrics)[1]:
             log.warning(
                 "listener_skipped load_balancer=%s address=%s port=%d/%s reason=%r",
                 skipped.load_balancer_id,

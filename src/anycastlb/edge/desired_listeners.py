@@ -10,7 +10,8 @@ listener's identity (load balancer id, VIP index, port, protocol) instead of its
 unique and stable.
 
 What the data plane cannot serve is returned as :class:`Skipped` (UDP; an endpoint two load
-balancers claim, which the control plane should prevent; settings the edge refuses), never as an
+balancers claim, which the control plane should prevent; a backend that is the edge itself, its
+metrics endpoint or one of its VIPs; settings the edge refuses), never as an
 error: one tenant's odd listener must not stop a PoP from following the rest of its state.
 """
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from anycastlb.model.config import ConfigError, EdgeConfig, Listener, ListenerSettings
+from anycastlb.edge.own_endpoints import OwnEndpoints, self_backend_reason
+from anycastlb.model.config import ConfigError, EdgeConfig, Listener, ListenerSettings, MetricsEndpoint
 from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState
 
 __all__ = [
@@ -114,11 +116,25 @@ def listener_name(load_balancer: DesiredLoadBalancer, vip_index: int, settings: 
     return readable if len(readable) <= _MAX_NAME else _hashed_name(planned)
 
 
-def _plan(state: PopDesiredState) -> tuple[list[_Planned], list[Skipped]]:
+def _own_endpoints(state: PopDesiredState, metrics: MetricsEndpoint | None) -> OwnEndpoints:
+    return OwnEndpoints.of(
+        (
+            (vip, settings.port)
+            for lb in state.load_balancers
+            for vip in lb.vips
+            for settings in lb.listeners
+            if settings.protocol == "tcp"
+        ),
+        metrics,
+    )
+
+
+def _plan(state: PopDesiredState, metrics: MetricsEndpoint | None) -> tuple[list[_Planned], list[Skipped]]:
     """Every (load balancer, VIP, listener) the edge can serve, first claim of an endpoint wins."""
     planned: list[_Planned] = []
     skipped: list[Skipped] = []
     owners: dict[tuple[str, int, str], str] = {}
+    own = _own_endpoints(state, metrics)
     for lb in state.load_balancers:
         for vip_index, vip in enumerate(lb.vips):
             for settings in lb.listeners:
@@ -131,6 +147,8 @@ def _plan(state: PopDesiredState) -> tuple[list[_Planned], list[Skipped]]:
                     reason = (
                         f"{vip} port {settings.port}/{settings.protocol} is served by load balancer {owner}"
                     )
+                else:
+                    reason = self_backend_reason(settings.backends, own) or ""
                 if reason:
                     skipped.append(Skipped(lb.id, str(vip), settings.port, settings.protocol, reason))
                     continue
@@ -151,8 +169,10 @@ def _names(planned: list[_Planned]) -> list[str]:
     ]
 
 
-def _build(state: PopDesiredState) -> tuple[list[tuple[Listener, _Planned]], list[Skipped]]:
-    planned, skipped = _plan(state)
+def _build(
+    state: PopDesiredState, metrics: MetricsEndpoint | None
+) -> tuple[list[tuple[Listener, _Planned]], list[Skipped]]:
+    planned, skipped = _plan(state, metrics)
     built: list[tuple[Listener, _Planned]] = []
     for name, item in zip(_names(planned), planned, strict=True):
         try:
@@ -171,15 +191,18 @@ def _build(state: PopDesiredState) -> tuple[list[tuple[Listener, _Planned]], lis
     return built, skipped
 
 
-def listeners_for(state: PopDesiredState) -> tuple[tuple[Listener, ...], tuple[Skipped, ...]]:
-    """The edge listeners of a desired state, and what it skipped (with reasons)."""
-    built, skipped = _build(state)
+def listeners_for(
+    state: PopDesiredState, metrics: MetricsEndpoint | None
+) -> tuple[tuple[Listener, ...], tuple[Skipped, ...]]:
+    """The edge listeners of a desired state, and what it skipped (with reasons). ``metrics``: the
+    edge's own metrics endpoint, which no backend may name (``edge/own_endpoints.py``)."""
+    built, skipped = _build(state, metrics)
     return tuple(listener for listener, _ in built), tuple(skipped)
 
 
-def listener_origins(state: PopDesiredState) -> dict[str, ListenerOrigin]:
+def listener_origins(state: PopDesiredState, metrics: MetricsEndpoint | None) -> dict[str, ListenerOrigin]:
     """Listener name → the load balancer, VIP, port and protocol it serves (for status reports)."""
-    built, _ = _build(state)
+    built, _ = _build(state, metrics)
     return {
         listener.name: ListenerOrigin(
             item.load_balancer.id, str(listener.address), listener.port, listener.protocol
@@ -204,7 +227,7 @@ def edge_config_for(base: EdgeConfig, state: PopDesiredState) -> EdgeConfig:
             f"the desired state is for PoP {state.pop!r} but this edge is PoP {base.pop!r}; "
             "check --pop and pop: in base.yaml"
         )
-    listeners, _ = listeners_for(state)
+    listeners, _ = listeners_for(state, base.metrics)
     bgp = base.bgp
     if bgp is not None:
         vips = {str(ipaddress.ip_network(listener.address)) for listener in listeners}

@@ -315,6 +315,7 @@ class Follower:
             refusals=refusals,
             active_connections=self.active_connections,
             unbound=self.store.unbound(),
+            metrics=self.config.metrics,
         )
         if applied is not None:
             APPLIED_VERSION.set(applied.version)

@@ -13,7 +13,7 @@ from anycastlb.bgp.policy import Prefix
 from anycastlb.edge.desired_listeners import listener_origins, listeners_for
 from anycastlb.edge.vips import vip_serving
 from anycastlb.model.addresses import parse_address
-from anycastlb.model.config import Listener
+from anycastlb.model.config import Listener, MetricsEndpoint
 from anycastlb.model.desired import (
     BackendStatus,
     ListenerStatus,
@@ -83,6 +83,7 @@ def pop_status(
     refusals: Sequence[Refusal],
     active_connections: Callable[[str], int],
     unbound: Mapping[str, str] | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> PopStatusReport:
     """The report for ``applied`` (None: nothing applied yet, version 0, no listeners)."""
     applied_version = applied.version if applied is not None else 0
@@ -90,8 +91,8 @@ def pop_status(
     problems: list[PopProblem] = []
     listeners: tuple[Listener, ...] = ()
     if applied is not None:
-        listeners, skipped = listeners_for(applied)
-        origins = listener_origins(applied)
+        listeners, skipped = listeners_for(applied, metrics)
+        origins = listener_origins(applied, metrics)
         unbound = unbound or {}
         for listener in listeners:
             load_balancer = origins[listener.name].load_balancer_id

@@ -73,8 +73,8 @@ def _addresses(text: str, source: str, problems: list[str]) -> tuple[Address, ..
             address = parse_address(item)
         except AddressError as error:
             problems.append(
-                f"{source}: {error}; write IPv4 or IPv6 addresses separated by commas, e.g. "
-                "'203.0.113.10,2001:db8::10'"
+                f"{source}: {item!r} is not an IP address we accept ({error}); write IPv4 or IPv6 "
+                "addresses separated by commas, e.g. '203.0.113.10,2001:db8::10'"
             )
             continue
         if address in found:

@@ -78,14 +78,14 @@ def _check_text(text: object, what: str, extra: str = "") -> str:
             f"{text!r} carries an IPv6 scope id ('%...'); scope ids name an interface of one host and "
             f"are not accepted: write the address without it (e.g. {text.split('%', 1)[0]!r})"
         )
-    allowed = _ADDRESS_CHARS | frozenset(extra)
     for char in text:
-        if char not in allowed:
-            kind = "whitespace or a control character" if not char.isprintable() or char.isspace() else ""
+        if char.isspace() or not char.isprintable() or not char.isascii():
             raise AddressError(
-                f"{text!r} is not {what}: it contains {char!r}{f' ({kind})' if kind else ''}; "
-                "write only the address, without spaces, quotes or other text"
+                f"{text!r} is not {what}: it contains {char!r} (whitespace, a control character or a "
+                "non-ASCII character); write only the address, without spaces or other text"
             )
+    if not frozenset(text) <= _ADDRESS_CHARS | frozenset(extra):
+        raise AddressError(f"{text!r} is not {what} ({_EXAMPLE if not extra else _NETWORK_EXAMPLE})")
     return text
 
 

@@ -89,6 +89,12 @@ TABLE = (
     Row("POST", "/v1/tenants", (201, 403, 403, 403, 401), lambda w: {"json": {"name": w.fresh("t")}}),
     Row("GET", "/v1/tenants", (200, 403, 403, 403, 401)),
     Row("GET", "/v1/tenants/{tenant}", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
+    Row(
+        "PATCH",  # a tenant may not widen its own backend allowance
+        "/v1/tenants/{tenant}",
+        (200, 403, 403, 403, 401),
+        lambda w: {"tenant": "acme", "json": {"allowed_backend_networks": ["10.20.0.0/16"]}},
+    ),
     Row("DELETE", "/v1/tenants/{tenant}", (204, 403, 403, 403, 401), _fresh_tenant),
     Row(
         "POST",
