@@ -113,6 +113,7 @@ def tenant(row: Json) -> "Table":
             ("name", row["name"]),
             ("load balancers", str(row["load_balancers"])),
             ("addresses", str(row["addresses"])),
+            ("private backends", _list(list(row.get("allowed_backend_networks") or ())) or "none"),
             ("created", _when(row["created_at"])),
         ]
     )

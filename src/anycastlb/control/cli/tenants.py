@@ -16,15 +16,49 @@ token_app = typer.Typer(help="A tenant's API tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
 TenantName = Annotated[str, typer.Argument(help="The tenant's name.", show_default=False)]
+AllowOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-backend-network",
+        help="A private network (RFC 1918, 100.64.0.0/10, fc00::/7) the tenant's backends may use, e.g. "
+        "an on-premises cluster. Repeatable.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("create")
 def create(
-    name: TenantName, url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+    name: TenantName,
+    allow: AllowOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
 ) -> None:
     """Create a tenant (admin). Then give it a token: `anycastlb tenants token create NAME`."""
     with command(url, token, output) as cmd:
-        cmd.show(cmd.post("/v1/tenants", body={"name": name}), render.tenant)
+        body = {"name": name, "allowed_backend_networks": allow or []}
+        cmd.show(cmd.post("/v1/tenants", body=body), render.tenant)
+
+
+@app.command("update")
+def update(
+    name: TenantName,
+    allow: AllowOption = None,
+    no_private_backends: Annotated[
+        bool, typer.Option("--no-private-backends", help="Clear the list: no private backends.")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Change a tenant's settings (admin): the private networks its backends may use (the list
+    given replaces the previous one)."""
+    if not allow and not no_private_backends:
+        raise typer.BadParameter("give --allow-backend-network CIDR (repeatable) or --no-private-backends")
+    with command(url, token, output) as cmd:
+        body = {"allowed_backend_networks": [] if no_private_backends else allow}
+        cmd.show(cmd.patch("/v1/tenants/{}", name, body=body), render.tenant)
 
 
 @app.command("list")
