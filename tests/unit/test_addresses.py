@@ -29,17 +29,21 @@ v6 = st.ip_addresses(v=6)
 def v6_spellings(draw: st.DrawFn) -> tuple[ipaddress.IPv6Address, str]:
     """An IPv6 address written in one of its many ways: exploded or compressed (``::`` at any run of
     zeros), leading zeros kept or dropped per hextet, upper or lower case per hextet."""
-    address = draw(v6)
+    address = ipaddress.IPv6Address(int(draw(v6)))
     hextets = address.exploded.split(":")
     written = []
     for hextet in hextets:
         text = hextet if draw(st.booleans()) else (hextet.lstrip("0") or "0")
         written.append(text.upper() if draw(st.booleans()) else text)
     zero_runs = [i for i, h in enumerate(hextets) if int(h, 16) == 0]
-    if zero_runs and draw(st.booleans()):
-        start = draw(st.sampled_from(zero_runs))
+    compress: bool = draw(st.booleans())
+    if zero_runs and compress:
+        start: int = draw(st.sampled_from(zero_runs))
         end = start
-        while end + 1 < 8 and int(hextets[end + 1], 16) == 0 and draw(st.booleans()):
+        while end + 1 < 8 and int(hextets[end + 1], 16) == 0:
+            longer: bool = draw(st.booleans())
+            if not longer:
+                break
             end += 1
         head, tail = ":".join(written[:start]), ":".join(written[end + 1 :])
         return address, f"{head}::{tail}"

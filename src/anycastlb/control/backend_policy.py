@@ -29,7 +29,8 @@ are the PoP itself whichever tenant asks.
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from anycastlb.model.addresses import Address, Network
 
@@ -47,6 +48,7 @@ PRIVATE_NETWORKS: tuple[Network, ...] = tuple(
     ipaddress.ip_network(text)
     for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _LINK_LOCAL: tuple[Network, ...] = (
     ipaddress.ip_network("169.254.0.0/16"),
     ipaddress.ip_network("fe80::/10"),
@@ -85,18 +87,36 @@ def _inside(address: Address, networks: Iterable[Network]) -> Network | None:
     return None
 
 
-def _unicast_refusal(address: Address) -> BackendRefusal | None:
+@lru_cache(maxsize=65536)
+def _classify(address: Address) -> tuple[BackendRefusal | None, BackendRefusal | None, Network | None]:
+    """What the address is, whoever asks: (a refusal nothing lifts, a refusal the lab switch lifts,
+    the private range it is in). Cached: the same node addresses recur in every spec of a cluster,
+    and ``ipaddress``'s range properties cost ~1 µs each."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return BackendRefusal(
+        hard = BackendRefusal(
             "ipv4-mapped",
             "is an IPv4-mapped IPv6 address",
             f"write the IPv4 address {address.ipv4_mapped} (and it must pass these rules too)",
         )
-    if address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255"):
-        return BackendRefusal(
+        return hard, None, None
+    if address.is_unspecified or address.is_multicast or address == _BROADCAST:
+        hard = BackendRefusal(
             "not-unicast", "is not a unicast address of a host", "name a node's own unicast address"
         )
-    return None
+        return hard, None, None
+    if address.is_loopback:
+        soft = BackendRefusal(
+            "loopback",
+            "is a loopback address: it would reach the PoP itself",
+            "name a node's routable address",
+        )
+        return None, soft, None
+    if _inside(address, _LINK_LOCAL) is not None:
+        soft = BackendRefusal(
+            "link-local", "is link-local: it would reach the PoP's own link", "name a node's routable address"
+        )
+        return None, soft, None
+    return None, None, _inside(address, PRIVATE_NETWORKS)
 
 
 def _platform_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal | None:
@@ -107,9 +127,6 @@ def _platform_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal
                 f"is inside pool {name!r} ({network}): it is a VIP of this platform",
                 "name the nodes behind the other load balancer instead of its VIP",
             )
-    lab = _inside(address, policy.platform.lab_networks)
-    if lab is not None:  # the operator's lab switch: nothing below applies
-        return None
     if address in policy.platform.control_plane:
         return BackendRefusal(
             "control-plane", "is the control plane's own address", "name one of your own nodes"
@@ -124,36 +141,23 @@ def _platform_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal
     return None
 
 
-def _class_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal | None:
-    if address.is_loopback:
-        return BackendRefusal(
-            "loopback",
-            "is a loopback address: it would reach the PoP itself",
-            "name a node's routable address",
-        )
-    if _inside(address, _LINK_LOCAL) is not None:
-        return BackendRefusal(
-            "link-local",
-            "is link-local: it would reach the PoP's own link",
-            "name a node's routable address",
-        )
-    private = _inside(address, PRIVATE_NETWORKS)
-    if private is not None and _inside(address, policy.tenant_allowed) is None:
-        return BackendRefusal(
-            "private",
-            f"is in the private range {private}, which this tenant is not allowed to use",
-            "use the node's public address, or ask the admin to allow the network for this tenant "
-            "(`anycastlb tenants update NAME --allow-backend-network CIDR`)",
-        )
-    return None
-
-
 def backend_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal | None:
-    """Why ``address`` may not be a backend of this tenant, or None (allowed)."""
-    refusal = _unicast_refusal(address) or _platform_refusal(address, policy)
-    if refusal is not None or _inside(address, policy.platform.lab_networks) is not None:
+    """Why ``address`` may not be a backend of this tenant, or None (allowed): the first row of the
+    table above that matches."""
+    hard, soft, private = _classify(address)
+    if hard is not None:
+        return hard
+    if _inside(address, policy.platform.lab_networks) is not None:  # the operator's lab switch
+        return _platform_refusal(address, replace(policy, platform=PlatformAddresses()))
+    refusal = _platform_refusal(address, policy) or soft
+    if refusal is not None or private is None or _inside(address, policy.tenant_allowed) is not None:
         return refusal
-    return _class_refusal(address, policy)
+    return BackendRefusal(
+        "private",
+        f"is in the private range {private}, which this tenant is not allowed to use",
+        "use the node's public address, or ask the admin to allow the network for this tenant "
+        "(`anycastlb tenants update NAME --allow-backend-network CIDR`)",
+    )
 
 
 def spec_refusals(
