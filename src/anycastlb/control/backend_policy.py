@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from anycastlb.model.addresses import Address, Network
+from anycastlb.model.addresses import Address, Network, parse_network
 
 __all__ = [
     "PRIVATE_NETWORKS",
@@ -185,7 +185,7 @@ def spec_refusals(
 def check_tenant_allow_list(networks: tuple[str, ...]) -> tuple[str, ...]:
     """A tenant's allow-list lifts the private rule only: each network must lie in a private range."""
     for text in networks:
-        network = ipaddress.ip_network(text)
+        network = parse_network(text)  # canonical already (schemas._networks)
         if not any(
             network.version == private.version and network.subnet_of(private)  # type: ignore[arg-type]
             for private in PRIVATE_NETWORKS
