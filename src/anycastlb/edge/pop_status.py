@@ -143,7 +143,7 @@ def pop_status(
                     message=f"{item.address} port {item.port}/{item.protocol} is not served: {item.reason}",
                     load_balancer=item.load_balancer_id,
                     listener=ProblemListener(
-                        address=ipaddress.ip_address(item.address), port=item.port, protocol=item.protocol
+                        address=parse_address(item.address), port=item.port, protocol=item.protocol
                     ),
                 )
             )

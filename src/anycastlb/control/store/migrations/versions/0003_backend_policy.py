@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0005"  # main's head when this branch was rebased (0005_tenant_limits)
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
