@@ -72,12 +72,15 @@ def test_a_backend_equal_to_the_edge_metrics_endpoint_is_refused_and_reported(
                 evil = spec("evil", listeners=[listener(evil_port, (("127.0.0.1", metrics_port),))])
                 created = mallory.post("/v1/tenants/mallory/loadbalancers", json=evil)
                 assert created.status_code == 201, created.text  # the lab switch let it through
-                evil_vip = created.json()["addresses"][0]
+                evil_vip, evil_id = created.json()["addresses"][0], created.json()["id"]
 
                 def reported() -> bool:
                     status = mallory.get("/v1/tenants/mallory/loadbalancers/evil/status").json()
-                    problems = [line for pop in status["pops"] for line in pop["problems"]]
-                    return any("metrics endpoint" in line for line in problems)
+                    problems = [problem for pop in status["pops"] for problem in pop["problems"]]
+                    return any(
+                        "metrics endpoint" in problem["message"] and problem["load_balancer"] == evil_id
+                        for problem in problems
+                    )
 
                 _wait("the refused listener reported", 10, reported)
             _wait("acme's load balancer served", 5, lambda: _answers(web_vip, web_port, "/") is not None)
