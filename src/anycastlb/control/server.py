@@ -1,5 +1,6 @@
 """``anycastlb control``: open the store, build the app, serve it with uvicorn."""
 
+import gc
 import logging
 import os
 import sys
@@ -100,6 +101,25 @@ def admin_token(insecure_dev: bool) -> str | None:
     )
 
 
+def _share_the_interpreter_fairly() -> None:
+    """One tenant's largest request must not stall another's writes (issue 11: < 100 ms). Two
+    interpreter defaults made it do so, measured with bench/control_stall.py:
+
+    - The cyclic garbage collector. Validating a 5,000-backend spec allocates ~50,000 objects, which
+      sets off full collections that scan every object the process holds (FastAPI, pydantic,
+      SQLAlchemy: a few hundred thousand) while every thread waits: 80-280 ms pauses. The objects
+      that exist once the app is built live as long as the process, so they are frozen out of
+      collection here; requests' own garbage is still collected.
+    - The GIL's switch interval (5 ms). A thread that validates a big spec keeps the GIL for 5 ms
+      at a time, and a small request passes the GIL between the event loop and the thread pool a
+      dozen times, so it waited ~5 ms at each hand-over. 1 ms bounds that wait; the cost, more
+      frequent switches, is not measurable at the control plane's request rates.
+    """
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(0.001)
+
+
 def serve(
     listen: str,
     database: str,
@@ -130,6 +150,7 @@ def serve(
         ",".join(str(network) for network in platform.platform_networks) or "none",
     )
     app = create_app(Runtime(store=store, admin_token=token, limits=limits, platform=platform))
+    _share_the_interpreter_fairly()
     config = uvicorn.Config(
         app,
         host=host,

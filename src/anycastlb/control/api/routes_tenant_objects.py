@@ -47,9 +47,8 @@ def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt
     """Allocate its VIPs and hand it to its PoPs. 409 if the name exists (PUT updates)."""
     caller.require_tenant_access(tenant)
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
-    out = rt.write(
-        lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits, platform=rt.platform)
-    )
+    rt.read(lambda s: load_balancers.check_backends(s, tenant, spec, rt.platform))  # and this
+    out = rt.write(lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits))
     return _json(out, status.HTTP_201_CREATED)
 
 
@@ -75,10 +74,9 @@ def ensure_load_balancer(
     if spec.name != name:
         raise Invalid(f"the body's name {spec.name!r} differs from the path's {name!r}")
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
+    rt.read(lambda s: load_balancers.check_backends(s, tenant, spec, rt.platform))  # and this
     out, created = rt.write(
-        lambda s: load_balancers.ensure_load_balancer(
-            s, tenant, prepared, rt.limits, if_match, platform=rt.platform
-        )
+        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, if_match)
     )
     return _json(out, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
