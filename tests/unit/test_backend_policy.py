@@ -28,6 +28,8 @@ POLICY = BackendPolicy(
         ("::", "not-unicast"),
         ("255.255.255.255", "not-unicast"),
         ("239.1.1.1", "not-unicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.254", "reserved"),
         ("::ffff:127.0.0.1", "ipv4-mapped"),
         ("203.0.113.9", "vip"),
         ("2001:db8:1::5", "vip"),

@@ -11,6 +11,7 @@ The rules, in the order they are checked (the first that matches is the answer, 
 rule                  refused                                     lifted by
 ====================  ==========================================  =====================================
 not-unicast           0.0.0.0, ::, multicast, 255.255.255.255     nothing
+reserved              240.0.0.0/4 (no host may have one)           nothing
 ipv4-mapped           ::ffff:a.b.c.d (write a.b.c.d)              nothing
 vip                   inside any pool's network (a VIP)           nothing
 control-plane         the control plane's listen address          the lab switch
@@ -49,6 +50,7 @@ PRIVATE_NETWORKS: tuple[Network, ...] = tuple(
     for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_RESERVED_V4 = ipaddress.IPv4Network("240.0.0.0/4")
 _LINK_LOCAL: tuple[Network, ...] = (
     ipaddress.ip_network("169.254.0.0/16"),
     ipaddress.ip_network("fe80::/10"),
@@ -111,6 +113,13 @@ def _classify(address: Address) -> tuple[BackendRefusal | None, BackendRefusal |
     if address.is_unspecified or address.is_multicast or address == _BROADCAST:
         hard = BackendRefusal(
             "not-unicast", "is not a unicast address of a host", "name a node's own unicast address"
+        )
+        return hard, None, None
+    if address in _RESERVED_V4:
+        hard = BackendRefusal(
+            "reserved",
+            "is in 240.0.0.0/4, reserved by RFC 1112: no host has such an address",
+            "name a node's own unicast address",
         )
         return hard, None, None
     if address.is_loopback:
