@@ -24,6 +24,13 @@ ends the replay window and frees the copy. A node that closes cleanly (FIN) befo
 have read and acted on a request, so that is replayed only when the first bytes are a whole TLS
 ClientHello: without its ServerHello no handshake happened and no application data was processed.
 
+What the byte counters count: the client's and the node's payload, never the PROXY header. So
+``anycastlb_bytes_total{direction="client_to_backend"}`` equals what clients sent and were relayed,
+whatever the listener's PROXY version. The first bytes ride in the header's ``send()``, outside any
+flow, so ``_connected`` counts them itself, once: a replay sends the same bytes again, but the
+client sent them only once. When that first ``send()`` is short, the rest (maybe part of the
+header) is primed into the flow, and ``harvest`` skips what is not to be counted (``skip_counting``).
+
 Every method is called from the worker's event loop; none blocks. Errors on one side become a
 reset (RST, via ``SO_LINGER`` 0) of the other, so neither peer mistakes a failure for a clean end.
 """
@@ -80,10 +87,12 @@ class Connection:
         "connect_started",
         "deadline",
         "first_bytes",
+        "first_counted",
         "last_active",
         "listener",
         "peer",
         "replayable",
+        "skip_counting",
         "source_bucket",
         "state",
         "target",
@@ -112,6 +121,8 @@ class Connection:
         self.b2c: Flow | None = None
         self.authority: bytes | None = None
         self.first_bytes = b""
+        self.first_counted = False  # the first bytes are in the byte counters (a replay adds none)
+        self.skip_counting = 0  # bytes primed into c2b that are not the client's (or counted already)
         self.replayable = False  # RELAY, and nothing moved yet either way: a reset may be replayed
         self.client_events = 0  # edges that came while no flow could read them: replayed on connect
         self.state = AWAIT_DATA
@@ -224,7 +235,8 @@ class Connection:
         assert backend is not None and target is not None
         target.stats.connected(time.monotonic() - self.connect_started)
         self.deadline = 0.0
-        payload = self._proxy_header() + self.first_bytes
+        header = self._proxy_header()
+        payload = header + self.first_bytes
         sent = 0
         if payload:
             try:
@@ -235,6 +247,12 @@ class Connection:
                 target.stats.active -= 1  # nothing reached the node: try the next one
                 self._connect_failed("reset")
                 return
+        if self.first_counted:  # a replay: the client sent these bytes once, they were counted
+            self.skip_counting = len(payload) - sent
+        else:
+            self.first_counted = True
+            self.listener.stats.bytes_in += max(0, sent - len(header))
+            self.skip_counting = max(0, len(header) - sent)
         self.state = RELAY
         worker = self.worker
         if worker.relay == "splice":
@@ -405,7 +423,12 @@ class Connection:
         """Move byte counts into the listener's stats (called on close and once a second)."""
         stats = self.listener.stats
         if self.c2b is not None:
-            stats.bytes_in += self.c2b.moved
+            moved = self.c2b.moved
+            if self.skip_counting:  # the rest of a short first send comes out of the flow first
+                skipped = min(moved, self.skip_counting)
+                self.skip_counting -= skipped
+                moved -= skipped
+            stats.bytes_in += moved
             self.c2b.moved = 0
         if self.b2c is not None:
             stats.bytes_out += self.b2c.moved

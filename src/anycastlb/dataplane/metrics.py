@@ -23,7 +23,12 @@ REJECTED = Counter(
     "Client connections closed at accept: listener_limit, source_limit, no_backend, backends_failed",
     ["listener", "reason"],
 )
-BYTES = Counter("anycastlb_bytes", "Bytes relayed", ["listener", "direction"])
+BYTES = Counter(
+    "anycastlb_bytes",
+    "Payload bytes relayed: what clients sent (client_to_backend) and nodes answered (backend_to_client);"
+    " the PROXY header is not counted",
+    ["listener", "direction"],
+)
 RETRIES = Counter(
     "anycastlb_connect_retries", "Backend connects retried on the next Maglev candidate", ["listener"]
 )
