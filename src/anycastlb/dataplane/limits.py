@@ -11,53 +11,14 @@ while an outsider cannot pick source addresses that collide on purpose. Two keys
 bucket share a limit; with 2^18 buckets and 10,000 active sources the chance that a given source
 shares one is ~4%, and it only matters when both are near the limit together. That is the price
 of a lock-free, fixed-size table that a flood of spoofed sources cannot grow.
+
+Memory layout (for the compiled core of issue 12): one anonymous ``MAP_SHARED`` block of native-endian
+``uint32``; the counter of ``(worker, bucket)`` is the word at index ``worker * BUCKETS + bucket``.
+
+The table is implemented in Cython (``_shared_limits.pyx``, imported through ``native.py``, which
+refuses a stale build); its Python version is the test oracle in ``tests/support/limits_oracle.py``.
 """
 
-import mmap
+from anycastlb.dataplane.native import BUCKETS, SharedCounters
 
 __all__ = ["BUCKETS", "SharedCounters"]
-
-BUCKETS = 1 << 18
-_MASK = BUCKETS - 1
-
-
-class SharedCounters:
-    """Per-worker rows of 32-bit counters in shared memory, summed across workers when read."""
-
-    __slots__ = ("_memory", "_mine", "_offsets", "_view", "workers")
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._memory = mmap.mmap(
-            -1, workers * BUCKETS * 4
-        )  # anonymous + MAP_SHARED: forked children share it
-        self._view = memoryview(self._memory).cast("I")
-        self._offsets = tuple(worker * BUCKETS for worker in range(workers))
-        self._mine = 0
-
-    def bind_worker(self, worker: int) -> None:
-        """Called in a worker after fork: writes go to its row from now on."""
-        self._mine = self._offsets[worker]
-
-    def reset_worker(self, worker: int) -> None:
-        """Zero a dead worker's row: its connections died with it."""
-        start = self._offsets[worker]
-        self._view[start : start + BUCKETS] = memoryview(bytes(BUCKETS * 4)).cast("I")
-
-    @staticmethod
-    def bucket(key: str | bytes) -> int:
-        """Bucket of a key (a source address, or a listener's name); stable within one agent."""
-        return hash(key) & _MASK
-
-    def total(self, bucket: int) -> int:
-        """Sum of the bucket over all workers."""
-        view = self._view
-        total = 0
-        for offset in self._offsets:  # a plain loop: ~3x cheaper than sum() over a generator here
-            total += view[offset + bucket]
-        return total
-
-    def add(self, bucket: int, delta: int) -> None:
-        """Change this worker's count for the bucket."""
-        index = self._mine + bucket
-        self._view[index] += delta

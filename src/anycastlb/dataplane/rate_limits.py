@@ -37,18 +37,16 @@ one anonymous ``MAP_SHARED`` block of native-endian ``uint32``; the slot of ``(w
 slot)`` starts at index ``((worker * RATE_BUCKETS + bucket) * 2 + slot) * 2`` and holds
 ``[window number mod 2^32, count]``; ``slot = window number & 1``, ``window number =
 floor(CLOCK_MONOTONIC seconds / W)``.
+
+The windows are implemented in Cython (``_shared_limits.pyx``, through ``native.py``); the Python
+version is the test oracle in ``tests/support/limits_oracle.py``.
 """
 
-import mmap
-from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["RATE_BUCKETS", "RateLimit", "RateWindows"]
+from anycastlb.dataplane.native import RATE_BUCKETS, RateWindows
 
-RATE_BUCKETS = 1 << 16
-_MASK = RATE_BUCKETS - 1
-_WORDS_PER_BUCKET = 4  # two slots of (window number, count)
-_U32 = 0xFFFFFFFF
+__all__ = ["RATE_BUCKETS", "RateLimit", "RateWindows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,63 +63,3 @@ class RateLimit:
             return None
         burst = burst if burst is not None else max(1, round(rate))
         return cls(burst, burst / rate)
-
-
-class RateWindows:
-    """Per-worker rows of two-slot sliding windows in shared memory (see the module docstring)."""
-
-    __slots__ = ("_memory", "_mine", "_rows", "_view", "workers")
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        row_words = RATE_BUCKETS * _WORDS_PER_BUCKET
-        self._memory = mmap.mmap(-1, workers * row_words * 4)  # anonymous + MAP_SHARED
-        self._view = memoryview(self._memory).cast("I")
-        self._rows = tuple(worker * row_words for worker in range(workers))
-        self._mine = 0
-
-    def bind_worker(self, worker: int) -> None:
-        """Called in a worker after fork: records go to its row from now on.
-
-        A replacement for a dead worker takes over its row as it is: the connections it recorded
-        were made, so they still count against the window."""
-        self._mine = self._rows[worker]
-
-    @staticmethod
-    def bucket(key: Hashable) -> int:
-        """Bucket of a key; stable within one agent (forked workers share the hash seed)."""
-        return hash(key) & _MASK
-
-    def admits(self, bucket: int, limit: RateLimit, now: float) -> bool:
-        """Would one more connection keep the bucket's estimate below the burst? Reads only."""
-        return self.estimate(bucket, limit.window, now) < limit.burst
-
-    def estimate(self, bucket: int, window: float, now: float) -> float:
-        """Connections admitted in the last ``window`` seconds, as the sliding window estimates it."""
-        position = now / window
-        number = int(position)
-        current = number & _U32
-        previous = (number - 1) & _U32
-        view = self._view
-        in_current = in_previous = 0
-        start = bucket * _WORDS_PER_BUCKET
-        for row in self._rows:
-            index = row + start
-            for slot in (index, index + 2):
-                seen = view[slot]
-                if seen == current:
-                    in_current += view[slot + 1]
-                elif seen == previous:
-                    in_previous += view[slot + 1]
-        return in_current + in_previous * (1.0 - (position - number))
-
-    def record(self, bucket: int, limit: RateLimit, now: float) -> None:
-        """Count one admitted connection in this worker's row."""
-        number = int(now / limit.window)
-        index = self._mine + bucket * _WORDS_PER_BUCKET + (number & 1) * 2
-        view = self._view
-        if view[index] == number & _U32:
-            view[index + 1] += 1
-        else:  # the slot held the window before last: the number first, see "torn read"
-            view[index] = number & _U32
-            view[index + 1] = 1
