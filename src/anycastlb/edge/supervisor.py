@@ -46,6 +46,7 @@ from anycastlb.edge.announcer import run_announcer
 from anycastlb.edge.config_source import ConfigSource
 from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
+from anycastlb.edge.scrape import SettledFilesCollector
 from anycastlb.edge.syn_check import check_syn_posture
 from anycastlb.health.process import run_health_process
 from anycastlb.internal_errors import survived
@@ -105,7 +106,7 @@ class _MetricsServer(http.server.HTTPServer):
     def __init__(self, endpoint: MetricsEndpoint) -> None:
         self.address_family = socket.AF_INET6 if endpoint.address.version == 6 else socket.AF_INET
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        SettledFilesCollector(registry)  # type: ignore[no-untyped-call]
         handler = MetricsHandler.factory(registry)
         handler.timeout = 2  # type: ignore[attr-defined]  # a stuck scraper must not hold the loop
         super().__init__((str(endpoint.address), endpoint.port), handler)
