@@ -1,4 +1,4 @@
-"""Cost per call of the limit check at accept: compiled tables (production) vs their Python oracle.
+"""Cost per call of the limit check at accept: compiled (production) vs its Python oracle.
 
     python3 bench/limits_cost.py [--calls 200000] [--rounds 5] [--workers 2]
 
@@ -20,12 +20,14 @@ from anycastlb.dataplane.admission import Admission
 from anycastlb.model.config import Listener
 
 IMPLEMENTATIONS = {
-    "compiled": (limits.SharedCounters, rate_limits.RateWindows),
-    "python": (limits_oracle.SharedCounters, limits_oracle.RateWindows),
+    "compiled": (Admission, limits.SharedCounters, rate_limits.RateWindows),
+    "python": (limits_oracle.Admission, limits_oracle.SharedCounters, limits_oracle.RateWindows),
 }
 
 
-def cases(counters_type: type, windows_type: type, workers: int) -> dict[str, Callable[[int], None]]:
+def cases(
+    admission_type: type, counters_type: type, windows_type: type, workers: int
+) -> dict[str, Callable[[int], None]]:
     listener = Listener.model_validate(
         {
             "name": "web",
@@ -38,7 +40,7 @@ def cases(counters_type: type, windows_type: type, workers: int) -> dict[str, Ca
         }
     )
     counters, windows = counters_type(workers), windows_type(workers)
-    admission = Admission(listener, counters, windows)
+    admission = admission_type(listener, counters, windows)
     limit = rate_limits.RateLimit.of(1e6, 10**9)
     assert limit is not None
     sources = [f"198.51.100.{i}" for i in range(200)]

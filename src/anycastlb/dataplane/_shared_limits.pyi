@@ -3,6 +3,8 @@
 from collections.abc import Hashable
 from typing import Protocol
 
+from anycastlb.model.config import Listener
+
 SOURCE_SHA256: str
 BUCKETS: int
 RATE_BUCKETS: int
@@ -32,3 +34,22 @@ class RateWindows:
     def admits(self, bucket: int, limit: _Limit, now: float) -> bool: ...
     def estimate(self, bucket: int, window: float, now: float) -> float: ...
     def record(self, bucket: int, limit: _Limit, now: float) -> None: ...
+
+def source_key(address: str, prefix_v4: int, prefix_v6: int) -> str | bytes: ...
+
+class Admission:
+    counters: SharedCounters
+    rates: RateWindows
+    listener_bucket: int
+    listener_rate_bucket: int
+    max_connections: int
+    max_per_source: int
+    prefix_v4: int
+    prefix_v6: int
+    listener_rate: _Limit | None
+    source_rate: _Limit | None
+    rate_key: bytes
+    def __init__(self, config: Listener, counters: SharedCounters, rates: RateWindows) -> None: ...
+    def updated(self, config: Listener) -> Admission: ...
+    def admit(self, address: str, now: float) -> tuple[str, int]: ...
+    def release(self, source_bucket: int) -> None: ...

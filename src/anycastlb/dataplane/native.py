@@ -14,7 +14,16 @@ import hashlib
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["BUCKETS", "RATE_BUCKETS", "CompiledModuleError", "RateWindows", "SharedCounters", "check_fresh"]
+__all__ = [
+    "BUCKETS",
+    "RATE_BUCKETS",
+    "Admission",
+    "CompiledModuleError",
+    "RateWindows",
+    "SharedCounters",
+    "check_fresh",
+    "source_key",
+]
 
 _REBUILD = "run `python3 -m pip install -e .` in the repository (needs gcc and the Python headers)"
 
@@ -43,6 +52,8 @@ check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
 from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
     BUCKETS,
     RATE_BUCKETS,
+    Admission,
     RateWindows,
     SharedCounters,
+    source_key,
 )
