@@ -119,36 +119,31 @@ def _parse(text: str, what: str) -> Address:
         raise AddressError(f"{text!r} is not an IPv4 or IPv6 address ({_EXAMPLE})") from None
 
 
+def _unicast(address: Address, shown: str) -> Address:
+    problem = _unicast_problem(address)
+    if problem is not None:
+        raise AddressError(f"{shown} {problem}")
+    return address
+
+
 @lru_cache(maxsize=65536)
 def parse_address(text: str) -> Address:
     """A unicast address (a VIP, a backend, a node, a peer) in its one canonical object."""
-    address = _parse(text, "an IP address")
-    problem = _unicast_problem(address)
-    if problem is not None:
-        raise AddressError(f"{text!r} {problem}")
-    return address
+    return _unicast(_parse(text, "an IP address"), repr(text))
 
 
 @lru_cache(maxsize=1024)
 def parse_bind_address(text: str) -> Address:
     """An address to listen on: a unicast address, or the unspecified one (every address)."""
     address = _parse(text, "an IP address")
-    if address.is_unspecified:
-        return address
-    problem = _unicast_problem(address)
-    if problem is not None:
-        raise AddressError(f"{text!r} {problem}")
-    return address
+    return address if address.is_unspecified else _unicast(address, repr(text))
 
 
 @lru_cache(maxsize=65536)
 def check_address(address: Address) -> Address:
     """An address object built elsewhere (a model copied with objects, ``ipaddress`` arithmetic):
     refused on the same rules as text. Cached: the objects hash with their scope id."""
-    problem = _unicast_problem(address)
-    if problem is not None:
-        raise AddressError(f"{address} {problem}")
-    return address
+    return _unicast(address, str(address))
 
 
 @lru_cache(maxsize=65536)
