@@ -59,9 +59,11 @@ class Resetter:
                     conn.recv(65536)
             if not self.read_first:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            # Counted before the close: the client sees the reset the moment close() returns and
+            # may read `resets` before this thread runs again (CI once saw 25 failures, 24 counted).
             if peeked:  # a health probe connects and leaves without a byte: not a client
                 self.resets += 1
+            conn.close()
 
     def close(self) -> None:
         self.sock.close()
