@@ -16,6 +16,9 @@ from types import ModuleType
 
 __all__ = [
     "BUCKETS",
+    "CompiledMaglev",
+    "Core",
+    "core_module",
     "RATE_BUCKETS",
     "Admission",
     "CompiledModuleError",
@@ -49,6 +52,26 @@ except ImportError as error:
     raise CompiledModuleError(f"anycastlb.dataplane._shared_limits is not compiled: {_REBUILD}") from error
 check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
 
+
+def _fresh(name: str) -> ModuleType:
+    """Import ``anycastlb.dataplane.<name>`` and check it was built from its ``.pyx`` as it is now."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"anycastlb.dataplane.{name}")
+    except ImportError as error:
+        raise CompiledModuleError(f"anycastlb.dataplane.{name} is not compiled: {_REBUILD}") from error
+    check_fresh(module, Path(__file__).with_name(f"{name}.pyx"))
+    return module
+
+
+for _name in ("_wire_c", "_maglev_c", "_core"):
+    _fresh(_name)
+core_module = _fresh("_core")
+"""The compiled core's module: its constants (``LAYOUT``, ``REJECT_REASONS``...) describe the counter rows."""
+
+from anycastlb.dataplane._core import Core  # noqa: E402 - only once the modules are known fresh
+from anycastlb.dataplane._maglev_c import CompiledMaglev  # noqa: E402
 from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
     BUCKETS,
     RATE_BUCKETS,

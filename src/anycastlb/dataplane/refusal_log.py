@@ -39,6 +39,16 @@ class RefusalLog:
         tally.count += 1
         tally.last_source = source
 
+    def note_many(self, listener: str, reason: str, count: int, source: str, now: float) -> None:
+        """``count`` refusals at once (the compiled core counts them; it keeps only the last source)."""
+        tally = self._tallies.get((listener, reason))
+        if tally is None:
+            tally = self._tallies[(listener, reason)] = _Tally(since=now)
+        if tally.count == 0:
+            tally.since = now
+        tally.count += count
+        tally.last_source = source
+
     def lines(self, now: float) -> list[str]:
         """The lines due at ``now`` (``key=value`` text), each tally restarting from zero."""
         due = []

@@ -1,48 +1,50 @@
-"""One worker process: a bare epoll loop that accepts, connects and relays without blocking.
+"""One worker process: the compiled core relays, this Python shell runs everything around it.
 
-Theory of operation. Each worker opens its own ``SO_REUSEPORT`` socket per listener, so the
-kernel spreads new connections over workers with no shared accept lock. The loop is
-deliberately not asyncio: a probe on this machine class measured asyncio Streams at 0.4x and
-Protocols at 0.5x the connection rate of a plain epoll loop, because a Task or Future per
-connection costs more than the whole relay. Here a connection is one object with two bound
-methods registered as epoll handlers, timers are a heap with lazy cancellation, and idle
-timeouts are a once-a-second sweep. Metrics are plain ints folded into Prometheus on that sweep.
+Theory of operation. Each worker opens its own ``SO_REUSEPORT`` socket per listener, so the kernel
+spreads new connections over workers with no shared accept lock. Every connection lives in the
+compiled core (``_core.pyx``): accept, limits, first bytes, Maglev pick, connect, PROXY header,
+relay and close happen there without the interpreter. This shell decides *what* the core serves and
+publishes what it counted:
 
-Lifecycle: ``run()`` → loop until drained → exit code. The supervisor talks to a worker through
-a pipe (length-prefixed JSON of the whole validated config: reload is "apply this") and signals
-(SIGTERM: drain). A closed control pipe means the supervisor died: drain and exit, so a worker
-never outlives its agent.
+- configuration: the supervisor sends the whole validated config down a pipe (reload is "apply
+  this"); each listener becomes a snapshot the core swaps in for its socket, while open connections
+  keep the one they started with;
+- health: the health process's board (shared memory) is read when its generation moves (the core
+  returns when it does); a new weight builds a new Maglev table, anything else only flips the
+  backends' down flags in the core;
+- once a second: idle timeouts and byte counts (the core's sweep), and the core's counters folded
+  into Prometheus, with the refused sources logged (``refusal_log``);
+- drain: SIGTERM or a closed control pipe stops accepting and lets open connections finish until
+  ``drain_timeout``, then resets the rest; a worker never outlives its agent.
 
-Failing safe. A handler that raises (a bug, an input nobody foresaw) costs only the connection it
-belongs to: the loop closes that one with a reset, logs and counts it (``internal_errors``), and
-goes on with the rest of the batch. The guard is one ``try`` around each batch, resumed after the
-event that raised, not one per event.
+The core returns to this loop only when a Python fd is readable, the board moved, or the sweep is
+due: a few times a second, never per connection. The Python per-connection worker it replaced is
+``python_worker.py`` (the behaviour the integration tests pin, described rule by rule there and in
+``connection.py``).
+
+Failing safe. The core handles every socket error itself (a reset of the other side); a failure in
+this shell (a config nobody foresaw, a board it cannot decode) is logged and counted
+(``internal_errors``) and the worker goes on with what it had.
 """
 
 import contextlib
-import errno
-import functools
-import heapq
 import logging
 import os
-import select
+import resource
 import signal
 import socket
-import struct
 import time
-from collections.abc import Callable
+from types import SimpleNamespace
 
 from anycastlb.dataplane.admission import Admission
-from anycastlb.dataplane.backend_set import BackendSet, BackendTarget
-from anycastlb.dataplane.connection import RELAY, Connection
-from anycastlb.dataplane.flow import Flow
+from anycastlb.dataplane.backend_set import BackendSet
 from anycastlb.dataplane.limits import SharedCounters
-from anycastlb.dataplane.metrics import ListenerStats
-from anycastlb.dataplane.pipes import PipePool
+from anycastlb.dataplane.metrics import BackendStats, ListenerStats
+from anycastlb.dataplane.native import CompiledMaglev, Core, core_module
 from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.dataplane.refusal_log import RefusalLog
 from anycastlb.dataplane.sockets import ListenError, open_listener
-from anycastlb.internal_errors import survived
+from anycastlb.internal_errors import INTERNAL_ERRORS, survived
 from anycastlb.model.config import EdgeConfig, Listener
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
@@ -52,59 +54,44 @@ __all__ = ["ListenerRuntime", "Worker"]
 
 log = logging.getLogger("anycastlb.dataplane")
 
-_ACCEPT_BATCH = 64
-_COPY_BUFFER = 65536  # relay: auto treats a flow that fills this in one read as bulk
 _SWEEP_SECONDS = 1.0
-_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_LINGER_RESET = struct.pack("ii", 1, 0)  # close() then sends RST: a refusal is never a clean end
+_C = SimpleNamespace(**core_module.LAYOUT)  # where each counter sits in the core's rows
+_REJECT_REASONS: tuple[str, ...] = core_module.REJECT_REASONS
+_CONNECT_ERRORS: tuple[str, ...] = core_module.CONNECT_ERRORS
+_RELAY_MODES = {"copy": _C.RELAY_COPY, "splice": _C.RELAY_SPLICE, "auto": _C.RELAY_AUTO}
+
+
+def _capacity() -> int:
+    """Connection slots: one per two file descriptors (a client and its backend), at least 1,024."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1024, min(soft, 1 << 22) // 2 + 64)
 
 
 class ListenerRuntime:
-    """A listener as one worker runs it: its socket, backends, stats and limits."""
+    """A listener as one worker runs it: its socket, backends, stats rows and limits."""
 
-    __slots__ = ("admission", "backends", "config", "destination", "family", "health", "sock", "stats")
+    __slots__ = ("admission", "backends", "config", "health", "row", "sock")
 
     def __init__(
-        self,
-        config: Listener,
-        sock: socket.socket,
-        stats: ListenerStats,
-        health: ListenerHealth | None,
-        admission: Admission,
+        self, config: Listener, sock: socket.socket, row: int, admission: Admission, health: ListenerHealth | None
     ) -> None:
-        self.sock = sock
-        self.stats = stats
-        self.family = sock.family
         self.config = config
+        self.sock = sock
+        self.row = row
+        self.admission = admission
         self.health = health
         self.backends = BackendSet(config, health=health)
-        # A VIP bound to a specific address is the PROXY header's destination: no getsockname() needed.
-        self.destination = (str(config.address), config.port) if not config.address.is_unspecified else None
-        self.admission = admission
 
-    def update(self, config: Listener) -> None:
-        """Apply a new config for the same endpoint; open connections keep their backend."""
-        if config.backlog != self.config.backlog:
-            self.sock.listen(config.backlog)
-        self.backends = BackendSet(config, previous=self.backends, health=self.health)
-        self.admission = self.admission.updated(config)
-        self.config = config
-
-    def apply_health(self, health: ListenerHealth | None, reports_through: float) -> None:
-        """Take a new health view; only a weight change builds a new Maglev table."""
-        if health is None:
-            if self.health is not None:
-                self.backends = BackendSet(self.config, previous=self.backends)
-        elif self.health is not None and health.weights == self.health.weights:
-            self.backends.apply_view(health, reports_through)
-        else:
-            self.backends = BackendSet(self.config, previous=self.backends, health=health)
-            self.backends.apply_view(health, reports_through)
-        self.health = health
+    def reported_down(self) -> bytes:
+        """Per backend (Maglev index order): 1 if the health process says it is down."""
+        down = self.health.down if self.health is not None else frozenset()
+        return bytes(1 if target.key in down else 0 for target in self.backends.targets)
 
 
 class Worker:
-    """The event loop of one worker process."""
+    """The Python side of one worker process."""
 
     def __init__(
         self,
@@ -118,70 +105,37 @@ class Worker:
     ) -> None:
         self.index = index
         self.health_board = health_board
-        self.health_reports = health_reports
         self.health_view: HealthView | None = None
-        self._health_generation = 0
         self.counters = counters
         self.rates = rates if rates is not None else RateWindows(config.workers)
         self.refusals = RefusalLog()
         self.control_fd = control_fd
-        self.now = time.monotonic()
-        self.epoll = select.epoll()
-        self.handlers: dict[int, Callable[[int], None]] = {}
-        self._stale: set[int] = set()
-        self.timers: list[tuple[float, int, Connection]] = []
-        self._again: list[tuple[Connection, Flow]] = []
-        self._timer_seq = 0
-        self.connections: set[Connection] = set()
-        self.accepting: Connection | None = None  # the one a listener handler is starting
+        self.config = config
+        relay = config.relay if hasattr(os, "splice") else "copy"
+        prefix = int.from_bytes(os.urandom(3), "big") << 40 | (index & 0xFF) << 32
+        reports_fd = health_reports.fileno() if health_reports is not None else -1
+        self._reports = health_reports  # keeps the fd open for the core
+        self.core = Core(_RELAY_MODES[relay], config.pipe_size, prefix, reports_fd, _capacity())
         self.listeners: dict[tuple[str, int, str], ListenerRuntime] = {}
         self.stats: dict[str, ListenerStats] = {}
-        # relay: splice = always splice; copy = never; auto = copy first, splice once a flow is bulk.
-        can_splice = hasattr(os, "splice")
-        self.relay = config.relay if can_splice else "copy"
-        self.scratch = memoryview(bytearray(_COPY_BUFFER if self.relay == "auto" else config.pipe_size))
-        self.pipes = PipePool(config.pipe_size)
-        self.config = config
-        self._conn_prefix = int.from_bytes(os.urandom(3), "big") << 40 | (index & 0xFF) << 32
-        self._conn_seq = 0
+        self._rows: dict[str, int] = {}
+        self._targets: dict[tuple[str, str], tuple[int, BackendStats]] = {}
         self._control = ConfigPipeReader(control_fd)
         self._draining_until: float | None = None
+        self.now = time.monotonic()
         self._next_sweep = self.now + _SWEEP_SECONDS
-        self._paused: list[ListenerRuntime] = []
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_fd = wake_read
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, lambda *_: None)  # delivered through the wake-up fd
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which drains us
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        self.register(wake_read, select.EPOLLIN, self._on_signal)
-        self.register(control_fd, select.EPOLLIN, self._on_control)
+        self.core.watch_python_fd(wake_read)
+        self.core.watch_python_fd(control_fd)
+        if health_board is not None:
+            self.core.watch_generation(health_board.memory, 0)
         self.read_health()
         self.apply(config)
-
-    # ---- epoll bookkeeping used by connections -------------------------------------------------
-
-    def register(self, fd: int, mask: int, handler: Callable[[int], None]) -> None:
-        self.epoll.register(fd, mask)
-        self.handlers[fd] = handler
-
-    def pump_later(self, connection: Connection, flow: Flow) -> None:
-        """A flow used up its turn with bytes still waiting: edge-triggered epoll will not repeat
-        itself, so the loop pumps it again right after this round of events."""
-        self._again.append((connection, flow))
-
-    def unregister(self, fd: int) -> None:
-        self.epoll.unregister(fd)
-        self.forget(fd)
-
-    def forget(self, fd: int) -> None:
-        """Drop the handler of an fd about to be closed; later events in this batch are stale."""
-        if self.handlers.pop(fd, None) is not None:
-            self._stale.add(fd)
-
-    def add_timer(self, deadline: float, connection: Connection) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self.timers, (deadline, self._timer_seq, connection))
 
     # ---- configuration ---------------------------------------------------------------------------
 
@@ -191,15 +145,23 @@ class Worker:
         wanted = {listener.endpoint: listener for listener in config.listeners}
         for endpoint, runtime in list(self.listeners.items()):
             if endpoint not in wanted:
-                self.unregister(runtime.sock.fileno())
+                self.core.remove(runtime.sock)
                 runtime.sock.close()
                 del self.listeners[endpoint]
                 log.info("listener_closed listener=%s worker=%d", runtime.config.name, self.index)
+        view = self.health_view
         for endpoint, listener in wanted.items():
+            health = view.listeners.get(listener.name) if view is not None else None
             existing = self.listeners.get(endpoint)
             if existing is not None:
-                existing.stats = self._stats_for(listener.name)
-                existing.update(listener)
+                if listener.backlog != existing.config.backlog:
+                    existing.sock.listen(listener.backlog)
+                existing.admission = existing.admission.updated(listener)
+                existing.row = self._row(listener.name)
+                existing.config = listener
+                existing.health = health
+                existing.backends = BackendSet(listener, previous=existing.backends, health=health)
+                self._install(existing)
                 continue
             if self._draining_until is not None:
                 continue
@@ -210,12 +172,10 @@ class Worker:
                     "listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error)
                 )
                 continue
-            view = self.health_view
-            health = view.listeners.get(listener.name) if view is not None else None
             admission = Admission(listener, self.counters, self.rates)
-            runtime = ListenerRuntime(listener, sock, self._stats_for(listener.name), health, admission)
+            runtime = ListenerRuntime(listener, sock, self._row(listener.name), admission, health)
             self.listeners[endpoint] = runtime
-            self.register(sock.fileno(), select.EPOLLIN, functools.partial(self._on_listener_event, runtime))
+            self._install(runtime)
             log.info(
                 "listener_open listener=%s address=%s port=%d worker=%d",
                 listener.name,
@@ -224,24 +184,53 @@ class Worker:
                 self.index,
             )
 
-    def _stats_for(self, name: str) -> ListenerStats:
-        stats = self.stats.get(name)
-        if stats is None:
-            stats = self.stats[name] = ListenerStats(name)
-        return stats
+    def _install(self, runtime: ListenerRuntime) -> None:
+        """Hand the core a new snapshot of the listener (config, backends, table, health)."""
+        name = runtime.config.name
+        backends = []
+        for target in runtime.backends.targets:
+            row, _ = self._target(name, target.key, target.stats)
+            prefix = PassiveReport(name, target.key, "").encode()
+            backends.append((target.sockaddr[0], target.sockaddr[1], row, prefix))
+        self._grow()
+        self.core.install(
+            runtime.sock,
+            runtime.row,
+            runtime.config,
+            runtime.admission,
+            CompiledMaglev(runtime.backends.table),
+            backends,
+            runtime.reported_down(),
+        )
 
-    def _on_control(self, _events: int) -> None:
+    def _row(self, name: str) -> int:
+        row = self._rows.get(name)
+        if row is None:
+            row = self._rows[name] = len(self._rows)
+            self.stats[name] = ListenerStats(name)
+        return row
+
+    def _target(self, listener: str, key: str, stats: BackendStats) -> tuple[int, BackendStats]:
+        found = self._targets.get((listener, key))
+        if found is None:
+            found = self._targets[(listener, key)] = (len(self._targets), stats)
+        return found
+
+    def _grow(self) -> None:
+        self.core.ensure_rows(max(1, len(self._rows)), max(1, len(self._targets)))
+
+    def _on_control(self) -> None:
         messages = self._control.read()
         if messages is None:
             log.warning("supervisor_gone worker=%d action=drain", self.index)
-            self.unregister(self.control_fd)
+            self.core.unwatch_python_fd(self.control_fd)
             self.start_drain()
             return
         for message in messages:
             self.apply(EdgeConfig.model_validate_json(message))
             log.info("config_applied worker=%d listeners=%d", self.index, len(self.config.listeners))
 
-    def _on_signal(self, _events: int) -> None:
+    def _on_signal(self) -> None:
         with contextlib.suppress(BlockingIOError):
             signals = os.read(self._wake_fd, 64)
             if signal.SIGTERM in signals:
@@ -256,8 +245,9 @@ class Worker:
             return
         snapshot = board.read()
         if snapshot is None:
-            return  # being written right now: the next loop iteration sees the generation again
-        self._health_generation, payload = snapshot
+            return  # being written right now: the core returns again while the generation is odd
+        generation, payload = snapshot
+        self.core.seen(generation)
         try:
             view = HealthView.decode(payload)
         except (ValueError, KeyError, TypeError) as error:
@@ -265,79 +255,17 @@ class Worker:
             return
         self.health_view = view
         for runtime in self.listeners.values():
-            runtime.apply_health(view.listeners.get(runtime.config.name), view.reports_through)
-
-    def backend_failed(self, runtime: ListenerRuntime, target: BackendTarget, reason: str) -> None:
-        """A client connect failed: tell the health process, and stop using the backend here at once."""
-        passive_fall = runtime.config.health.passive_fall
-        if passive_fall == 0:
-            return
-        if passive_fall == 1:
-            runtime.backends.eject_locally(target, time.monotonic())
-        if self.health_reports is not None:
-            report = PassiveReport(runtime.config.name, target.key, reason).encode()
-            try:
-                self.health_reports.send(report)
-            except OSError:
-                pass  # the health process is busy or being replaced; its probes will see it too
-
-    # ---- accepting ----------------------------------------------------------------------------------
-
-    def _on_listener_event(self, runtime: ListenerRuntime, _events: int) -> None:
-        self._accept(runtime)
-
-    def _accept(self, runtime: ListenerRuntime) -> None:
-        listen_sock = runtime.sock
-        stats = runtime.stats
-        admit = runtime.admission.admit
-        now = self.now
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                client, peer = listen_sock.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno in _OUT_OF_RESOURCES:
-                    self._pause(runtime, error)
-                return
-            refused, source_bucket = admit(peer[0], now)
-            if refused:
-                self._refuse(runtime, client, peer[0], refused)
-                continue
-            client.setblocking(False)
-            stats.accepted += 1
-            stats.active += 1
-            self._conn_seq += 1
-            connection = Connection(
-                self, runtime, client, peer, source_bucket, self._conn_prefix | self._conn_seq
-            )
-            self.connections.add(connection)
-            self.accepting = connection
-            connection.start()
-            self.accepting = None
-
-    def _refuse(self, runtime: ListenerRuntime, client: socket.socket, source: str, reason: str) -> None:
-        """Reset a connection a limit refused: no backend was chosen or contacted for it."""
-        runtime.stats.reject(reason)
-        self.refusals.note(runtime.config.name, reason, source, self.now)
-        with contextlib.suppress(OSError):  # the client may have reset it already
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
-        client.close()
-
-    def _pause(self, runtime: ListenerRuntime, error: OSError) -> None:
-        """Out of file descriptors or memory: stop accepting for a moment instead of spinning."""
-        log.error(
-            "accept_paused listener=%s worker=%d error=%r", runtime.config.name, self.index, error.strerror
-        )
-        with contextlib.suppress(OSError):
-            self.epoll.modify(runtime.sock.fileno(), 0)
-        self._paused.append(runtime)
-
-    def connection_closed(self, connection: Connection) -> None:
-        self.connections.discard(connection)
-        runtime = connection.listener
-        runtime.stats.active -= 1
-        runtime.admission.release(connection.source_bucket)
+            health = view.listeners.get(runtime.config.name)
+            previous = runtime.health
+            runtime.health = health
+            if (health is None) != (previous is None) or (
+                health is not None and previous is not None and health.weights != previous.weights
+            ):
+                # a new weight (or health appearing or going) builds a new table: a new snapshot
+                runtime.backends = BackendSet(runtime.config, previous=runtime.backends, health=health)
+                self._install(runtime)
+            else:
+                self.core.apply_health(runtime.sock, runtime.reported_down(), view.reports_through)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
@@ -347,137 +275,94 @@ class Worker:
             return
         self._draining_until = self.now + self.config.drain_timeout
         for runtime in self.listeners.values():
-            self._accept(runtime)  # a closed SO_REUSEPORT socket resets its queue: empty it first
-            self.unregister(runtime.sock.fileno())
+            self.core.accept_queued(runtime.sock)  # a closed SO_REUSEPORT socket resets its queue
+            self.core.remove(runtime.sock)
             runtime.sock.close()
         self.listeners.clear()
-        log.info("drain_started worker=%d open_connections=%d", self.index, len(self.connections))
+        log.info("drain_started worker=%d open_connections=%d", self.index, self.core.open_connections)
 
     def _sweep(self) -> None:
-        """Once a second: idle timeouts, byte counts, metrics, paused listeners."""
-        now = self.now
-        for connection in list(self.connections):
-            connection.harvest()
-            idle_timeout = connection.listener.config.idle_timeout
-            if connection.state == RELAY and now - connection.last_active > idle_timeout:
-                connection.listener.stats.idle_closed += 1
-                connection.close()
-        for runtime in self._paused:
-            with contextlib.suppress(OSError):
-                self.epoll.modify(runtime.sock.fileno(), select.EPOLLIN)
-        self._paused.clear()
-        for line in self.refusals.lines(now):
-            log.warning("%s worker=%d", line, self.index)
+        """Once a second: idle timeouts, byte counts, metrics, paused listeners, refusal lines."""
+        self.core.sweep(self.now)
         self.flush_stats()
+        for line in self.refusals.lines(self.now):
+            log.warning("%s worker=%d", line, self.index)
 
     def flush_stats(self) -> None:
-        for stats in self.stats.values():
+        """Fold the core's counters into the Prometheus metrics (multiprocess files)."""
+        core, c = self.core, _C
+        reasons = _REJECT_REASONS
+        for name, row in self._rows.items():
+            values = core.take_listener_counters(row)
+            stats = self.stats[name]
+            stats.accepted += values[c.L_ACCEPTED]
+            stats.active = values[c.L_ACTIVE]
+            stats.bytes_in += values[c.L_BYTES_IN]
+            stats.bytes_out += values[c.L_BYTES_OUT]
+            stats.retries += values[c.L_RETRIES]
+            stats.idle_closed += values[c.L_IDLE_CLOSED]
+            for index, reason in enumerate(reasons):
+                count = values[c.L_REJECTED + index]
+                if count:
+                    stats.rejected[reason] = stats.rejected.get(reason, 0) + count
+                    if index < 4:  # the admission's refusals, logged with their last source
+                        source = core.last_refused_source(row, index)
+                        self.refusals.note_many(name, reason, count, source, self.now)
             stats.flush()
-        for runtime in self.listeners.values():
-            for target in runtime.backends.targets:
-                target.stats.flush()
-
-    def _pump_again(self) -> None:
-        again, self._again = self._again, []
-        batch = iter(again)
-        connection: Connection | None = None
-        while True:
-            try:
-                for connection, flow in batch:
-                    if connection.state == RELAY and flow in (connection.c2b, connection.b2c):
-                        connection.pump(flow)
-            except Exception as error:  # one connection's fault: see "Failing safe"
-                self._failed(connection, error)
-            else:
-                return
-
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        """Call each event's handler; a handler that raises costs only its own connection."""
-        handlers = self.handlers
-        stale = self._stale
-        stale.clear()
-        batch = iter(events)
-        handler: Callable[[int], None] | None = None
-        while True:
-            try:
-                for fd, mask in batch:
-                    if fd in stale:
-                        continue  # the fd was closed (and maybe reused) earlier in this batch
-                    handler = handlers.get(fd)
-                    if handler is not None:
-                        handler(mask)
-            except Exception as error:  # one connection's fault: see "Failing safe"
-                self._failed(getattr(handler, "__self__", handler), error)
-            else:
-                return
-
-    def _expire(self, now: float) -> None:
-        timers = self.timers
-        connection: Connection | None = None
-        while True:
-            try:
-                while timers and timers[0][0] <= now:
-                    expired, _, connection = heapq.heappop(timers)
-                    connection.on_timer(expired)
-            except Exception as error:  # one connection's fault: see "Failing safe"
-                self._failed(connection, error)
-            else:
-                return
-
-    def _failed(self, culprit: object, error: Exception) -> None:
-        """A handler raised: drop the one connection it belongs to; the loop and the rest go on."""
-        if isinstance(culprit, functools.partial):  # a listener's: the connection it was starting
-            culprit, self.accepting = self.accepting, None
-        connection = culprit if isinstance(culprit, Connection) else None
-        survived(log, "worker", "reset-connection" if connection is not None else "continue", error)
-        if connection is None:
-            return
-        try:
-            connection.close(reset=True)
-        except Exception:
-            for sock in (connection.client, connection.backend):
-                if sock is not None:
-                    with contextlib.suppress(Exception):
-                        self.forget(sock.fileno())
-                        sock.close()
-            if connection in self.connections:
-                with contextlib.suppress(Exception):
-                    self.connection_closed(connection)
+        errors = _CONNECT_ERRORS
+        buckets = slice(c.T_BUCKETS, c.T_BUCKETS + 15)
+        for row, stats_of_target in self._targets.values():
+            values = core.take_target_counters(row)
+            target = stats_of_target
+            target.connections += values[c.T_CONNECTIONS]
+            target.active = values[c.T_ACTIVE]
+            for index, reason in enumerate(errors):
+                count = values[c.T_ERRORS + index]
+                if count:
+                    target.connect_errors[reason] = target.connect_errors.get(reason, 0) + count
+            counts = values[buckets]
+            if any(counts):
+                target.connect_counts = [a + b for a, b in zip(target.connect_counts, counts, strict=True)]
+                target.connect_total += values[c.T_SUM_NS] / 1e9
+            target.flush()
+        if core.internal_errors:
+            INTERNAL_ERRORS.labels("worker").inc(core.internal_errors)
+            core.internal_errors = 0
 
     def run(self) -> int:
         """Serve until drained; returns the process exit code."""
-        poll = self.epoll.poll
+        core = self.core
         board = self.health_board
-        timers = self.timers
         while True:
             if self._draining_until is not None and (
-                not self.connections or self.now >= self._draining_until
+                not core.open_connections or self.now >= self._draining_until
             ):
                 break
-            deadline = self._next_sweep
-            if timers and timers[0][0] < deadline:
-                deadline = timers[0][0]
-            events = poll(0.0 if self._again else max(0.0, deadline - self.now))
-            self.now = now = time.monotonic()
-            if board is not None and board.generation() != self._health_generation:
-                try:
-                    self.read_health()  # before this batch's accepts, so they see the new verdicts
-                except Exception as error:
-                    survived(log, "worker", "keep-health-view", error)
-            self._dispatch(events)
-            if self._again:
-                self._pump_again()
-            if timers and timers[0][0] <= now:
-                self._expire(now)
-            if now >= self._next_sweep:
-                self._next_sweep = now + _SWEEP_SECONDS
+            until = self._next_sweep
+            if self._draining_until is not None:
+                until = min(until, self._draining_until)
+            ready = core.run(until)
+            self.now = time.monotonic()
+            try:
+                for fd in ready:
+                    if fd == self._wake_fd:
+                        self._on_signal()
+                    elif fd == self.control_fd:
+                        self._on_control()
+                if board is not None and board.generation() != self._seen_generation():
+                    self.read_health()
+            except Exception as error:  # a bad config or view must not end the worker
+                survived(log, "worker", "keep-state", error)
+            if self.now >= self._next_sweep:
+                self._next_sweep = self.now + _SWEEP_SECONDS
                 try:
                     self._sweep()
                 except Exception as error:
                     survived(log, "worker", "next-sweep", error)
-        left = len(self.connections)
-        for connection in list(self.connections):
-            connection.close(reset=True)
+        left = core.close_all()
         self.flush_stats()
         log.info("worker_exit worker=%d connections_cut=%d", self.index, left)
         return 0
+
+    def _seen_generation(self) -> int:
+        return int(self.core.seen_generation)

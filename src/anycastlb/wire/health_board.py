@@ -52,6 +52,11 @@ class HealthBoard:
         _HEADER.pack_into(self._map, 0, writing + 1, len(payload), zlib.crc32(payload))
         return writing + 1
 
+    @property
+    def memory(self) -> mmap.mmap:
+        """The shared block itself: the compiled core watches its first 8 bytes (the generation)."""
+        return self._map
+
     def generation(self) -> int:
         """The generation now on the board (odd while a write is under way)."""
         generation: int = _GENERATION.unpack_from(self._map, 0)[0]
