@@ -79,62 +79,69 @@ SOURCE_SHA256 = ANYCASTLB_SOURCE_SHA256.decode("ascii")  # checked against the .
 
 # ---- constants shared with the Python side (core.py reads them by name) ---------------------------
 
-DEF FIRST_BYTES = 16384
-DEF MAX_CANDIDATES = 12          # retries <= 10 (model/config.py) + the first + one spare
-DEF ACCEPT_BATCH = 64
-DEF EVENTS = 256
-DEF MAX_ROUNDS = 4               # reads per direction per wake-up (flow.py)
-DEF COPY_BUFFER = 65536          # relay: auto treats a read that fills this as bulk
-DEF BUFFER_POOL = 256            # first-bytes buffers kept for reuse
+cdef enum:
+    FIRST_BYTES = 16384
+    MAX_CANDIDATES = 12          # retries <= 10 (model/config.py) + the first + one spare
+    ACCEPT_BATCH = 64
+    EVENTS = 256
+    MAX_ROUNDS = 4               # reads per direction per wake-up (flow.py)
+    COPY_BUFFER = 65536          # relay: auto treats a read that fills this as bulk
+    BUFFER_POOL = 256            # first-bytes buffers kept for reuse
 
 # connection states (connection.py)
-DEF AWAIT_DATA = 0
-DEF CONNECTING = 1
-DEF RELAY = 2
-DEF CLOSED = 3
+cdef enum:
+    AWAIT_DATA = 0
+    CONNECTING = 1
+    RELAY = 2
+    CLOSED = 3
 
 # flow results (flow.py)
-DEF WANT_READ = 1
-DEF WANT_WRITE = 2
-DEF DONE = 3
-DEF MORE = 4
-DEF FAILED = -1
+cdef enum:
+    WANT_READ = 1
+    WANT_WRITE = 2
+    DONE = 3
+    MORE = 4
+    FAILED = -1
 
 # what an epoll event is about (low 2 bits of data.u64)
-DEF TAG_CLIENT = 0
-DEF TAG_BACKEND = 1
-DEF TAG_LISTENER = 2
-DEF TAG_PYTHON = 3
+cdef enum:
+    TAG_CLIENT = 0
+    TAG_BACKEND = 1
+    TAG_LISTENER = 2
+    TAG_PYTHON = 3
 
 # relay modes
-DEF RELAY_COPY = 0
-DEF RELAY_SPLICE = 1
-DEF RELAY_AUTO = 2
+cdef enum:
+    RELAY_COPY = 0
+    RELAY_SPLICE = 1
+    RELAY_AUTO = 2
 
 # per-listener counters (int64 columns); the rejected reasons follow in REJECT_REASONS order
-DEF L_ACCEPTED = 0
-DEF L_ACTIVE = 1                 # a gauge: take_listener_counters leaves it
-DEF L_BYTES_IN = 2
-DEF L_BYTES_OUT = 3
-DEF L_RETRIES = 4
-DEF L_IDLE_CLOSED = 5
-DEF L_REJECTED = 6
-DEF REJECT_NO_BACKEND = 4        # index in REJECT_REASONS
-DEF REJECT_BACKENDS_FAILED = 5
-DEF L_COLUMNS = 12
+cdef enum:
+    L_ACCEPTED = 0
+    L_ACTIVE = 1                 # a gauge: take_listener_counters leaves it
+    L_BYTES_IN = 2
+    L_BYTES_OUT = 3
+    L_RETRIES = 4
+    L_IDLE_CLOSED = 5
+    L_REJECTED = 6
+    REJECT_NO_BACKEND = 4        # index in REJECT_REASONS
+    REJECT_BACKENDS_FAILED = 5
+    L_COLUMNS = 12
 
 # per-target (listener, backend) counters
-DEF T_CONNECTIONS = 0
-DEF T_ACTIVE = 1                 # a gauge
-DEF T_ERRORS = 2                 # CONNECT_ERRORS order
-DEF ERR_REFUSED = 0
-DEF ERR_TIMEOUT = 1
-DEF ERR_UNREACHABLE = 2
-DEF ERR_RESET = 3
-DEF ERR_OTHER = 4
-DEF T_BUCKETS = 7                # 15 connect-latency buckets (metrics.py's CONNECT_BUCKETS, then +Inf)
-DEF T_SUM_NS = 22
-DEF T_COLUMNS = 23
+cdef enum:
+    T_CONNECTIONS = 0
+    T_ACTIVE = 1                 # a gauge
+    T_ERRORS = 2                 # CONNECT_ERRORS order
+    ERR_REFUSED = 0
+    ERR_TIMEOUT = 1
+    ERR_UNREACHABLE = 2
+    ERR_RESET = 3
+    ERR_OTHER = 4
+    T_BUCKETS = 7                # 15 connect-latency buckets (metrics.py's CONNECT_BUCKETS, then +Inf)
+    T_SUM_NS = 22
+    T_COLUMNS = 23
 
 REJECT_REASONS = ("source_rate", "source_limit", "listener_rate", "listener_limit", "no_backend", "backends_failed")
 CONNECT_ERRORS = ("refused", "timeout", "unreachable", "reset", "other")
@@ -206,6 +213,7 @@ cdef struct Listener:
     bint sni_authority
     bint server_speaks_first
     bint retry_on_reset
+    bint fast_open             # TCP_FASTOPEN_CONNECT: the header and first bytes go in the SYN
     int retries
     int passive_fall
     double connect_timeout
@@ -260,6 +268,7 @@ cdef struct Conn:
     int next_candidate
     int target                 # index into listener.backends, -1 before the first connect
     bint first_counted
+    bint fast_opened           # connect() returned at once (TFO cookie): no handshake to time
     bint replayable
     uint32_t client_events
     Py_ssize_t skip_counting
@@ -489,6 +498,7 @@ cdef class Core:
         snapshot.sni_authority = config.sni_authority
         snapshot.server_speaks_first = config.server_speaks_first
         snapshot.retry_on_reset = config.retry_on_reset
+        snapshot.fast_open = config.backend_fast_open
         snapshot.retries = min(config.retries, MAX_CANDIDATES - 1)
         snapshot.passive_fall = config.health.passive_fall
         snapshot.connect_timeout = config.connect_timeout
@@ -900,7 +910,7 @@ cdef class Core:
     cdef void connect_next(self, Conn *conn) noexcept:
         cdef Listener *listener = conn.listener
         cdef uint8_t key[16]
-        cdef int key_length, index, fd, one = 1, code
+        cdef int key_length, index, fd, one = 1, code, started
         cdef Backend *backend
         cdef int64_t *counters = &self.listener_counters[listener.row * L_COLUMNS]
         if conn.state == AWAIT_DATA:
@@ -927,8 +937,12 @@ cdef class Core:
                 code = errno
             else:
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+                if listener.fast_open:
+                    setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one))
                 conn.connect_started = monotonic()
-                if connect(fd, <sockaddr *>&backend.address, backend.address_length) == 0 or errno == EINPROGRESS:
+                conn.fast_opened = False
+                started = connect(fd, <sockaddr *>&backend.address, backend.address_length)
+                if started == 0 or errno == EINPROGRESS:
                     conn.backend = fd
                     conn.attempt += 1
                     if not self.add_fd(conn, fd, TAG_BACKEND):
@@ -936,6 +950,12 @@ cdef class Core:
                         conn.backend = -1
                         self.internal_errors += 1
                         self.close_conn(conn, True)
+                        return
+                    if started == 0 and listener.fast_open:
+                        # a cookie is cached: the SYN leaves with our first send. A refusal then
+                        # shows up as a reset of the relay, which the replay rules handle.
+                        conn.fast_opened = True
+                        self.connected(conn)
                         return
                     self.set_deadline(conn, self.now + listener.connect_timeout)
                     return
@@ -982,10 +1002,11 @@ cdef class Core:
         cdef const sockaddr *destination
         cdef char *payload
         cdef char *copy
-        while bucket < 14 and seconds > _CONNECT_BOUNDS[bucket]:
-            bucket += 1
-        target[T_BUCKETS + bucket] += 1
-        target[T_SUM_NS] += <int64_t>(seconds * 1e9)
+        if not conn.fast_opened:  # a fast open has no handshake behind it yet: nothing to time
+            while bucket < 14 and seconds > _CONNECT_BOUNDS[bucket]:
+                bucket += 1
+            target[T_BUCKETS + bucket] += 1
+            target[T_SUM_NS] += <int64_t>(seconds * 1e9)
         target[T_CONNECTIONS] += 1
         target[T_ACTIVE] += 1
         conn.deadline = 0

@@ -118,6 +118,10 @@ class ListenerSettings(Frozen):
     idle_timeout: Duration = 300.0
     retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_on_reset: bool = True  # a node that resets before answering gets the first bytes replayed
+    # TCP Fast Open towards the backends: once a node's kernel gave this PoP a cookie, the PROXY
+    # header and the first bytes ride in the SYN (one round trip less). Off by default: the nodes
+    # must enable it (net.ipv4.tcp_fastopen server bit, and the ingress listening with fastopen).
+    backend_fast_open: bool = False
     # limits, enforced at accept across all workers (dataplane/admission.py); a refusal is a reset
     max_connections: Annotated[int, Field(ge=1)] = 50_000
     max_connections_per_source: Annotated[int, Field(ge=1)] = 1_000
