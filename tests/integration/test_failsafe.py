@@ -18,10 +18,9 @@ import pytest
 from anycastlb.lab.nginx import NginxBackend
 from tests.integration.conftest import listener
 from tests.integration.test_client_address import get
-from tests.integration.test_sni_authority import client_hello
 from tests.support.bad_files import BAD_FILES, replace_with
 from tests.support.edge import EdgeProcess
-from tests.support.faults import FAULTY_SNI
+from tests.support.faults import FAULTY_LISTENER
 
 
 def children(agent: EdgeProcess) -> set[int]:
@@ -94,26 +93,31 @@ def test_check_prints_one_line_and_no_traceback_for_a_bad_file(tmp_path: Path, k
         assert fragment in result.stderr
 
 
-def test_a_bug_one_connection_trips_resets_only_that_connection(
+def test_a_bug_one_listener_trips_costs_only_that_listener(
     nginx: Callable[..., NginxBackend], edge: Callable[..., EdgeProcess]
 ) -> None:
+    """Connections never run Python (the compiled core); what can raise in a worker is its shell
+    applying a config: the listener that trips the bug is skipped, the others and the process live."""
     node = nginx("node-a")
     web = listener("web", [("127.0.0.1", node.port)])
     agent = edge(
-        {"listeners": [web], "workers": 1}, preload="import tests.support.faults as f; f.raise_on_sni()"
+        {"listeners": [web], "workers": 1}, preload="import tests.support.faults as f; f.raise_on_listener()"
     )
     before = children(agent)
 
-    with socket.create_connection(("127.0.0.1", web["port"]), timeout=5) as tripping:
-        tripping.sendall(client_hello(FAULTY_SNI))
-        with pytest.raises(ConnectionResetError):
-            tripping.recv(1024)
+    faulty = listener(FAULTY_LISTENER, [("127.0.0.1", node.port)])
+    agent.write_config({**agent.config, "listeners": [web, faulty]})
+    agent.signal(signal.SIGHUP)
+    agent.wait_for_log("reload_applied")
+    wait_for_metric(agent, "anycastlb_edge_internal_errors_total", 1, component="worker")
 
     assert serves(web["port"], "node-a") == 10
+    with pytest.raises(ConnectionRefusedError):  # its socket was closed, not left to queue connections
+        socket.create_connection(("127.0.0.1", faulty["port"]), timeout=5).close()
     assert children(agent) == before
     assert "worker_died" not in agent.log()
     assert agent.metric("anycastlb_edge_internal_errors_total", component="worker") == 1
-    assert "internal_error component=worker action=reset-connection" in agent.log()
+    assert "internal_error component=worker action=skip-listener" in agent.log()
 
 
 def test_a_health_probe_that_raises_keeps_the_verdict_and_the_checks_going(

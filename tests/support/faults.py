@@ -5,35 +5,34 @@ CLI, so the supervisor and every process it forks carry the fault. Nothing here 
 prometheus_client (the edge chooses its metrics directory first).
 """
 
-from collections.abc import Sequence
+import os
+import socket
 
 from anycastlb.health.result import ProbeResult
-from anycastlb.model.config import HealthCheck, ProxyProtocolVersion
+from anycastlb.model.config import HealthCheck, Listener, ProxyProtocolVersion
 
-__all__ = ["FAULTY_SNI", "raise_on_probe_of_port", "raise_on_sni"]
+__all__ = ["FAULTY_LISTENER", "raise_on_listener", "raise_on_probe_of_port"]
 
-FAULTY_SNI = "fault.invalid"
+FAULTY_LISTENER = "faulty"
 
 
-def raise_on_sni() -> None:
-    """Writing the PROXY header of a connection whose ClientHello names FAULTY_SNI raises."""
-    from anycastlb.wire import proxy_protocol  # noqa: PLC0415 - patched where connection.py looks
+def raise_on_listener() -> None:
+    """A worker opening the socket of a listener named FAULTY_LISTENER raises (a bug nobody foresaw).
 
-    real = proxy_protocol.encode_v2
+    Only in the workers: the supervisor, which tries the sockets before it accepts a reload, is
+    the process this runs in, and it stays unharmed.
+    """
+    from anycastlb.dataplane import sockets  # noqa: PLC0415 - before dataplane.worker binds open_listener
 
-    def encode_v2(
-        source: tuple[str, int],
-        destination: tuple[str, int],
-        family: int,
-        *,
-        protocol: str = "tcp",
-        tlvs: Sequence[tuple[int, bytes]] = (),
-    ) -> bytes:
-        if any(value == FAULTY_SNI.encode() for _, value in tlvs):
-            raise RuntimeError(f"injected fault: a bug that SNI {FAULTY_SNI} trips")
-        return real(source, destination, family, protocol=protocol, tlvs=tlvs)
+    real = sockets.open_listener
+    supervisor = os.getpid()
 
-    proxy_protocol.encode_v2 = encode_v2  # type: ignore[assignment]
+    def open_listener(listener: Listener) -> socket.socket:
+        if listener.name == FAULTY_LISTENER and os.getpid() != supervisor:
+            raise RuntimeError(f"injected fault: a bug that listener {FAULTY_LISTENER} trips")
+        return real(listener)
+
+    sockets.open_listener = open_listener
 
 
 def raise_on_probe_of_port(port: int) -> None:

@@ -447,6 +447,8 @@ cdef class Core:
 
     def take_listener_counters(self, uint32_t row):
         """The row's counters since the last take (zeroed), except ``L_ACTIVE``, a gauge."""
+        if row >= self.listener_rows:
+            raise IndexError(f"listener row {row} was never allocated (ensure_rows)")
         cdef int64_t *counters = &self.listener_counters[row * L_COLUMNS]
         values = [counters[i] for i in range(L_COLUMNS)]
         active = counters[L_ACTIVE]
@@ -456,6 +458,8 @@ cdef class Core:
 
     def take_target_counters(self, uint32_t row):
         """The target's counters since the last take (zeroed), except ``T_ACTIVE``, a gauge."""
+        if row >= self.target_rows:
+            raise IndexError(f"target row {row} was never allocated (ensure_rows)")
         cdef int64_t *counters = &self.target_counters[row * T_COLUMNS]
         values = [counters[i] for i in range(T_COLUMNS)]
         active = counters[T_ACTIVE]
@@ -465,6 +469,8 @@ cdef class Core:
 
     def last_refused_source(self, uint32_t row, int reason):
         """The last source refused for ``reason`` on the listener row, as text."""
+        if row >= self.listener_rows or not 0 <= reason < 6:
+            raise IndexError(f"no refusal slot for listener row {row}, reason {reason}")
         return _address_text(<sockaddr *>&self.last_refused[row * 6 + reason])
 
     def install(
@@ -484,10 +490,16 @@ cdef class Core:
         """
         cdef int fd = listening.fileno()
         cdef Listener *old
-        cdef Listener *snapshot = <Listener *>calloc(1, sizeof(Listener))
+        cdef Listener *snapshot
         cdef Backend *backend
         cdef int index, other, count = len(backends)
         cdef bytes prefix
+        if row >= self.listener_rows:
+            raise IndexError(f"listener row {row} was never allocated (ensure_rows)")
+        for host, port, target, prefix in backends:
+            if target >= self.target_rows:
+                raise IndexError(f"target row {target} was never allocated (ensure_rows)")
+        snapshot = <Listener *>calloc(1, sizeof(Listener))
         if snapshot == NULL:
             raise MemoryError()
         snapshot.refs = 1

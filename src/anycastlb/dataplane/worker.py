@@ -75,7 +75,12 @@ class ListenerRuntime:
     __slots__ = ("admission", "backends", "config", "health", "row", "sock")
 
     def __init__(
-        self, config: Listener, sock: socket.socket, row: int, admission: Admission, health: ListenerHealth | None
+        self,
+        config: Listener,
+        sock: socket.socket,
+        row: int,
+        admission: Admission,
+        health: ListenerHealth | None,
     ) -> None:
         self.config = config
         self.sock = sock
@@ -149,40 +154,49 @@ class Worker:
                 runtime.sock.close()
                 del self.listeners[endpoint]
                 log.info("listener_closed listener=%s worker=%d", runtime.config.name, self.index)
-        view = self.health_view
         for endpoint, listener in wanted.items():
-            health = view.listeners.get(listener.name) if view is not None else None
-            existing = self.listeners.get(endpoint)
-            if existing is not None:
-                if listener.backlog != existing.config.backlog:
-                    existing.sock.listen(listener.backlog)
-                existing.admission = existing.admission.updated(listener)
-                existing.row = self._row(listener.name)
-                existing.config = listener
-                existing.health = health
-                existing.backends = BackendSet(listener, previous=existing.backends, health=health)
-                self._install(existing)
-                continue
-            if self._draining_until is not None:
-                continue
             try:
-                sock = open_listener(listener)
-            except ListenError as error:
-                log.error(
-                    "listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error)
-                )
-                continue
+                self._apply_listener(endpoint, listener)
+            except Exception as error:  # one listener's bug must not cost the others: see "Failing safe"
+                survived(log, "worker", "skip-listener", error)
+
+    def _apply_listener(self, endpoint: tuple[str, int, str], listener: Listener) -> None:
+        view = self.health_view
+        health = view.listeners.get(listener.name) if view is not None else None
+        existing = self.listeners.get(endpoint)
+        if existing is not None:
+            if listener.backlog != existing.config.backlog:
+                existing.sock.listen(listener.backlog)
+            backends = BackendSet(listener, previous=existing.backends, health=health)
+            existing.admission = existing.admission.updated(listener)
+            existing.row = self._row(listener.name)
+            existing.config = listener
+            existing.health = health
+            existing.backends = backends
+            self._install(existing)
+            return
+        if self._draining_until is not None:
+            return
+        try:
+            sock = open_listener(listener)
+        except ListenError as error:
+            log.error("listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error))
+            return
+        try:
             admission = Admission(listener, self.counters, self.rates)
             runtime = ListenerRuntime(listener, sock, self._row(listener.name), admission, health)
-            self.listeners[endpoint] = runtime
             self._install(runtime)
-            log.info(
-                "listener_open listener=%s address=%s port=%d worker=%d",
-                listener.name,
-                listener.address,
-                listener.port,
-                self.index,
-            )
+        except BaseException:
+            sock.close()  # a socket nobody accepts on would hold its share of SO_REUSEPORT connections
+            raise
+        self.listeners[endpoint] = runtime
+        log.info(
+            "listener_open listener=%s address=%s port=%d worker=%d",
+            listener.name,
+            listener.address,
+            listener.port,
+            self.index,
+        )
 
     def _install(self, runtime: ListenerRuntime) -> None:
         """Hand the core a new snapshot of the listener (config, backends, table, health)."""
@@ -192,7 +206,6 @@ class Worker:
             row, _ = self._target(name, target.key, target.stats)
             prefix = PassiveReport(name, target.key, "").encode()
             backends.append((target.sockaddr[0], target.sockaddr[1], row, prefix))
-        self._grow()
         self.core.install(
             runtime.sock,
             runtime.row,
@@ -206,18 +219,18 @@ class Worker:
     def _row(self, name: str) -> int:
         row = self._rows.get(name)
         if row is None:
-            row = self._rows[name] = len(self._rows)
+            row = len(self._rows)
+            self.core.ensure_rows(row + 1, max(1, len(self._targets)))
+            self._rows[name] = row
             self.stats[name] = ListenerStats(name)
         return row
 
     def _target(self, listener: str, key: str, stats: BackendStats) -> tuple[int, BackendStats]:
         found = self._targets.get((listener, key))
         if found is None:
+            self.core.ensure_rows(max(1, len(self._rows)), len(self._targets) + 1)
             found = self._targets[(listener, key)] = (len(self._targets), stats)
         return found
-
-    def _grow(self) -> None:
-        self.core.ensure_rows(max(1, len(self._rows)), max(1, len(self._targets)))
 
     def _on_control(self) -> None:
         messages = self._control.read()
