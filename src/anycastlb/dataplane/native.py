@@ -11,6 +11,7 @@ A wheel installs no ``.pyx`` (nothing to compare, nothing that can go stale): th
 """
 
 import hashlib
+import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +19,7 @@ __all__ = [
     "BUCKETS",
     "RATE_BUCKETS",
     "Admission",
+    "CompiledMaglev",
     "CompiledModuleError",
     "RateWindows",
     "SharedCounters",
@@ -43,13 +45,21 @@ def check_fresh(module: ModuleType, source: Path) -> None:
         )
 
 
-try:
-    from anycastlb.dataplane import _shared_limits
-except ImportError as error:
-    raise CompiledModuleError(f"anycastlb.dataplane._shared_limits is not compiled: {_REBUILD}") from error
-check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
+def _require(name: str) -> None:
+    """Import ``anycastlb.dataplane.<name>`` and check it against ``<name>.pyx``, or raise."""
+    try:
+        module = importlib.import_module(f"anycastlb.dataplane.{name}")
+    except ImportError as error:
+        raise CompiledModuleError(f"anycastlb.dataplane.{name} is not compiled: {_REBUILD}") from error
+    check_fresh(module, Path(__file__).with_name(f"{name}.pyx"))
 
-from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
+
+_require("_shared_limits")
+_require("_maglev_c")
+
+# Imported only once the modules are known fresh (hence E402).
+from anycastlb.dataplane._maglev_c import CompiledMaglev  # noqa: E402
+from anycastlb.dataplane._shared_limits import (  # noqa: E402
     BUCKETS,
     RATE_BUCKETS,
     Admission,
