@@ -4,8 +4,9 @@
 # so keep the CompiledMaglev alive while its ``view`` is in use. Beyond the comments below:
 # - client_key: ``key`` needs room for 16 bytes; returns -1 (and writes nothing) for a family other
 #   than AF_INET / AF_INET6.
-# - candidates: ``out`` needs room for min(limit, backends) ints (never more are written); limit <= 0
-#   or an empty table returns 0; key_len >= 0. Reads only: one view may serve any number of callers.
+# - candidates: ``out`` needs room for min(limit, backends) ints (never more are written); limit <= 0,
+#   an empty table or key_len < 0 (client_key's -1) returns 0. Reads only: one view may serve any
+#   number of callers at once.
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from anycastlb.dataplane._c_net cimport sockaddr

@@ -126,14 +126,15 @@ cdef int candidates(const MaglevView *table, const uint8_t *key, int key_len, in
     ``limit``, i.e. with every owner outside ``skip`` found, so that is exactly "owns no slot and not
     skipped", the test used here. The walk also stops after one lap, which never ends it earlier on a
     view built by ``CompiledMaglev`` (owners and owns come from the entries themselves) and keeps a
-    hand-made inconsistent view from looping forever. ``limit <= 0`` or an empty table gives 0.
+    hand-made inconsistent view from looping forever. ``limit <= 0``, an empty table or ``key_len < 0``
+    (``client_key``'s -1 passed on unchecked) gives 0: no backend rather than a read of 4 GiB of key.
     """
     cdef uint32_t n = table.backends, owners_left = table.owners, index, backend, slot, steps
     cdef uint32_t words = (n + 63) >> 6
     cdef int walk_to, count = 0
     cdef uint64_t stack_seen[_STACK_WORDS]
     cdef uint64_t *seen = stack_seen
-    if limit <= 0 or n == 0:
+    if limit <= 0 or n == 0 or key_len < 0:
         return 0
     if skip != NULL:
         for index in range(n):
