@@ -1,7 +1,7 @@
 """Builds the data plane's compiled modules (Cython); everything else is in pyproject.toml.
 
-Each extension is compiled with its ``.pyx``'s SHA-256 as ``ANYCASTLB_SOURCE_SHA256``; the package
-compares it with the ``.pyx`` beside the module at import (``anycastlb/dataplane/native.py``), so an
+Each extension is compiled with the SHA-256 of its ``.pyx`` and ``.pxd`` as ``ANYCASTLB_SOURCE_SHA256``;
+the package compares it with the sources beside the module at import (``anycastlb/dataplane/native.py``), so an
 edited source can never run as a stale compiled module. There is no pure-Python fallback on purpose:
 a machine that cannot compile gets an error at install that says what to install, not a slow edge.
 """
@@ -41,8 +41,18 @@ class BuildExtensions(build_ext):
             raise SystemExit(f"error: {NEEDS}\n(building {ext.name}: {error})") from error
 
 
+def source_digest(pyx: Path) -> str:
+    """SHA-256 over the .pyx and its .pxd: the same function as anycastlb.dataplane.native's
+    (not imported: the package cannot be imported before it is built)."""
+    digest = hashlib.sha256(pyx.read_bytes())
+    pxd = pyx.with_suffix(".pxd")
+    if pxd.exists():
+        digest.update(pxd.read_bytes())
+    return digest.hexdigest()
+
+
 def extension(source: str) -> Extension:
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    digest = source_digest(Path(source))
     name = source.removeprefix("src/").removesuffix(".pyx").replace("/", ".")
     return Extension(name, [source], define_macros=[("ANYCASTLB_SOURCE_SHA256", f'"{digest}"')])
 

@@ -1,32 +1,39 @@
 """The compiled modules of the data plane, imported only if they match their source.
 
 ``pip install -e .`` compiles each ``.pyx`` into a module beside it (setup.py) and embeds the
-source's SHA-256. An edited ``.pyx`` does not rebuild itself: without this check the old compiled
-code would keep running, silently, under tests that seem to pass. So the digest is compared with
-the ``.pyx`` on disk at import, and a mismatch or a missing module is an error that says the one
-command that fixes it. There is no Python fallback: a slow edge that looks healthy is worse than
-an edge that refuses to start (the Python versions live on as test oracles only).
+SHA-256 of the source it was built from: the ``.pyx`` and, when there is one, its ``.pxd`` (the
+declarations other modules compile against). An edited source does not rebuild itself: without
+this check the old compiled code would keep running, silently, under tests that seem to pass. So
+the digest is compared with the files on disk at import, and a mismatch or a missing module is an
+error that says the one command that fixes it. There is no Python fallback: a slow edge that looks
+healthy is worse than an edge that refuses to start (the Python versions live on as test oracles).
 
-A wheel installs no ``.pyx`` (nothing to compare, nothing that can go stale): then the check passes.
+A wheel installs no sources (nothing to compare, nothing that can go stale): then the check passes.
 """
 
 import hashlib
+import importlib
 from pathlib import Path
 from types import ModuleType
 
 __all__ = [
     "BUCKETS",
-    "CompiledMaglev",
-    "Core",
-    "core_module",
+    "MODULES",
     "RATE_BUCKETS",
     "Admission",
+    "CompiledMaglev",
     "CompiledModuleError",
+    "Core",
     "RateWindows",
     "SharedCounters",
     "check_fresh",
+    "core_module",
+    "source_digest",
     "source_key",
 ]
+
+MODULES = ("_shared_limits", "_wire_c", "_maglev_c", "_core")
+"""The compiled modules, in the order they depend on each other (setup.py builds the same list)."""
 
 _REBUILD = "run `python3 -m pip install -e .` in the repository (needs gcc and the Python headers)"
 
@@ -35,28 +42,28 @@ class CompiledModuleError(ImportError):
     """A compiled data-plane module is missing or was built from another version of its source."""
 
 
+def source_digest(pyx: Path) -> str:
+    """SHA-256 over the ``.pyx`` and its ``.pxd`` (if any): what setup.py embeds at build time."""
+    digest = hashlib.sha256(pyx.read_bytes())
+    pxd = pyx.with_suffix(".pxd")
+    if pxd.exists():
+        digest.update(pxd.read_bytes())
+    return digest.hexdigest()
+
+
 def check_fresh(module: ModuleType, source: Path) -> None:
     """Raise :class:`CompiledModuleError` unless ``module`` was built from ``source`` as it is now."""
     if not source.exists():
         return
     built: str = module.SOURCE_SHA256
-    if hashlib.sha256(source.read_bytes()).hexdigest() != built:
+    if source_digest(source) != built:
         raise CompiledModuleError(
-            f"{module.__name__} is stale: {source} changed since it was compiled; {_REBUILD}"
+            f"{module.__name__} is stale: {source} (or its .pxd) changed since it was compiled; {_REBUILD}"
         )
 
 
-try:
-    from anycastlb.dataplane import _shared_limits
-except ImportError as error:
-    raise CompiledModuleError(f"anycastlb.dataplane._shared_limits is not compiled: {_REBUILD}") from error
-check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
-
-
-def _fresh(name: str) -> ModuleType:
-    """Import ``anycastlb.dataplane.<name>`` and check it was built from its ``.pyx`` as it is now."""
-    import importlib
-
+def _require(name: str) -> ModuleType:
+    """Import ``anycastlb.dataplane.<name>`` and check it against its sources, or raise."""
     try:
         module = importlib.import_module(f"anycastlb.dataplane.{name}")
     except ImportError as error:
@@ -65,14 +72,16 @@ def _fresh(name: str) -> ModuleType:
     return module
 
 
-for _name in ("_wire_c", "_maglev_c", "_core"):
-    _fresh(_name)
-core_module = _fresh("_core")
-"""The compiled core's module: its constants (``LAYOUT``, ``REJECT_REASONS``...) describe the counter rows."""
+for _name in MODULES:
+    _require(_name)
 
-from anycastlb.dataplane._core import Core  # noqa: E402 - only once the modules are known fresh
+core_module = _require("_core")
+"""The compiled core's module: its constants (``LAYOUT``, ``REJECT_REASONS``...) describe its counter rows."""
+
+# Imported only once the modules are known fresh (hence E402).
+from anycastlb.dataplane._core import Core  # noqa: E402
 from anycastlb.dataplane._maglev_c import CompiledMaglev  # noqa: E402
-from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
+from anycastlb.dataplane._shared_limits import (  # noqa: E402
     BUCKETS,
     RATE_BUCKETS,
     Admission,
