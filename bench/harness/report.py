@@ -16,7 +16,7 @@ from pathlib import Path
 from .costs import costs_section
 from .markdown import fmt, markdown_table, median, ratio
 from .results import EDGE_WORKERS, FIGURES, HAPROXY_THREADS, Results
-from .servers import NGINX_WORKERS
+from .servers import NGINX_WORKERS, REPO
 from .syscalls import RATE as STRACE_RATE
 from .targets import targets_section
 
@@ -61,7 +61,7 @@ def environment() -> str:
     def version(argv: list[str]) -> str:
         with contextlib.suppress(OSError):
             done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
-            return (done.stdout or done.stderr).strip().splitlines()[0]
+            return next(iter((done.stdout or done.stderr).strip().splitlines()), "")
         return "not found"
 
     cpu = next(
@@ -72,9 +72,13 @@ def environment() -> str:
         ),
         platform.machine(),
     )
+    git = ["git", "-C", str(REPO)]
+    commit = version([*git, "rev-parse", "--short", "HEAD"])
+    dirty = version([*git, "status", "--porcelain", "--", "src", "bench"]) not in ("", "not found")
     return "\n".join(
         [
             f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- commit: {commit}{' with uncommitted changes in src/ or bench/' if dirty else ''}",
             f"- nproc: {os.cpu_count()} ({cpu}); kernel: {platform.release()}",
             f"- load average before the run: {os.getloadavg()[0]:.2f}",
             f"- {version(['haproxy', '-v'])}; {version(['nginx', '-v'])}; {version(['wrk', '-v'])}",
