@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import signal
 from dataclasses import dataclass
@@ -78,14 +79,25 @@ def stop_contender(contender: Contender, round_no: int, results: Results) -> Non
     elif code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
         results.note(round_no, contender.name, f"exit code {code} after SIGTERM")
     assert contender.log is not None
-    bad = [
-        line
-        for line in contender.log.read_text(errors="replace").splitlines()
-        if re.search(r" (ERROR|WARNING|CRITICAL) |Traceback|\[ALERT\]|\[WARNING\]", line)
-    ]
-    for line in bad[:5]:
-        results.note(round_no, contender.name, f"log: {line.strip()}")
+    for line in bad_log_lines(contender.log.read_text(errors="replace").splitlines())[:5]:
+        results.note(round_no, contender.name, f"log: {line}")
     contender.log.write_text("")  # a fresh log for the next round's readiness check
+
+
+def bad_log_lines(lines: list[str]) -> list[str]:
+    """Errors and warnings; a traceback with its frame lines and the exception it ends with."""
+    bad = []
+    for index, line in enumerate(lines):
+        if not re.search(r" (ERROR|WARNING|CRITICAL) |Traceback|\[ALERT\]|\[WARNING\]", line):
+            continue
+        if not line.startswith("Traceback"):
+            bad.append(line.strip())
+            continue
+        body = list(itertools.takewhile(lambda text: text.startswith(" "), lines[index + 1 :]))
+        end = lines[index + 1 + len(body)] if index + 1 + len(body) < len(lines) else "(log ends)"
+        frames = [text.strip() for text in body if text.strip().startswith("File ")]
+        bad.append(f"{line.strip()} {' / '.join(frames[-3:])} → {end.strip()}")
+    return bad
 
 
 def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:
