@@ -1,31 +1,44 @@
-"""Data-plane benchmark: a client straight to nginx, HAProxy, and our edge agent with 1 and 2 workers.
+"""Data-plane benchmark: direct to nginx, HAProxy, and our edge agent in each relay mode, in one run.
 
-What is measured, per contender and round (all traffic on 127.0.0.1):
+Issue 12's figures, per contender and round (all traffic on 127.0.0.1; contenders: ``direct``,
+``haproxy`` with ``nbthread 2`` and splice, ``edge-copy``/``edge-splice``/``edge-auto``: the edge with
+2 workers and that ``relay`` mode):
 
 - **bulk 1 / 4 streams, Gbit/s**: curl downloads a 1 GiB file (tmpfs, nginx ``sendfile``) again and
   again for ``--seconds``; the last download is cut by ``--max-time`` and its bytes still count.
   Figure = all bytes / wall time. Streams are separate curl processes (separate connections).
+  **CPU s per GB**: user + sys of the contender's process tree during the 1-stream run ÷ GB relayed.
 - **conn/s**: ``wrk -t1 -c50 -H 'Connection: close'`` on a 3-byte response, so every request is a
   new TCP connection (and, through a proxy, a new backend connection plus a PROXY v2 header).
-  Socket errors and non-2xx answers are reported and flag the run.
-- **latency p50/p99, ms**: an open-loop generator (fixed schedule, :data:`LATENCY_RATE` req/s, not
-  waiting for answers) times connect + ``GET /small`` + complete response. wrk cannot hold a rate
-  and wrk2 is not packaged, and a closed loop hides queueing; the Python client adds its own
-  overhead, but it is the same client for every contender, so differences are the proxies'.
+  Socket errors and non-2xx answers are reported and flag the run. **CPU µs per connection**, user
+  and sys apart: the contender's process tree during that run (``/proc/PID/stat``, threads and
+  reaped children included) ÷ requests served; nginx's own CPU in the same run is a separate figure
+  (for ``direct`` the contender is nginx).
+- **latency p50/p99, ms**: an open-loop generator (fixed schedule, 500 req/s, not waiting for
+  answers) times connect + ``GET /small`` + complete response. wrk cannot hold a rate and wrk2 is
+  not packaged, and a closed loop hides queueing; the Python client adds its own overhead, but it
+  is the same client for every contender, so differences are the proxies'.
 - **RSS per 10k idle connections, MiB**: 10,000 connections (fewer if the fd limit cannot fit them;
   then scaled) that each sent an unfinished request line (the proxy has connected to nginx; nginx
   waits for the rest). Figure = growth of the summed
   VmRSS of the proxy's process tree. For ``direct`` it is nginx itself (master + worker). Taken
   first, on a freshly started proxy (fresh nginx workers for ``direct``), before any traffic.
+- **syscalls per connection** (proxies only): last, in a phase of its own so that ptrace's cost
+  touches no timed figure: ``strace -f -c`` attached to the proxy's whole tree while 500
+  ``Connection: close`` requests arrive at 200/s, minus an idle window of the same length
+  (``bench/harness/syscalls.py``); the report lists the most frequent syscalls too.
 
 Why side by side in one run: the machine is small (2 cores) and shared, so absolute numbers drift
 by tens of percent between minutes. Every round runs all contenders in rotated order against the
-same nginx, and the report gives medians over rounds, ratios to HAProxy and to direct, and every
-raw value. Client, proxy and nginx share the same cores: the figures compare CPU efficiency
-under contention, not line rate.
+same nginx, and the report gives medians over rounds, ratios to HAProxy and to direct, every raw
+value, and last issue 12's targets (edge ÷ HAProxy within each round, median over rounds, met or
+not). Client, proxy and nginx share the same cores: the figures compare CPU efficiency under
+contention, not line rate.
 
 This file is the command line; the parts are in ``bench/harness/``: ``processes`` (children,
-cleanup), ``probes``, ``servers`` (nginx, HAProxy, the edge), ``measure``, ``rounds``, ``report``.
+cleanup), ``probes``, ``servers`` (nginx, HAProxy, the edge), ``measure``, ``cpu`` (process-tree
+CPU), ``syscalls`` (the strace phase), ``figures`` (one contender's figures), ``rounds``,
+``markdown``, ``costs``, ``targets``, ``report``.
 """
 
 from __future__ import annotations
@@ -77,10 +90,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
-    missing = [tool for tool in ("nginx", "haproxy", "wrk", "curl") if shutil.which(tool) is None]
+    missing = [tool for tool in ("nginx", "haproxy", "wrk", "curl", "strace") if shutil.which(tool) is None]
     if missing:
+        packages = "nginx-light haproxy wrk curl strace"
         print(
-            f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy wrk curl", file=sys.stderr
+            f"missing: {' '.join(missing)}; scripts/setup or apt-get install -y {packages}", file=sys.stderr
         )
         return 2
     command = start_bench("bench/dataplane.py", argv)

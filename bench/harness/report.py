@@ -1,4 +1,5 @@
-"""The markdown report: medians, ratios to HAProxy and to direct, raw values, environment, anomalies."""
+"""The markdown report: medians, ratios to HAProxy and to direct, costs per connection, raw values,
+environment, anomalies, and issue 12's targets."""
 
 from __future__ import annotations
 
@@ -8,37 +9,18 @@ import datetime
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import textwrap
-from collections.abc import Sequence
 from pathlib import Path
 
-from .results import FIGURES, Results, Sample
-from .servers import NGINX_WORKERS
+from .costs import costs_section
+from .markdown import fmt, markdown_table, median, ratio
+from .results import EDGE_WORKERS, FIGURES, HAPROXY_THREADS, Results
+from .servers import NGINX_WORKERS, REPO
+from .syscalls import RATE as STRACE_RATE
+from .targets import targets_section
 
-
-def median(sample_list: list[Sample], key: str) -> float | None:
-    values = [s.values[key] for s in sample_list if key in s.values and s.values[key] == s.values[key]]
-    return statistics.median(values) if values else None
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3f}"
-
-
-def ratio(value: float | None, reference: float | None) -> str:
-    return "-" if value is None or not reference else f"{value / reference:.2f}x"
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+__all__ = ["environment", "markdown_table", "raw_table", "report", "summary_tables"]
 
 
 def summary_tables(results: Results) -> str:
@@ -58,7 +40,10 @@ def summary_tables(results: Results) -> str:
             ]
             rows.append([label if reference is None else spec.title, *cells])
         sections.append(f"**{title}**\n\n" + markdown_table(header, rows))
-    note = "Ratios are the contender's median ÷ the reference's; for latency and RSS, below 1 is better."
+    note = (
+        "Ratios are the contender's median ÷ the reference's; where lower is better (CPU, syscalls,"
+        " latency, RSS) below 1 is better."
+    )
     return "\n\n".join([*sections, note])
 
 
@@ -76,7 +61,7 @@ def environment() -> str:
     def version(argv: list[str]) -> str:
         with contextlib.suppress(OSError):
             done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=10)
-            return (done.stdout or done.stderr).strip().splitlines()[0]
+            return next(iter((done.stdout or done.stderr).strip().splitlines()), "")
         return "not found"
 
     cpu = next(
@@ -87,9 +72,13 @@ def environment() -> str:
         ),
         platform.machine(),
     )
+    git = ["git", "-C", str(REPO)]
+    commit = version([*git, "rev-parse", "--short", "HEAD"])
+    dirty = version([*git, "status", "--porcelain", "--", "src", "bench"]) not in ("", "not found")
     return "\n".join(
         [
             f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- commit: {commit}{' with uncommitted changes in src/ or bench/' if dirty else ''}",
             f"- nproc: {os.cpu_count()} ({cpu}); kernel: {platform.release()}",
             f"- load average before the run: {os.getloadavg()[0]:.2f}",
             f"- {version(['haproxy', '-v'])}; {version(['nginx', '-v'])}; {version(['wrk', '-v'])}",
@@ -101,7 +90,7 @@ def environment() -> str:
 def report(results: Results, command: str, env: str, duration: float, settings: argparse.Namespace) -> str:
     anomalies = "\n".join(f"- {line}" for line in results.anomalies) or "- none"
     return textwrap.dedent("""\
-        # Data-plane benchmark: direct, HAProxy, anycastlb edge
+        # Data-plane benchmark: direct, HAProxy, anycastlb edge in each relay mode
 
         Command: `{command}` ({rounds} round(s) of {seconds:g}s per figure, contenders interleaved and rotated
         each round; medians over rounds; run took {duration:.0f}s).
@@ -110,14 +99,23 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
 
         Everything runs on one machine over 127.0.0.1: client (curl, wrk, a Python open-loop generator),
         proxy and one nginx ({workers} worker, `sendfile on`, 1 GiB file on /dev/shm) share the CPUs. `direct`
-        goes to nginx's plain port; `haproxy` (`mode tcp`, `nbthread 1`, splice both ways) and the
-        edge (default `relay: auto`) send PROXY v2 to nginx's `proxy_protocol` port. RSS for `direct`
-        is nginx's own;
+        goes to nginx's plain port; `haproxy` (`mode tcp`, `nbthread {threads}`, splice both ways) and the
+        edge ({edge_workers} workers, `relay: copy`, `splice` or `auto`) send PROXY v2 to nginx's
+        `proxy_protocol` port. RSS for `direct` is nginx's own;
         it is measured holding {idle} idle connections (RLIMIT_NOFILE hard limit {nofile}: a one-process
-        proxy needs two fds per connection) and scaled to 10k.
+        proxy needs two fds per connection) and scaled to 10k. CPU figures are user + sys of the
+        contender's whole process tree (`/proc/PID/stat`) during the bulk 1-stream run (per GB) and
+        the `wrk` run (per connection); syscalls per connection come from a separate `strace -f -c`
+        phase at {strace_rate} req/s.
         How each figure is taken: `bench/README.md` and the docstring of `bench/dataplane.py`.
 
         {summary}
+
+        ## CPU and syscalls per connection (medians over rounds)
+
+        {costs}
+
+        Each figure is its own median, so user + sys need not add up to the total exactly.
 
         ## Raw values per round
 
@@ -126,6 +124,10 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
         ## Anomalies
 
         {anomalies}
+
+        ## Issue 12's targets
+
+        {targets}
     """).format(
         command=command,
         rounds=settings.rounds,
@@ -133,9 +135,14 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
         duration=duration,
         env=env,
         workers=NGINX_WORKERS,
+        threads=HAPROXY_THREADS,
+        edge_workers=EDGE_WORKERS,
+        strace_rate=STRACE_RATE,
         idle=f"{results.idle_count:,}",
         nofile=f"{resource.getrlimit(resource.RLIMIT_NOFILE)[1]:,}",
         summary=summary_tables(results),
+        costs=costs_section(results),
         raw=raw_table(results),
         anomalies=anomalies,
+        targets=targets_section(results),
     )

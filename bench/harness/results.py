@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LATENCY_RATE = 500  # req/s: well inside what the direct path sustains on 2 cores
+LATENCY_RATE = 500  # req/s: issue 12's fixed rate for the p99 target, well inside what direct sustains
 IDLE_UNIT = 10_000  # the RSS figure is per this many idle connections
-CONTENDERS = ("direct", "haproxy", "edge-1w", "edge-2w")
+HAPROXY_THREADS = 2  # nbthread: both cores, as the edge's workers
+EDGE_WORKERS = 2
+RELAY_MODES = ("copy", "splice", "auto")  # the edge config's ``relay``; one contender each
+CONTENDERS = ("direct", "haproxy", *(f"edge-{mode}" for mode in RELAY_MODES))
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,14 @@ class FigureSpec:
 
 FIGURES = (
     FigureSpec("bulk1", "bulk, 1 stream", "Gbit/s", True),
+    FigureSpec("bulk_cpu", "CPU per GB, bulk 1 stream", "CPU s/GB", False),
     FigureSpec("bulk4", "bulk, 4 streams", "Gbit/s", True),
     FigureSpec("cps", "new connections", "conn/s", True),
+    FigureSpec("cpu", "CPU per connection", "µs", False),
+    FigureSpec("cpu_user", "… of which user", "µs", False),
+    FigureSpec("cpu_sys", "… of which sys", "µs", False),
+    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
+    FigureSpec("syscalls", "syscalls per connection (strace)", "calls", False),
     FigureSpec("p50", f"latency p50 @ {LATENCY_RATE}/s", "ms", False),
     FigureSpec("p99", f"latency p99 @ {LATENCY_RATE}/s", "ms", False),
     FigureSpec("rss", f"RSS per {IDLE_UNIT // 1000}k idle conns", "MiB", False),
@@ -29,10 +38,12 @@ FIGURES = (
 
 @dataclass
 class Sample:
-    """One contender's figures in one round; ``flags`` name the figures whose run had errors."""
+    """One contender's figures in one round; ``flags`` name the figures whose run had errors;
+    ``syscalls``: calls per connection by syscall name (proxies only)."""
 
     values: dict[str, float] = field(default_factory=dict)
     flags: set[str] = field(default_factory=set)
+    syscalls: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

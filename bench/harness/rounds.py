@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .measure import bulk_gbits, connection_rate, idle_connection_count, idle_rss_mib, latency_ms
+from .figures import Figure, measure_contender
+from .measure import idle_connection_count
 from .processes import CHILDREN
-from .results import Results, Sample
+from .results import EDGE_WORKERS, HAPROXY_THREADS, Results, Sample
 from .servers import Contender, Nginx, make_big_file, start_edge, start_haproxy
 
 
@@ -30,23 +31,23 @@ def start_contender(bench: Bench, name: str) -> Contender:
         assert bench.nginx.proc is not None
         return Contender("direct", bench.nginx.plain_port, bench.nginx.proc.pid, None, None)
     if name == "haproxy":
-        return start_haproxy(bench.workdir, bench.nginx, maxconn=bench.results.idle_count + 200)
-    return start_edge(bench.workdir, bench.nginx, workers=int(name.removeprefix("edge-").removesuffix("w")))
+        maxconn = bench.results.idle_count + 200
+        return start_haproxy(bench.workdir, bench.nginx, maxconn=maxconn, threads=HAPROXY_THREADS)
+    relay = name.removeprefix("edge-")  # edge-copy, edge-splice, edge-auto
+    return start_edge(bench.workdir, bench.nginx, workers=EDGE_WORKERS, name=name, relay=relay)
 
 
-def measure_contender(bench: Bench, contender: Contender) -> Iterator[tuple[str, float, list[str]]]:
-    """Yields (figure key, value, errors) in a fixed order.
-
-    RSS first, on the fresh process: memory that earlier traffic left behind (freed but kept by the
-    allocator) would otherwise absorb part of the growth, by an amount that varies from run to run.
-    """
-    yield ("rss", *idle_rss_mib(contender, bench.nginx, bench.results.idle_count))
-    for key, streams in (("bulk1", 1), ("bulk4", 4)):
-        yield (key, *bulk_gbits(contender.port, streams, bench.seconds))
-    yield ("cps", *connection_rate(contender.port, bench.seconds))
-    p50, p99, errors = latency_ms(contender.port, bench.seconds)
-    yield "p50", p50, errors
-    yield "p99", p99, []
+def record(sample: Sample, name: str, figure: Figure, round_no: int, results: Results) -> None:
+    """Keep the figure, print it as it comes, and note the errors of the run that produced it."""
+    sample.values[figure.key] = figure.value
+    print(f"  {name:11} {figure.key:13} {figure.value:10.3f}", flush=True)
+    if figure.detail is not None:
+        sample.syscalls = figure.detail
+        top = sorted(figure.detail.items(), key=lambda item: -item[1])[:8]
+        print(f"  {name:11} {'per conn':13} " + ", ".join(f"{n} {v:.2f}" for n, v in top), flush=True)
+    for error in figure.errors:
+        sample.flags.add(figure.key)
+        results.note(round_no, name, f"{figure.key}: {error}")
 
 
 def run_contender(bench: Bench, name: str, round_no: int) -> None:
@@ -59,12 +60,11 @@ def run_contender(bench: Bench, name: str, round_no: int) -> None:
         bench.results.note(round_no, name, f"did not start: {failure}")
         return
     try:
-        for key, value, errors in measure_contender(bench, contender):
-            sample.values[key] = value
-            print(f"  {name:8} {key:5} {value:10.3f}", flush=True)
-            for error in errors:
-                sample.flags.add(key)
-                bench.results.note(round_no, name, f"{key}: {error}")
+        figures = measure_contender(
+            contender, bench.nginx, bench.seconds, bench.results.idle_count, bench.workdir
+        )
+        for figure in figures:
+            record(sample, name, figure, round_no, bench.results)
     finally:
         stop_contender(contender, round_no, bench.results)
 
@@ -79,14 +79,25 @@ def stop_contender(contender: Contender, round_no: int, results: Results) -> Non
     elif code not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
         results.note(round_no, contender.name, f"exit code {code} after SIGTERM")
     assert contender.log is not None
-    bad = [
-        line
-        for line in contender.log.read_text(errors="replace").splitlines()
-        if re.search(r" (ERROR|WARNING|CRITICAL) |Traceback|\[ALERT\]|\[WARNING\]", line)
-    ]
-    for line in bad[:5]:
-        results.note(round_no, contender.name, f"log: {line.strip()}")
+    for line in bad_log_lines(contender.log.read_text(errors="replace").splitlines())[:5]:
+        results.note(round_no, contender.name, f"log: {line}")
     contender.log.write_text("")  # a fresh log for the next round's readiness check
+
+
+def bad_log_lines(lines: list[str]) -> list[str]:
+    """Errors and warnings; a traceback with its frame lines and the exception it ends with."""
+    bad = []
+    for index, line in enumerate(lines):
+        if not re.search(r" (ERROR|WARNING|CRITICAL) |Traceback|\[ALERT\]|\[WARNING\]", line):
+            continue
+        if not line.startswith("Traceback"):
+            bad.append(line.strip())
+            continue
+        body = list(itertools.takewhile(lambda text: text.startswith(" "), lines[index + 1 :]))
+        end = lines[index + 1 + len(body)] if index + 1 + len(body) < len(lines) else "(log ends)"
+        frames = [text.strip() for text in body if text.strip().startswith("File ")]
+        bad.append(f"{line.strip()} {' / '.join(frames[-3:])} → {end.strip()}")
+    return bad
 
 
 def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:

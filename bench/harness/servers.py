@@ -123,15 +123,16 @@ class Contender:
 
 
 def start_haproxy(
-    workdir: Path, nginx: Nginx, maxconn: int, frontend: str = "", name: str = "haproxy"
+    workdir: Path, nginx: Nginx, maxconn: int, frontend: str = "", name: str = "haproxy", threads: int = 1
 ) -> Contender:
-    """``frontend``: extra lines for the frontend section (e.g. a stick table and a rate rule)."""
+    """``frontend``: extra lines for the frontend section (e.g. a stick table and a rate rule);
+    ``threads``: ``nbthread``."""
     port = free_port()
     cfg = workdir / "haproxy.cfg"
     cfg.write_text(
         textwrap.dedent(f"""\
         global
-            nbthread 1
+            nbthread {threads}
             maxconn {maxconn}
             maxpipes 256
         defaults
@@ -157,14 +158,21 @@ def start_haproxy(
 
 
 def start_edge(
-    workdir: Path, nginx: Nginx, workers: int, settings: Mapping[str, object] | None = None, name: str = ""
+    workdir: Path,
+    nginx: Nginx,
+    workers: int,
+    settings: Mapping[str, object] | None = None,
+    name: str = "",
+    relay: str | None = None,
 ) -> Contender:
-    """``settings``: extra listener settings (e.g. rate limits); ``name`` defaults to ``edge-<N>w``."""
+    """``settings``: extra listener settings (e.g. rate limits); ``name`` defaults to ``edge-<N>w``;
+    ``relay``: the edge's ``relay`` mode (default: the config's default, ``auto``)."""
     name = name or f"edge-{workers}w"
     port = free_port()
-    config = {
+    config: dict[str, object] = {
         "pop": "bench",
         "workers": workers,
+        **({"relay": relay} if relay else {}),
         "drain_timeout": "5s",
         "metrics": {"address": "127.0.0.1", "port": free_port()},
         "listeners": [
