@@ -1,8 +1,9 @@
 """Builds the data plane's compiled modules (Cython); everything else is in pyproject.toml.
 
-Each extension is compiled with its ``.pyx``'s SHA-256 as ``ANYCASTLB_SOURCE_SHA256``; the package
-compares it with the ``.pyx`` beside the module at import (``anycastlb/dataplane/native.py``), so an
-edited source can never run as a stale compiled module. There is no pure-Python fallback on purpose:
+Each extension is compiled with the SHA-256 of its ``.pyx`` followed by its ``.pxd`` (if it has one: the
+C API other modules compile against) as ``ANYCASTLB_SOURCE_SHA256``; the package computes the same
+digest from the files beside the module at import (``anycastlb/dataplane/native.py``), so an edited
+source can never run as a stale compiled module. There is no pure-Python fallback on purpose:
 a machine that cannot compile gets an error at install that says what to install, not a slow edge.
 """
 
@@ -36,8 +37,17 @@ class BuildExtensions(build_ext):
             raise SystemExit(f"error: {NEEDS}\n(building {ext.name}: {error})") from error
 
 
+def source_digest(pyx: Path) -> str:
+    """SHA-256 of the .pyx, then of its .pxd if there is one (native.source_digest, the same rule)."""
+    digest = hashlib.sha256(pyx.read_bytes())
+    declarations = pyx.with_suffix(".pxd")
+    if declarations.exists():
+        digest.update(declarations.read_bytes())
+    return digest.hexdigest()
+
+
 def extension(source: str) -> Extension:
-    digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    digest = source_digest(Path(source))
     name = source.removeprefix("src/").removesuffix(".pyx").replace("/", ".")
     return Extension(name, [source], define_macros=[("ANYCASTLB_SOURCE_SHA256", f'"{digest}"')])
 

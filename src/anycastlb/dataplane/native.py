@@ -1,11 +1,12 @@
 """The compiled modules of the data plane, imported only if they match their source.
 
 ``pip install -e .`` compiles each ``.pyx`` into a module beside it (setup.py) and embeds the
-source's SHA-256. An edited ``.pyx`` does not rebuild itself: without this check the old compiled
-code would keep running, silently, under tests that seem to pass. So the digest is compared with
-the ``.pyx`` on disk at import, and a mismatch or a missing module is an error that says the one
-command that fixes it. There is no Python fallback: a slow edge that looks healthy is worse than
-an edge that refuses to start (the Python versions live on as test oracles only).
+source's SHA-256 (the ``.pyx``, then its ``.pxd`` if it has one: the C API other compiled modules
+use). An edited source does not rebuild itself: without this check the old compiled code would keep
+running, silently, under tests that seem to pass. So the digest is compared with the files on disk
+at import, and a mismatch or a missing module is an error that says the one command that fixes it.
+There is no Python fallback: a slow edge that looks healthy is worse than an edge that refuses to
+start (the Python versions live on as test oracles only).
 
 A wheel installs no ``.pyx`` (nothing to compare, nothing that can go stale): then the check passes.
 """
@@ -16,12 +17,17 @@ from types import ModuleType
 
 __all__ = [
     "BUCKETS",
+    "KEY_BYTES",
     "RATE_BUCKETS",
+    "REFUSAL_REASONS",
     "Admission",
     "CompiledModuleError",
     "RateWindows",
     "SharedCounters",
     "check_fresh",
+    "listener_key",
+    "listener_rate_key",
+    "source_digest",
     "source_key",
 ]
 
@@ -32,12 +38,22 @@ class CompiledModuleError(ImportError):
     """A compiled data-plane module is missing or was built from another version of its source."""
 
 
+def source_digest(pyx: Path) -> str:
+    """SHA-256 of the .pyx, then of its .pxd if there is one (setup.py embeds the same)."""
+    digest = hashlib.sha256(pyx.read_bytes())
+    declarations = pyx.with_suffix(".pxd")
+    if declarations.exists():
+        digest.update(declarations.read_bytes())
+    return digest.hexdigest()
+
+
 def check_fresh(module: ModuleType, source: Path) -> None:
-    """Raise :class:`CompiledModuleError` unless ``module`` was built from ``source`` as it is now."""
+    """Raise :class:`CompiledModuleError` unless ``module`` was built from ``source`` (and the .pxd
+    beside it) as they are now."""
     if not source.exists():
         return
     built: str = module.SOURCE_SHA256
-    if hashlib.sha256(source.read_bytes()).hexdigest() != built:
+    if source_digest(source) != built:
         raise CompiledModuleError(
             f"{module.__name__} is stale: {source} changed since it was compiled; {_REBUILD}"
         )
@@ -51,9 +67,13 @@ check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
 
 from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
     BUCKETS,
+    KEY_BYTES,
     RATE_BUCKETS,
+    REFUSAL_REASONS,
     Admission,
     RateWindows,
     SharedCounters,
+    listener_key,
+    listener_rate_key,
     source_key,
 )

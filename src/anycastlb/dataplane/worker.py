@@ -122,7 +122,7 @@ class Worker:
         self.health_view: HealthView | None = None
         self._health_generation = 0
         self.counters = counters
-        self.rates = rates if rates is not None else RateWindows(config.workers)
+        self.rates = rates if rates is not None else RateWindows(config.workers, counters.key)
         self.refusals = RefusalLog()
         self.control_fd = control_fd
         self.now = time.monotonic()
