@@ -1,12 +1,14 @@
 """Builds the data plane's compiled modules (Cython); everything else is in pyproject.toml.
 
-Each extension is compiled with the SHA-256 of its ``.pyx`` and ``.pxd`` as ``ANYCASTLB_SOURCE_SHA256``;
+Each extension is compiled with the SHA-256 of its sources (``.pyx``, ``.pxd`` and the ``.pxd`` files it
+cimports: ``source_digest.py``) as ``ANYCASTLB_SOURCE_SHA256``;
 the package compares it with the sources beside the module at import (``anycastlb/dataplane/native.py``), so an
 edited source can never run as a stale compiled module. There is no pure-Python fallback on purpose:
 a machine that cannot compile gets an error at install that says what to install, not a slow edge.
 """
 
-import hashlib
+import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -41,14 +43,18 @@ class BuildExtensions(build_ext):
             raise SystemExit(f"error: {NEEDS}\n(building {ext.name}: {error})") from error
 
 
-def source_digest(pyx: Path) -> str:
-    """SHA-256 over the .pyx and its .pxd: the same function as anycastlb.dataplane.native's
-    (not imported: the package cannot be imported before it is built)."""
-    digest = hashlib.sha256(pyx.read_bytes())
-    pxd = pyx.with_suffix(".pxd")
-    if pxd.exists():
-        digest.update(pxd.read_bytes())
-    return digest.hexdigest()
+def _load_source_digest() -> Callable[[Path], str]:
+    """anycastlb.dataplane.source_digest, loaded by path: the package cannot be imported before it is built."""
+    path = Path(__file__).parent / "src/anycastlb/dataplane/source_digest.py"
+    spec = importlib.util.spec_from_file_location("_anycastlb_source_digest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    digest: Callable[[Path], str] = module.source_digest
+    return digest
+
+
+source_digest = _load_source_digest()
 
 
 def extension(source: str) -> Extension:

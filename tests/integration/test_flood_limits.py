@@ -8,6 +8,8 @@ tens of seconds) so a slow machine cannot slide them during a test, and attempts
 so the shared limit is exact (workers deciding at the same instant are the only source of error).
 """
 
+import os
+import re
 import signal
 import socket
 import time
@@ -73,6 +75,30 @@ def test_a_source_over_its_rate_is_reset_before_any_backend_while_another_source
     assert requests_from(node, "127.0.0.2") == 5, "a refused connection reached nginx"
     wait_for_metric(agent, "anycastlb_connections_rejected_total", 15, listener="web", reason="source_rate")
     assert agent.metric("anycastlb_backend_connections_total", listener="web") == 8
+
+
+def test_a_replaced_worker_counts_a_source_in_the_same_buckets_as_the_other_worker(
+    nginx: Callable[..., NginxBackend], edge: Callable[..., EdgeProcess]
+) -> None:
+    # Buckets are SipHash under the agent's key: a replacement is forked from the supervisor, so
+    # it has the key the tables were made with. With another key its half of the attempts (by
+    # source port, SO_REUSEPORT) would look at other buckets and up to 10 would be served.
+    node = nginx("node-a")
+    web = listener(
+        "web",
+        [("127.0.0.1", node.port)],
+        new_connections_per_second_per_source=0.1,
+        new_connections_burst_per_source=5,
+    )
+    agent = edge({"listeners": [web], "workers": 2})
+    first = re.findall(r"pid=(\d+) anycastlb.dataplane listener_open", agent.log())[0]
+    os.kill(int(first), signal.SIGKILL)
+    agent.wait_for_log("worker_replaced")
+
+    flood = attempts(web["port"], "127.0.0.2", 20)
+
+    assert flood == ["served"] * 5 + ["reset"] * 15
+    assert requests_from(node, "127.0.0.2") == 5
 
 
 def test_the_listener_rate_is_shared_by_all_sources_and_applies_on_reload(

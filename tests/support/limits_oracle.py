@@ -2,18 +2,30 @@
 
 ``anycastlb.dataplane._shared_limits`` (Cython) replaced these classes on the production path
 (issue 12); the property tests run both on the same random operations and compare answers and
-memory word for word. Read ``limits.py`` and ``rate_limits.py`` for the theory of operation.
+memory word for word. Read ``limits.py`` and ``rate_limits.py`` for the theory of operation, and the
+``.pyx``'s docstring for the packed keys; buckets here come from the plain-Python SipHash-2-4 of
+``tests/support/siphash.py`` under the same key, so the compiled hash is checked too.
 """
 
 import mmap
 import socket
-from collections.abc import Hashable
 
 from anycastlb.dataplane.limits import BUCKETS
 from anycastlb.dataplane.rate_limits import RATE_BUCKETS, RateLimit
 from anycastlb.model.config import Listener
+from tests.support.siphash import siphash24
 
-__all__ = ["Admission", "RateWindows", "SharedCounters", "source_key"]
+__all__ = [
+    "REFUSAL_REASONS",
+    "Admission",
+    "RateWindows",
+    "SharedCounters",
+    "listener_key",
+    "listener_rate_key",
+    "source_key",
+]
+
+REFUSAL_REASONS = ("", "source_rate", "source_limit", "listener_rate", "listener_limit")
 
 _MASK = BUCKETS - 1
 _RATE_MASK = RATE_BUCKETS - 1
@@ -24,10 +36,13 @@ _U32 = 0xFFFFFFFF
 class SharedCounters:
     """Per-worker rows of 32-bit counters in shared memory, summed across workers when read."""
 
-    __slots__ = ("_memory", "_mine", "_offsets", "_view", "workers")
+    __slots__ = ("_memory", "_mine", "_offsets", "_view", "key", "workers")
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, key: bytes) -> None:
+        if len(key) != 16:
+            raise ValueError("the bucket key is 16 bytes")
         self.workers = workers
+        self.key = key
         self._memory = mmap.mmap(
             -1, workers * BUCKETS * 4
         )  # anonymous + MAP_SHARED: forked children share it
@@ -44,10 +59,9 @@ class SharedCounters:
         start = self._offsets[worker]
         self._view[start : start + BUCKETS] = memoryview(bytes(BUCKETS * 4)).cast("I")
 
-    @staticmethod
-    def bucket(key: str | bytes) -> int:
-        """Bucket of a key (a source address, or a listener's name); stable within one agent."""
-        return hash(key) & _MASK
+    def bucket(self, key: bytes) -> int:
+        """Bucket of a packed key; the same in every process that shares the table's key."""
+        return siphash24(self.key, key) & _MASK
 
     def total(self, bucket: int) -> int:
         """Sum of the bucket over all workers."""
@@ -66,10 +80,13 @@ class SharedCounters:
 class RateWindows:
     """Per-worker rows of two-slot sliding windows in shared memory (see the module docstring)."""
 
-    __slots__ = ("_memory", "_mine", "_rows", "_view", "workers")
+    __slots__ = ("_memory", "_mine", "_rows", "_view", "key", "workers")
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, key: bytes) -> None:
+        if len(key) != 16:
+            raise ValueError("the bucket key is 16 bytes")
         self.workers = workers
+        self.key = key
         row_words = RATE_BUCKETS * _WORDS_PER_BUCKET
         self._memory = mmap.mmap(-1, workers * row_words * 4)  # anonymous + MAP_SHARED
         self._view = memoryview(self._memory).cast("I")
@@ -83,10 +100,9 @@ class RateWindows:
         were made, so they still count against the window."""
         self._mine = self._rows[worker]
 
-    @staticmethod
-    def bucket(key: Hashable) -> int:
-        """Bucket of a key; stable within one agent (forked workers share the hash seed)."""
-        return hash(key) & _RATE_MASK
+    def bucket(self, key: bytes) -> int:
+        """Bucket of a packed key; the same in every process that shares the table's key."""
+        return siphash24(self.key, key) & _RATE_MASK
 
     def admits(self, bucket: int, limit: RateLimit, now: float) -> bool:
         """Would one more connection keep the bucket's estimate below the burst? Reads only."""
@@ -123,20 +139,25 @@ class RateWindows:
             view[index + 1] = 1
 
 
-def source_key(address: str, prefix_v4: int, prefix_v6: int) -> str | bytes:
-    """What identifies the source ``address`` for the per-source limits.
-
-    A whole address stays its text (the cheapest key); a prefix becomes ``b"<length>/"`` plus the
-    masked packed address, so ``/24`` and ``/32`` keys of one address never coincide."""
+def source_key(address: str, prefix_v4: int, prefix_v6: int) -> bytes:
+    """The packed key of the source ``address``: a family tag (4 or 6), the prefix length, the address
+    masked to it. ``::ffff:a.b.c.d`` is an IPv6 address like any other; a ``%scope`` is dropped."""
     if ":" in address:
-        family, prefix, bits = socket.AF_INET6, prefix_v6, 128
+        family, tag, prefix, bits = socket.AF_INET6, 6, prefix_v6, 128
         address = address.partition("%")[0]  # a link-local peer's scope is not part of the source
     else:
-        family, prefix, bits = socket.AF_INET, prefix_v4, 32
-    if prefix >= bits:
-        return address
+        family, tag, prefix, bits = socket.AF_INET, 4, prefix_v4, 32
+    prefix = min(max(prefix, 0), bits)
     packed = int.from_bytes(socket.inet_pton(family, address), "big") >> (bits - prefix) << (bits - prefix)
-    return b"%d/" % prefix + packed.to_bytes(bits // 8, "big")
+    return bytes((tag, prefix)) + packed.to_bytes(bits // 8, "big")
+
+
+def listener_key(name: str) -> bytes:
+    return b"\x01" + name.encode()
+
+
+def listener_rate_key(name: str) -> bytes:
+    return b"\x02" + name.encode()
 
 
 class Admission:
@@ -155,22 +176,24 @@ class Admission:
         "rates",
         "source_rate",
     )
+    # rate_key: what a source's key is appended to for its rate: tag 3 + the listener's id, the
+    # 64-bit hash of the listener-rate key (little-endian), so a source's rate is per listener.
 
     def __init__(self, config: Listener, counters: SharedCounters, rates: RateWindows) -> None:
         self.counters = counters
         self.rates = rates
-        name = config.name.encode()
-        self.listener_bucket = SharedCounters.bucket(b"listener\0" + name)
+        self.listener_bucket = counters.bucket(listener_key(config.name))
         self.max_connections = config.max_connections
         self.max_per_source = config.max_connections_per_source
         self.prefix_v4 = config.source_prefix_v4
         self.prefix_v6 = config.source_prefix_v6
         self.listener_rate = RateLimit.of(config.new_connections_per_second, config.new_connections_burst)
-        self.listener_rate_bucket = RateWindows.bucket(b"listener-rate\0" + name)
+        self.listener_rate_bucket = rates.bucket(listener_rate_key(config.name))
         self.source_rate = RateLimit.of(
             config.new_connections_per_second_per_source, config.new_connections_burst_per_source
         )
-        self.rate_key = b"source-rate\0" + name  # a source's rate is counted per listener
+        listener_id = siphash24(rates.key, listener_rate_key(config.name))
+        self.rate_key = b"\x03" + listener_id.to_bytes(8, "little")
 
     def updated(self, config: Listener) -> "Admission":
         """The limits of a reloaded config for the same socket. Open connections were counted under
@@ -189,7 +212,7 @@ class Admission:
         source_rate = self.source_rate
         rate_bucket = 0
         if source_rate is not None:
-            rate_bucket = rates.bucket((self.rate_key, key))
+            rate_bucket = rates.bucket(self.rate_key + key)
             if not rates.admits(rate_bucket, source_rate, now):
                 return "source_rate", 0
         if counters.total(source_bucket) >= self.max_per_source:

@@ -8,6 +8,7 @@ from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.model.config import Listener
 
 T0 = 1_000_000.0
+KEY = bytes(range(16))
 
 
 def web(**settings: object) -> Listener:
@@ -15,7 +16,7 @@ def web(**settings: object) -> Listener:
 
 
 def admission(**settings: object) -> Admission:
-    return Admission(web(**settings), SharedCounters(workers=1), RateWindows(workers=1))
+    return Admission(web(**settings), SharedCounters(workers=1, key=KEY), RateWindows(workers=1, key=KEY))
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,10 @@ def admission(**settings: object) -> Admission:
         ("2001:db8:1:2::1", "2001:db8:1:2::2", 32, 128, False),
         ("fe80::1%eth0", "fe80::1", 32, 64, True),
         ("10.0.0.0", "::a00:0", 8, 8, False),  # families never share a source
+        # an IPv4-mapped peer is an IPv6 source, as the socket reports it: never its IPv4 address
+        ("198.51.100.7", "::ffff:198.51.100.7", 32, 128, False),
+        ("::ffff:198.51.100.7", "::ffff:198.51.100.8", 24, 120, True),
+        ("::ffff:198.51.100.7", "::ffff:198.51.100.8", 24, 128, False),
     ],
 )
 def test_sources_are_aggregated_by_prefix(
@@ -41,6 +46,28 @@ def test_sources_are_aggregated_by_prefix(
 
 def test_a_prefix_key_never_equals_the_whole_address_key() -> None:
     assert source_key("10.0.0.0", 24, 128) != source_key("10.0.0.0", 32, 128)
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix_v4", "prefix_v6", "packed"),
+    [
+        ("198.51.100.7", 32, 128, "04 20 c6 33 64 07"),
+        ("198.51.100.7", 20, 128, "04 14 c6 33 60 00"),
+        ("2001:db8:1:2::1", 32, 64, "06 40 20 01 0d b8 00 01 00 02 00 00 00 00 00 00 00 00"),
+        ("::ffff:198.51.100.7", 32, 128, "06 80 00 00 00 00 00 00 00 00 00 00 ff ff c6 33 64 07"),
+        ("fe80::1%eth0", 32, 128, "06 80 fe 80 00 00 00 00 00 00 00 00 00 00 00 00 00 01"),
+    ],
+)
+def test_a_source_key_is_family_prefix_length_and_masked_address(
+    address: str, prefix_v4: int, prefix_v6: int, packed: str
+) -> None:
+    assert source_key(address, prefix_v4, prefix_v6) == bytes.fromhex(packed)
+
+
+@pytest.mark.parametrize("address", ["", "198.51.100", "2001:db8::g", "example.org", "198.51.100.7\0"])
+def test_what_is_not_an_address_is_refused(address: str) -> None:
+    with pytest.raises(ValueError, match="is not an IPv"):
+        admission().admit(address, T0)
 
 
 def test_a_source_over_its_rate_is_refused_while_another_source_is_admitted() -> None:
@@ -96,3 +123,17 @@ def test_a_renamed_listener_gives_slots_back_where_they_were_taken() -> None:
     renamed.release(source_bucket)
 
     assert limits.admit("198.51.100.8", T0)[0] == ""
+
+
+def test_only_the_agents_key_moves_buckets_and_the_decisions_stay_the_same() -> None:
+    listener = web(max_connections_per_source=2)
+    other_key = bytes(range(16, 32))
+    here = Admission(listener, SharedCounters(workers=1, key=KEY), RateWindows(workers=1, key=KEY))
+    there = Admission(listener, SharedCounters(workers=1, key=other_key), RateWindows(1, other_key))
+
+    decided = [
+        (here.admit(f"198.51.100.{i % 3}", T0), there.admit(f"198.51.100.{i % 3}", T0)) for i in range(9)
+    ]
+
+    assert [a[0] for a, _ in decided] == [b[0] for _, b in decided] == [""] * 6 + ["source_limit"] * 3
+    assert here.listener_bucket != there.listener_bucket  # 1 chance in 2^18 to be equal

@@ -22,7 +22,7 @@ STATE = {"pop": "fra", "version": 3, "load_balancers": []}
 def follower(tmp_path: Path, handler: Handler) -> Follower:
     settings = FollowerSettings(url="http://control", pop="fra", token="secret", state_dir=tmp_path)  # noqa: S106
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1), client)
+    made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1, bytes(16)), client)
     made.notify = lambda: True
     return made
 

@@ -4,10 +4,11 @@ import os
 
 import pytest
 
-from anycastlb.dataplane.rate_limits import RateLimit, RateWindows
+from anycastlb.dataplane.rate_limits import RateLimit, RateWindows, listener_rate_key
 
 T0 = 1_000_000.0  # a monotonic clock reading, on a window boundary for every window used here
-WEB = RateWindows.bucket(b"listener-rate\0web")
+KEY = bytes(range(16))  # every table here shares it, so WEB is the same bucket in all
+WEB = RateWindows(1, KEY).bucket(listener_rate_key("web"))
 
 
 def admitted(windows: RateWindows, limit: RateLimit, now: float, attempts: int) -> int:
@@ -21,7 +22,7 @@ def admitted(windows: RateWindows, limit: RateLimit, now: float, attempts: int) 
 
 
 def test_a_burst_is_admitted_at_once_and_the_rest_refused() -> None:
-    windows, limit = RateWindows(workers=1), RateLimit.of(rate=10, burst=20)
+    windows, limit = RateWindows(workers=1, key=KEY), RateLimit.of(rate=10, burst=20)
     assert limit is not None
 
     assert admitted(windows, limit, T0, attempts=50) == 20
@@ -34,7 +35,7 @@ def test_the_burst_defaults_to_one_seconds_worth() -> None:
 
 
 def test_a_source_flooding_for_a_long_time_gets_the_rate_through_and_no_more() -> None:
-    windows, limit = RateWindows(workers=1), RateLimit.of(rate=100, burst=100)
+    windows, limit = RateWindows(workers=1, key=KEY), RateLimit.of(rate=100, burst=100)
     assert limit is not None
 
     total = sum(admitted(windows, limit, T0 + step / 1000, attempts=5) for step in range(20_000))
@@ -43,7 +44,7 @@ def test_a_source_flooding_for_a_long_time_gets_the_rate_through_and_no_more() -
 
 
 def test_tokens_come_back_as_the_window_slides() -> None:
-    windows, limit = RateWindows(workers=1), RateLimit.of(rate=10, burst=10)  # window: 1 s
+    windows, limit = RateWindows(workers=1, key=KEY), RateLimit.of(rate=10, burst=10)  # window: 1 s
     assert limit is not None
     assert admitted(windows, limit, T0 + 0.9, attempts=10) == 10
 
@@ -55,7 +56,7 @@ def test_tokens_come_back_as_the_window_slides() -> None:
 @pytest.mark.parametrize("burst", [1, 7, 100])
 def test_no_interval_of_one_window_admits_more_than_twice_the_burst(burst: int) -> None:
     """The bound a token bucket has too: burst + rate * window = 2 * burst."""
-    windows, limit = RateWindows(workers=1), RateLimit.of(rate=burst, burst=burst)
+    windows, limit = RateWindows(workers=1, key=KEY), RateLimit.of(rate=burst, burst=burst)
     assert limit is not None
     times = [
         T0 + step / 200 for step in range(2_000) for _ in range(admitted(windows, limit, T0 + step / 200, 3))
@@ -67,7 +68,7 @@ def test_no_interval_of_one_window_admits_more_than_twice_the_burst(burst: int) 
 
 
 def test_workers_share_one_limit_through_their_own_rows() -> None:
-    windows, limit = RateWindows(workers=3), RateLimit.of(rate=30, burst=30)
+    windows, limit = RateWindows(workers=3, key=KEY), RateLimit.of(rate=30, burst=30)
     assert limit is not None
     per_worker = []
     for worker in range(3):
@@ -78,7 +79,7 @@ def test_workers_share_one_limit_through_their_own_rows() -> None:
 
 
 def test_forked_workers_see_each_others_connections() -> None:
-    windows, limit = RateWindows(workers=2), RateLimit.of(rate=50, burst=50)
+    windows, limit = RateWindows(workers=2, key=KEY), RateLimit.of(rate=50, burst=50)
     assert limit is not None
     pid = os.fork()
     if pid == 0:
@@ -92,9 +93,10 @@ def test_forked_workers_see_each_others_connections() -> None:
 
 
 def test_different_keys_do_not_share_a_window() -> None:
-    windows, limit = RateWindows(workers=1), RateLimit.of(rate=5, burst=5)
+    windows, limit = RateWindows(workers=1, key=KEY), RateLimit.of(rate=5, burst=5)
     assert limit is not None
-    other = RateWindows.bucket(b"listener-rate\0api")
+    other = windows.bucket(listener_rate_key("api"))
+    assert other != WEB
     assert admitted(windows, limit, T0, attempts=5) == 5
 
     assert windows.admits(other, limit, T0)

@@ -5,9 +5,10 @@ a client open ``limit * workers`` connections. Instead the supervisor maps one a
 memory block before forking: a row of counters per worker, a column per hash bucket. A worker
 only ever writes its own row (no locks, no lost updates) and reads the column's sum to decide.
 
-Keys are hashed into ``BUCKETS`` buckets with Python's own (SipHash, per-process random seed)
-``hash()``: workers are forked from one supervisor, so they share the seed and agree on buckets,
-while an outsider cannot pick source addresses that collide on purpose. Two keys that share a
+Keys (packed bytes: ``listener_key`` for a listener, ``source_key`` for a source) are hashed into
+``BUCKETS`` buckets with SipHash-2-4 under a 16-byte key the supervisor draws once per agent
+(``os.urandom``) and hands to the table before forking: every worker, a respawned one too, agrees on
+buckets, while an outsider cannot pick source addresses that collide on purpose. Two keys that share a
 bucket share a limit; with 2^18 buckets and 10,000 active sources the chance that a given source
 shares one is ~4%, and it only matters when both are near the limit together. That is the price
 of a lock-free, fixed-size table that a flood of spoofed sources cannot grow.
@@ -19,6 +20,6 @@ The table is implemented in Cython (``_shared_limits.pyx``, imported through ``n
 refuses a stale build); its Python version is the test oracle in ``tests/support/limits_oracle.py``.
 """
 
-from anycastlb.dataplane.native import BUCKETS, SharedCounters
+from anycastlb.dataplane.native import BUCKETS, KEY_BYTES, SharedCounters, listener_key
 
-__all__ = ["BUCKETS", "SharedCounters"]
+__all__ = ["BUCKETS", "KEY_BYTES", "SharedCounters", "listener_key"]

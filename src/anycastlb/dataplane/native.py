@@ -1,8 +1,8 @@
 """The compiled modules of the data plane, imported only if they match their source.
 
 ``pip install -e .`` compiles each ``.pyx`` into a module beside it (setup.py) and embeds the
-SHA-256 of the source it was built from: the ``.pyx`` and, when there is one, its ``.pxd`` (the
-declarations other modules compile against). An edited source does not rebuild itself: without
+SHA-256 of the source it was built from: the ``.pyx``, its ``.pxd`` and the ``.pxd`` files it
+cimports (``source_digest.py`` says why exactly those). An edited source does not rebuild itself: without
 this check the old compiled code would keep running, silently, under tests that seem to pass. So
 the digest is compared with the files on disk at import, and a mismatch or a missing module is an
 error that says the one command that fixes it. There is no Python fallback: a slow edge that looks
@@ -11,15 +11,18 @@ healthy is worse than an edge that refuses to start (the Python versions live on
 A wheel installs no sources (nothing to compare, nothing that can go stale): then the check passes.
 """
 
-import hashlib
 import importlib
 from pathlib import Path
 from types import ModuleType
 
+from anycastlb.dataplane.source_digest import source_digest
+
 __all__ = [
     "BUCKETS",
+    "KEY_BYTES",
     "MODULES",
     "RATE_BUCKETS",
+    "REFUSAL_REASONS",
     "Admission",
     "CompiledMaglev",
     "CompiledModuleError",
@@ -28,6 +31,8 @@ __all__ = [
     "SharedCounters",
     "check_fresh",
     "core_module",
+    "listener_key",
+    "listener_rate_key",
     "source_digest",
     "source_key",
 ]
@@ -40,15 +45,6 @@ _REBUILD = "run `python3 -m pip install -e .` in the repository (needs gcc and t
 
 class CompiledModuleError(ImportError):
     """A compiled data-plane module is missing or was built from another version of its source."""
-
-
-def source_digest(pyx: Path) -> str:
-    """SHA-256 over the ``.pyx`` and its ``.pxd`` (if any): what setup.py embeds at build time."""
-    digest = hashlib.sha256(pyx.read_bytes())
-    pxd = pyx.with_suffix(".pxd")
-    if pxd.exists():
-        digest.update(pxd.read_bytes())
-    return digest.hexdigest()
 
 
 def check_fresh(module: ModuleType, source: Path) -> None:
@@ -83,9 +79,13 @@ from anycastlb.dataplane._core import Core  # noqa: E402
 from anycastlb.dataplane._maglev_c import CompiledMaglev  # noqa: E402
 from anycastlb.dataplane._shared_limits import (  # noqa: E402
     BUCKETS,
+    KEY_BYTES,
     RATE_BUCKETS,
+    REFUSAL_REASONS,
     Admission,
     RateWindows,
     SharedCounters,
+    listener_key,
+    listener_rate_key,
     source_key,
 )

@@ -25,7 +25,7 @@ Error bound, against an exact token bucket of the same rate and burst:
   instant may each admit the last token: at most ``workers - 1`` connections over the limit per
   window (each worker has at most one decision in flight);
 - *buckets*: keys are hashed into :data:`RATE_BUCKETS` buckets (see ``limits.py`` for why hashed,
-  fixed-size); two keys sharing a bucket share a limit.
+  fixed-size, and the key); two keys sharing a bucket share a limit.
 
 A torn read costs nothing unsafe: a worker moving a slot to a new window writes the window number
 first and then the count, so a reader in between sees the old count under the new number, an
@@ -44,9 +44,9 @@ version is the test oracle in ``tests/support/limits_oracle.py``.
 
 from dataclasses import dataclass
 
-from anycastlb.dataplane.native import RATE_BUCKETS, RateWindows
+from anycastlb.dataplane.native import RATE_BUCKETS, RateWindows, listener_rate_key
 
-__all__ = ["RATE_BUCKETS", "RateLimit", "RateWindows"]
+__all__ = ["RATE_BUCKETS", "RateLimit", "RateWindows", "listener_rate_key"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class Worker:
         self.health_board = health_board
         self.health_view: HealthView | None = None
         self.counters = counters
-        self.rates = rates if rates is not None else RateWindows(config.workers)
+        self.rates = rates if rates is not None else RateWindows(config.workers, counters.key)
         self.refusals = RefusalLog()
         self.control_fd = control_fd
         self.config = config

@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 from pydantic import ValidationError
 
-from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.dataplane.limits import SharedCounters, listener_key
 from anycastlb.edge.control_metrics import APPLIED_VERSION, CONNECTED, LAST_SYNC, WATCH_ERRORS
 from anycastlb.edge.desired_listeners import edge_config_for
 from anycastlb.edge.pop_status import Refusal, pop_status
@@ -294,9 +294,9 @@ class Follower:
 
     def active_connections(self, listener: str) -> int:
         # The workers count each listener's open connections in the shared counters, under the key
-        # ListenerRuntime uses for max_connections (dataplane/worker.py). A source address that
-        # hashes to the same bucket (rare: 2^18 buckets) would be counted in too.
-        return self.counters.total(SharedCounters.bucket(b"listener\0" + listener.encode()))
+        # Admission uses for max_connections (dataplane/admission.py), hashed with the agent's key the
+        # table carries. A source that hashes to the same bucket (rare: 2^18 buckets) is counted in too.
+        return self.counters.total(self.counters.bucket(listener_key(listener)))
 
     async def report(self) -> None:
         saved = self.store.last_known_good()

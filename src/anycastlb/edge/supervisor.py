@@ -38,7 +38,7 @@ from typing import NoReturn
 from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
 from prometheus_client.exposition import MetricsHandler
 
-from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.dataplane.limits import KEY_BYTES, SharedCounters
 from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.dataplane.worker import Worker
@@ -151,8 +151,11 @@ class Supervisor:
         self.source = source
         self.config = config
         self.follow = follow
-        self.counters = SharedCounters(config.workers)
-        self.rates = RateWindows(config.workers)
+        # The limit tables' bucket key: drawn once per agent, before any fork, so every worker (a
+        # respawned one is forked from us too) and the follower hash alike; a reload never redraws it.
+        bucket_key = os.urandom(KEY_BYTES)
+        self.counters = SharedCounters(config.workers, bucket_key)
+        self.rates = RateWindows(config.workers, bucket_key)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
         self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp"/"control" -> (pid, control pipe)
         self.health_board = HealthBoard()
