@@ -57,10 +57,25 @@ def _load_source_digest() -> Callable[[Path], str]:
 source_digest = _load_source_digest()
 
 
+DIGESTS = Path(__file__).parent / "build" / "source-digests"
+
+
 def extension(source: str) -> Extension:
+    """The extension, compiled with its digest from a generated header listed as a dependency.
+
+    Not a ``define_macros`` entry: setuptools rebuilds a module only when a file it depends on is
+    newer, never when a macro changed, so a new digest (a cimported .pxd edited) would otherwise
+    leave the old module in place and every import would fail as stale. The header is rewritten only
+    when its digest changes, so an unchanged module is not recompiled.
+    """
     digest = source_digest(Path(source))
     name = source.removeprefix("src/").removesuffix(".pyx").replace("/", ".")
-    return Extension(name, [source], define_macros=[("ANYCASTLB_SOURCE_SHA256", f'"{digest}"')])
+    header = DIGESTS / f"{name}.h"
+    text = f'#define ANYCASTLB_SOURCE_SHA256 "{digest}"\n'
+    if not header.exists() or header.read_text() != text:
+        header.parent.mkdir(parents=True, exist_ok=True)
+        header.write_text(text)
+    return Extension(name, [source], depends=[str(header)], extra_compile_args=["-include", str(header)])
 
 
 setup(
