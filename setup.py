@@ -1,9 +1,9 @@
 """Builds the data plane's compiled modules (Cython); everything else is in pyproject.toml.
 
-Each extension is compiled with the SHA-256 of its sources (``.pyx``, ``.pxd`` and the ``.pxd`` files it
-cimports: ``source_digest.py``) as ``ANYCASTLB_SOURCE_SHA256``;
-the package compares it with the sources beside the module at import (``anycastlb/dataplane/native.py``), so an
-edited source can never run as a stale compiled module. There is no pure-Python fallback on purpose:
+Each extension is compiled with the SHA-256 of its sources (``.pyx``, ``.pxd`` and the ``.pxd`` files
+it cimports: ``source_digest.py``) as ``ANYCASTLB_SOURCE_SHA256``; the package compares it with the
+sources beside the module at import (``anycastlb/dataplane/native.py``), so an edited source can
+never run as a stale compiled module. There is no pure-Python fallback on purpose:
 a machine that cannot compile gets an error at install that says what to install, not a slow edge.
 """
 
@@ -44,10 +44,11 @@ class BuildExtensions(build_ext):
 
 
 def _load_source_digest() -> Callable[[Path], str]:
-    """anycastlb.dataplane.source_digest, loaded by path: the package cannot be imported before it is built."""
+    """anycastlb.dataplane.source_digest, loaded by path: the package is not importable before it is built."""
     path = Path(__file__).parent / "src/anycastlb/dataplane/source_digest.py"
     spec = importlib.util.spec_from_file_location("_anycastlb_source_digest", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: cannot load {path}: is the repository complete?")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     digest: Callable[[Path], str] = module.source_digest

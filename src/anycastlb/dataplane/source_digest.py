@@ -1,4 +1,4 @@
-"""What a compiled module's staleness digest covers: its ``.pyx``, its ``.pxd``, and every ``.pxd`` it cimports.
+"""What a compiled module's staleness digest covers: its ``.pyx``, ``.pxd`` and every ``.pxd`` it cimports.
 
 A module compiled against a declaration (a struct layout, an enum value) that changed since must not
 run: its C would read the wrong fields. Cython regenerates a module's C when a ``.pxd`` it cimports
