@@ -18,9 +18,9 @@ publishes what it counted:
   ``drain_timeout``, then resets the rest; a worker never outlives its agent.
 
 The core returns to this loop only when a Python fd is readable, the board moved, or the sweep is
-due: a few times a second, never per connection. The Python per-connection worker it replaced is
-``python_worker.py`` (the behaviour the integration tests pin, described rule by rule there and in
-``connection.py``).
+due: a few times a second, never per connection. The rules a connection follows, and why, are in
+``_core.pyx`` and docs/dataplane.md; the integration tests that pinned the Python per-connection
+worker it replaced (issue 12) run against it unchanged.
 
 Failing safe. The core handles every socket error itself (a reset of the other side); a failure in
 this shell (a config nobody foresaw, a board it cannot decode) is logged and counted
