@@ -9,8 +9,13 @@ The loop returns to Python only when something Python owns needs it: the supervi
 signal, the health board's generation moved, or the 1 s sweep is due; a few times a second, never
 per connection.
 
-The behaviour is the Python worker's, rule for rule (connection.py and flow.py describe the state
-machine and its reasons; the tests that pin it run against this core unchanged):
+The behaviour is the Python worker's it replaced, rule for rule (the integration tests that pinned
+it run against this core unchanged). One connection::
+
+    AWAIT_DATA ──first bytes (a whole ClientHello, or client_hello_wait)──► CONNECTING
+    CONNECTING ──established──► (PROXY header + first bytes) ──► RELAY ──both ways done──► closed
+    CONNECTING ──refused / timeout──► CONNECTING to the next Maglev candidate (bounded by retries)
+    RELAY ──reset by the node before it answered, client sent nothing more──► CONNECTING (replay)
 
 - AWAIT_DATA waits for the client's first bytes (up to 16 KiB) before choosing a backend, so an idle
   client never holds a backend connection; a partial TLS ClientHello waits ``client_hello_wait``
@@ -22,10 +27,19 @@ machine and its reasons; the tests that pin it run against this core unchanged):
   payload only: the header never, the first bytes once (a replay sends them again, the client sent
   them once).
 - A reset from the node before it answered, while the client sent nothing more, replays the first
-  bytes on the next candidate (``retry_on_reset``); a clean close replays only a whole ClientHello.
-- RELAY copies through one scratch buffer per worker or splices through pooled pipes; in ``auto``
-  a direction that fills the buffer in one read switches to splice. At most 4 reads per direction
-  per wake-up, then the others get a turn (``_again``).
+  bytes on the next candidate (``retry_on_reset``). Why: a node killed while our connect races its
+  death completes the handshake in the kernel, then resets with our bytes unread; to the client
+  that is a failed new connection, exactly what retries exist to hide. A reset (not a FIN) means the
+  node had not read everything. A clean close before any answer may follow a request the node acted
+  on, so it is replayed only when the first bytes are a whole TLS ClientHello: without a
+  ServerHello no handshake happened and nothing was processed.
+- RELAY copies through one scratch buffer per worker or splices through pooled pipes (a pipe is
+  held only while bytes are in it, so idle connections hold none); in ``auto`` a direction that
+  fills the buffer in one read switches to splice. Both sockets are registered once, edge-triggered,
+  for IN|OUT|RDHUP: a flow reads until EAGAIN, a short copy read means "empty" only while the peer
+  has not sent FIN (an EOF behind the last bytes raises no new edge), edges that come while
+  connecting are remembered and replayed, and after 4 reads a direction waits for the others'
+  turn (``again``).
 - Every failure becomes a reset (``SO_LINGER`` 0) of the other side; a clean end is a FIN.
 
 Memory. The connection table is ``calloc``ed for the whole capacity once: the kernel only backs
@@ -84,18 +98,18 @@ cdef enum:
     MAX_CANDIDATES = 12          # retries <= 10 (model/config.py) + the first + one spare
     ACCEPT_BATCH = 64
     EVENTS = 256
-    MAX_ROUNDS = 4               # reads per direction per wake-up (flow.py)
+    MAX_ROUNDS = 4               # reads per direction per wake-up: one fast connection cannot starve the rest
     COPY_BUFFER = 65536          # relay: auto treats a read that fills this as bulk
     BUFFER_POOL = 256            # first-bytes buffers kept for reuse
 
-# connection states (connection.py)
+# connection states (the diagram in the module docstring)
 cdef enum:
     AWAIT_DATA = 0
     CONNECTING = 1
     RELAY = 2
     CLOSED = 3
 
-# flow results (flow.py)
+# what one pump of a direction ends with
 cdef enum:
     WANT_READ = 1
     WANT_WRITE = 2
@@ -1237,7 +1251,7 @@ cdef class Core:
         free(batch)
 
     cdef int pump_copy(self, Flow *flow) noexcept:
-        """flow.py's CopyFlow.pump: recv into the worker's scratch buffer, send; keep what dst refused."""
+        """Copy: recv into the worker's scratch buffer and send; only what dst refused is copied aside."""
         cdef int64_t moved = 0
         cdef ssize_t count, sent, done
         cdef int state = MORE, rounds
@@ -1294,7 +1308,7 @@ cdef class Core:
         return state
 
     cdef int pump_splice(self, Flow *flow) noexcept:
-        """flow.py's SpliceFlow.pump: socket → pooled pipe → socket; a drained pipe goes back at once."""
+        """Splice: socket → pooled pipe → socket, never through user space; a drained pipe goes back at once."""
         cdef int64_t moved = 0
         cdef ssize_t got
         cdef int state = MORE, rounds
