@@ -53,7 +53,6 @@ Python keeps the objects a snapshot points into (the Admission, the CompiledMagl
 core reports the snapshot freed.
 """
 
-from cpython.mem cimport PyMem_Free
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset, strlen
