@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-SOURCES = ["src/anycastlb/dataplane/_shared_limits.pyx"]
+SOURCES = ["src/anycastlb/dataplane/_shared_limits.pyx", "src/anycastlb/dataplane/_wire_c.pyx"]
 NEEDS = (
     "anycastlb's data plane is compiled (Cython) and needs a C compiler and the Python headers:"
     " on Debian/Ubuntu `apt-get install gcc python3-dev`, then re-run `pip install -e .`"

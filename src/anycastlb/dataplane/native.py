@@ -48,6 +48,11 @@ try:
 except ImportError as error:
     raise CompiledModuleError(f"anycastlb.dataplane._shared_limits is not compiled: {_REBUILD}") from error
 check_fresh(_shared_limits, Path(__file__).with_name("_shared_limits.pyx"))
+try:  # the PROXY encoder and ClientHello peek: C functions the compiled loop cimports (_wire_c.pxd)
+    from anycastlb.dataplane import _wire_c
+except ImportError as error:
+    raise CompiledModuleError(f"anycastlb.dataplane._wire_c is not compiled: {_REBUILD}") from error
+check_fresh(_wire_c, Path(__file__).with_name("_wire_c.pyx"))
 
 from anycastlb.dataplane._shared_limits import (  # noqa: E402 - only once the module is known fresh
     BUCKETS,
