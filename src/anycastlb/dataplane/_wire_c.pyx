@@ -25,7 +25,8 @@ test oracle (``tests/unit/test_wire_c.py``):
   reassembly of a ClientHello split over several records differs in how: instead of copying the
   fragments into one buffer it reads the message through the record headers (``_Message``).
   ``name`` gets the lowercased host name and a NUL (so ``SNI_MAX + 1`` bytes); ``*name_len`` its
-  length, 0 unless ``HELLO_SNI``.
+  length, 0 unless ``HELLO_SNI``. Other results may leave part of a rejected name in ``name``: only
+  ``*name_len`` says what it holds.
 
 The Python-visible functions at the end (``encode_v1``, ``encode_v2``, ``peek_hello``) exist for the
 tests and the benchmark only; the data plane does not call them.
