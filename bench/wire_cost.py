@@ -4,7 +4,7 @@
 
 The compiled side is what the compiled loop will run: ``bench/wire_cost_loop.pyx`` (compiled here,
 at run time, into a temporary directory) calls ``proxy_v1``/``proxy_v2``/``peek_hello`` through
-``cimport`` in a ``nogil`` loop on sockaddrs. The Python side is what ``Connection`` runs today:
+``cimport`` in a ``nogil`` loop on sockaddrs. The Python side is what the Python worker ran:
 ``encode_v1``, ``encode_v2`` with the UNIQUE_ID and AUTHORITY TLVs (``_proxy_header``), and the
 first-bytes decision of ``_read_first_bytes`` (``looks_like_tls_client_hello``, ``peek_sni``,
 ``_client_hello_incomplete``). Both sides are checked to give the same bytes and the same decision
@@ -28,7 +28,6 @@ from types import ModuleType
 
 import anycastlb
 from anycastlb.dataplane import _wire_c, native, tls_sni
-from anycastlb.dataplane.connection import Connection
 from anycastlb.wire import proxy_protocol as pp
 
 V4 = ("198.51.100.7", 50123), ("192.0.2.10", 443)
@@ -68,19 +67,19 @@ def split(hello: bytes, cut: int) -> bytes:
 
 
 def python_decision(data: bytes) -> tuple[int, bytes | None]:
-    """Connection._read_first_bytes's decision (v2 + sni_authority), in the _wire_c HELLO_* numbers."""
+    """The Python worker's first-bytes decision (v2 + sni_authority), in the _wire_c HELLO_* numbers."""
     if not tls_sni.looks_like_tls_client_hello(data):
         return 0, None
     name = tls_sni.peek_sni(data)
     if name is not None:
         return 3, name.encode("ascii")
-    if len(data) < 16384 and Connection._client_hello_incomplete(data):
+    if len(data) < 16384 and (len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big")):
         return 1, None
     return 2, None
 
 
 def python_v2(source: pp.SocketAddress, destination: pp.SocketAddress, family: int) -> bytes:
-    tlvs = [pp.unique_id_tlv(UNIQUE_ID), (pp.PP2_TYPE_AUTHORITY, AUTHORITY)]  # Connection._proxy_header
+    tlvs = [pp.unique_id_tlv(UNIQUE_ID), (pp.PP2_TYPE_AUTHORITY, AUTHORITY)]  # as the Python worker built it
     return pp.encode_v2(source, destination, family, tlvs=tlvs)
 
 

@@ -1,8 +1,8 @@
 """The compiled PROXY encoder and ClientHello peek (_wire_c) give exactly what the Python path gives.
 
-The oracles are today's Python: ``proxy_protocol.encode_v1``/``encode_v2`` called as
-``Connection._proxy_header`` calls them, and the decision ``Connection._read_first_bytes`` takes with
-``tls_sni`` and ``Connection._client_hello_incomplete``. Inputs: every known vector of
+The oracles are the Python the compiled core replaced: ``proxy_protocol.encode_v1``/``encode_v2``
+called as the Python worker's connection called them, and the decision it took on the first bytes
+with ``tls_sni`` and the record-length rule (:func:`client_hello_incomplete`). Inputs: every known vector of
 test_proxy_protocol.py and test_tls_sni.py, then random addresses and random (valid, truncated,
 mutated) ClientHellos. The peek reads its input in place from memory between two inaccessible pages,
 so a read outside the buffer crashes the test instead of passing unnoticed.
@@ -22,7 +22,6 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from anycastlb.dataplane import _wire_c, native, tls_sni
-from anycastlb.dataplane.connection import Connection
 from anycastlb.wire import proxy_protocol as pp
 from tests.unit import test_proxy_protocol as golden
 from tests.unit.test_tls_sni import REAL, handshake, hello, real_client_hello, record, sni_extension
@@ -38,21 +37,28 @@ T = TypeVar("T")
 def python_v2(
     source: Endpoint, destination: Endpoint, family: int, unique_id: int, authority: bytes
 ) -> bytes:
-    """Connection._proxy_header for proxy_protocol "v2" (authority b"" or None: no AUTHORITY TLV)."""
+    """The header for proxy_protocol "v2" (authority b"" or None: no AUTHORITY TLV)."""
     tlvs = [pp.unique_id_tlv(unique_id)]
     if authority:
         tlvs.append((pp.PP2_TYPE_AUTHORITY, authority))
     return pp.encode_v2(source, destination, family, tlvs=tlvs)
 
 
+def client_hello_incomplete(head: bytes) -> bool:
+    """A TLS record says how long it is: anything shorter means more segments are coming."""
+    if len(head) < 5:
+        return True
+    return len(head) < 5 + int.from_bytes(head[3:5], "big")
+
+
 def python_decision(data: bytes) -> tuple[int, bytes | None]:
-    """What Connection._read_first_bytes does with ``data`` as its first bytes (v2 + sni_authority)."""
+    """What the Python worker decided with ``data`` as its first bytes (v2 + sni_authority)."""
     if not tls_sni.looks_like_tls_client_hello(data):
         return _wire_c.HELLO_NOT_TLS, None
     name = tls_sni.peek_sni(data)
     if name is not None:
         return _wire_c.HELLO_SNI, name.encode("ascii")
-    if len(data) < 16384 and Connection._client_hello_incomplete(data):
+    if len(data) < 16384 and client_hello_incomplete(data):
         return _wire_c.HELLO_INCOMPLETE, None
     return _wire_c.HELLO_NO_SNI, None
 
