@@ -313,6 +313,8 @@ cdef class Core:
     """One worker's connections, listeners and counters; driven by :meth:`run`."""
 
     cdef int epoll
+    cdef epoll_event events[EVENTS]  # the last epoll_wait's batch (kept while Python applies health)
+    cdef int pending_count
     cdef Conn *conns
     cdef uint32_t capacity
     cdef uint32_t *free_slots
@@ -651,39 +653,47 @@ cdef class Core:
 
     def run(self, double until):
         """Serve until ``until`` (monotonic seconds), a watched Python fd is readable, or the health
-        board moved; returns the readable Python fds."""
-        cdef epoll_event[EVENTS] events
-        cdef int count, index, timeout
+        board moved; returns the readable Python fds.
+
+        The board is checked right after each ``epoll_wait``, before its events are handled: when it
+        moved, the batch is kept and handled at the start of the next ``run``, after the Python side
+        applied the new verdicts, so no connection accepted after a verdict is published is sent to
+        a backend it ejected (the Python worker read the board at the same point).
+        """
+        cdef int index, timeout
         cdef double wait
         self._ready = []
-        while True:
+        if self.pending_count:
+            self.dispatch_pending()
+        while not self._ready and self.now < until:
             wait = until - self.now
             if self.timers_count and self.timers[0].deadline - self.now < wait:
                 wait = self.timers[0].deadline - self.now
-            if self.again_count:
-                timeout = 0
-            elif wait <= 0:
+            if self.again_count or wait <= 0:
                 timeout = 0
             else:
                 timeout = <int>(wait * 1000.0) + 1
-            count = epoll_wait(self.epoll, events, EVENTS, timeout)
+            self.pending_count = epoll_wait(self.epoll, self.events, EVENTS, timeout)
             self.now = monotonic()
-            if count < 0:
-                if errno == EINTR:
-                    count = 0
-                else:
+            if self.pending_count < 0:
+                if errno != EINTR:
                     raise OSError(errno, "epoll_wait failed")
-            for index in range(count):
-                self.dispatch(events[index].data.u64, events[index].events)
-            if self.again_count:
-                self.pump_again()
-            if self.timers_count and self.timers[0].deadline <= self.now:
-                self.expire()
-            if self._ready or self.now >= until:
-                break
+                self.pending_count = 0
             if self.generation_word != NULL and self.generation_word[0] != self.seen_generation:
-                break
+                break  # Python applies the new health first; the batch waits in self.events
+            self.dispatch_pending()
         return self._ready
+
+    cdef void dispatch_pending(self) noexcept:
+        """Handle the events of the last ``epoll_wait``, then re-pumps and due timers."""
+        cdef int index, count = self.pending_count
+        self.pending_count = 0
+        for index in range(count):
+            self.dispatch(self.events[index].data.u64, self.events[index].events)
+        if self.again_count:
+            self.pump_again()
+        if self.timers_count and self.timers[0].deadline <= self.now:
+            self.expire()
 
     # ==== listeners ================================================================================
 
