@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -195,16 +196,22 @@ class BgpPair:
             },
         }
 
-    def start_edge(self, config: dict[str, Any]) -> None:
+    def start_edge(
+        self, config: dict[str, Any], wrapper: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> None:
+        """Run the edge in the PoP's namespace; ``wrapper`` goes before it (e.g. setpriv), ``env``
+        is added to the environment."""
         path = self.dir / "edge.yaml"
         path.write_text(yaml.safe_dump(config))
-        env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+        environment = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+        environment.update(env or {})
         self._log_file = self.edge_log.open("ab")
+        edge = [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(path)]
         self.edge = subprocess.Popen(
-            [*self.inside(self.pop), sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(path)],
+            [*self.inside(self.pop), *wrapper, *edge],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=environment,
         )
 
     # ---- observing --------------------------------------------------------------------------------
