@@ -1,6 +1,7 @@
 """The one ``anycastlb`` command, with a sub-command per part of the system."""
 
 import resource
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -180,13 +181,43 @@ MaxLbsOption = Annotated[int, _limit_option("load_balancers_per_tenant", _QUOTA)
 MaxAddressesOption = Annotated[int, _limit_option("addresses_per_tenant", _QUOTA)]
 
 
+class Migrate(StrEnum):
+    """``anycastlb control --migrate``: who brings the database schema to this release's revision."""
+
+    AUTO = "auto"  # at start, then serve (one host, systemd; PostgreSQL: under an advisory lock)
+    ONLY = "only"  # migrate, print what changed and exit: a deploy step (the Helm chart's hook Job)
+    OFF = "off"  # never change the schema; refuse to start unless it is at this release's revision
+
+
+def _migrate_only(database: str) -> int:
+    from anycastlb.control.store.engine import StoreError, migrate_database  # noqa: PLC0415
+
+    try:
+        change = migrate_database(database)
+    except StoreError as error:
+        typer.echo(f"error: {error}", err=True)
+        return 2
+    if change.before == change.after:
+        typer.echo(f"schema already at revision {change.after}")
+    else:
+        before = change.before or "none (a new database)"
+        typer.echo(f"schema migrated from revision {before} to {change.after}")
+    return 0
+
+
 @app.command()
 def control(
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT to serve the API on.")
     ] = "127.0.0.1:8700",
     database: Annotated[
-        str, typer.Option("--database", help="sqlite:///PATH (embedded) or postgresql://USER@HOST/DB.")
+        str,
+        typer.Option(
+            "--database",
+            envvar="ANYCASTLB_DATABASE_URL",
+            help="sqlite:///PATH (embedded) or postgresql://USER@HOST/DB. A URL with a password: "
+            "prefer the environment variable, a command line is visible to every user (ps).",
+        ),
     ] = "sqlite:///state.db",
     insecure_dev: Annotated[
         bool, typer.Option("--insecure-dev", help="Run without ANYCASTLB_ADMIN_TOKEN (development only).")
@@ -214,9 +245,21 @@ def control(
             "on loopback). Repeatable; printed as a warning at start.",
         ),
     ] = None,
+    migrate: Annotated[
+        Migrate,
+        typer.Option(
+            "--migrate",
+            help="auto: bring the database schema to this release's revision at start, then serve. "
+            "only: do that and exit (a deploy step; needs no admin token). off: never change the "
+            "schema; refuse to start unless it is at this release's revision (replicas behind a "
+            "`--migrate only` job, as in the Helm chart).",
+        ),
+    ] = Migrate.AUTO,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
     setup_logging(log_level)
+    if migrate is Migrate.ONLY:
+        raise typer.Exit(_migrate_only(database))
     from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
     from anycastlb.control.store.engine import StoreError  # noqa: PLC0415
 
@@ -237,6 +280,7 @@ def control(
             limits=limits,
             platform_networks=platform_network,
             allow_backend_networks=allow_backend_network,
+            migrate_schema=migrate is Migrate.AUTO,
         )
     except (ServerError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)

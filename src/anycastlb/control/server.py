@@ -129,6 +129,7 @@ def serve(
     limits: Limits | None = None,
     platform_networks: list[str] | None = None,
     allow_backend_networks: list[str] | None = None,
+    migrate_schema: bool = True,
 ) -> int:
     host, port = parse_listen(listen)
     token = admin_token(insecure_dev)
@@ -140,7 +141,7 @@ def serve(
         networks = ", ".join(str(network) for network in platform.lab_networks)
         sys.stderr.write(_LAB_BANNER.format(networks=networks))
         log.warning("backend_policy_lifted networks=%s (--allow-backend-network: a lab switch)", networks)
-    store = open_store(database)
+    store = open_store(database, migrate_schema=migrate_schema)
     limits = limits or Limits()
     log.info(
         "control_starting listen=%s database=%s limits=%s platform_networks=%s",

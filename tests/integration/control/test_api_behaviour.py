@@ -1,9 +1,12 @@
 """The control plane's API on a real store (each test runs on SQLite and on PostgreSQL)."""
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from anycastlb.model.desired import LoadBalancerSpec
 from tests.support.control_plane import ControlApi, listener, spec
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +23,26 @@ def test_healthz_needs_no_token_and_names_the_database(api: ControlApi) -> None:
     body = api.ok("GET", "/healthz", token=None)
     assert body["status"] == "ok"
     assert body["database"] in ("sqlite", "postgresql")
+
+
+def test_livez_answers_while_the_database_is_gone_and_healthz_does_not(postgres: PostgresServer) -> None:
+    """The Helm chart's probes: readiness on /healthz (503 while the database is unreachable, so
+    the Service sends no request to a replica that cannot answer it), liveness on /livez (a
+    restart would not bring the database back)."""
+    url = postgres.new_database()
+    api = ControlApi(url)
+    try:
+        assert api.call("GET", "/healthz", token=None).status_code == 200
+        assert api.ok("GET", "/livez", token=None) == {"status": "ok"}
+        name = make_url(url).database
+        with psycopg.connect(postgres.admin_dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        health = api.call("GET", "/healthz", token=None)
+        assert health.status_code == 503
+        assert health.json()["status"] == "database unreachable"
+        assert api.ok("GET", "/livez", token=None) == {"status": "ok"}
+    finally:
+        api.close()
 
 
 def test_a_load_balancer_gets_the_first_free_address_and_every_pop_sees_it(api: ControlApi) -> None:

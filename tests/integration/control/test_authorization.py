@@ -2,7 +2,7 @@
 
 Rules: the admin may do everything except report a PoP's status; a tenant reaches only its own
 objects and gets 404 (not 403) for another tenant's, so ids cannot be probed; a PoP reads only its
-own desired state and writes only its own status; no token is 401 everywhere but /healthz.
+own desired state and writes only its own status; no token is 401 everywhere but /healthz and /livez.
 A route missing from the table fails the completeness test, so a new endpoint cannot ship unchecked.
 """
 
@@ -84,6 +84,7 @@ def _status_report(world: World) -> dict[str, Any]:
 
 TABLE = (
     Row("GET", "/healthz", (200, 200, 200, 200, 200)),
+    Row("GET", "/livez", (200, 200, 200, 200, 200)),
     Row("GET", "/metrics", (200, 403, 403, 403, 401)),
     Row("GET", "/v1/whoami", (200, 200, 200, 200, 401)),
     Row("POST", "/v1/tenants", (201, 403, 403, 403, 401), lambda w: {"json": {"name": w.fresh("t")}}),

@@ -68,6 +68,10 @@ class Health(Frozen):
     error: str | None = Field(default=None, description="Why the database is unreachable")
 
 
+class Alive(Frozen):
+    status: str = Field(description="ok")
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     metrics_ = runtime.metrics
 
@@ -101,6 +105,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         except SQLAlchemyError as error:
             return JSONResponse({"status": "database unreachable", "error": str(error)}, status_code=503)
         return JSONResponse({"status": "ok", "database": runtime.store.dialect})
+
+    @app.get("/livez", tags=["health"], response_model=Alive)
+    async def livez() -> Alive:
+        """The process answers (on its event loop); touches no database and needs no token. For a
+        liveness probe: a database outage fails /healthz, and a restart would not cure it."""
+        return Alive(status="ok")
 
     @app.get(
         "/metrics",
