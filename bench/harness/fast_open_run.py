@@ -8,6 +8,7 @@ puts it there), so the kernel counters read from ``/proc/net/netstat`` are this 
 from __future__ import annotations
 
 import argparse
+import statistics
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from .results import EDGE_WORKERS, HAPROXY_THREADS, LATENCY_RATE, FigureSpec, Re
 from .rounds import record, rotated, stop_contender
 from .servers import Contender, Nginx, start_edge, start_haproxy
 
-__all__ = ["CONTENDERS", "FIGURES", "report", "run", "tcp_ext_counters"]
+__all__ = ["CONTENDERS", "FIGURES", "paired_ratios", "report", "run", "tcp_ext_counters"]
 
 CONTENDERS = ("haproxy", "haproxy-wait", "haproxy-tfo", "edge", "edge-tfo")
 # HAProxy connects to the server at accept in mode tcp, with nothing to send yet, and it uses TFO
@@ -145,6 +146,28 @@ def summary_table(results: Results) -> str:
     return markdown_table(header, rows)
 
 
+def paired_ratios(results: Results) -> str:
+    """Fast Open on ÷ off within each round (the two ran minutes apart at most), and the median:
+    on a shared machine this moves less than a ratio of medians taken from different minutes."""
+    pairs = (("edge-tfo", "edge"), ("haproxy-tfo", "haproxy-wait"))
+    rows = []
+    for spec in FIGURES:
+        if spec.key == "tfo":
+            continue
+        cells = []
+        for on, off in pairs:
+            ratios = [
+                on_sample.values[spec.key] / off_sample.values[spec.key]
+                for on_sample, off_sample in zip(results.samples[on], results.samples[off], strict=False)
+                if on_sample.values.get(spec.key) and off_sample.values.get(spec.key)
+            ]
+            per_round = ", ".join(f"{value:.2f}" for value in ratios) or "-"
+            cells.append(f"{statistics.median(ratios):.2f}x ({per_round})" if ratios else "-")
+        rows.append([f"{spec.title} ({spec.unit})", *cells])
+    header = ["figure", *(f"{on} ÷ {off}: median (each round)" for on, off in pairs)]
+    return markdown_table(header, rows)
+
+
 def raw_table(results: Results) -> str:
     rows = []
     for name in CONTENDERS:
@@ -185,6 +208,10 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
 
         Ratios: the contender's median ÷ the reference's; for CPU and latency below 1 is better.
 
+        ## Fast Open on ÷ off, round by round
+
+        {paired}
+
         ## Raw values per round
 
         {raw}
@@ -203,6 +230,7 @@ def report(results: Results, command: str, env: str, duration: float, settings: 
         workers=EDGE_WORKERS,
         rate=LATENCY_RATE,
         summary=summary_table(results),
+        paired=paired_ratios(results),
         raw=raw_table(results),
         anomalies=anomalies,
     )
