@@ -37,6 +37,7 @@ from anycastlb.lab.netns import (
     run_inside,
 )
 from anycastlb.lab.nginx import NginxBackend
+from anycastlb.lab.probe_client import request_bytes
 from anycastlb.lab.processes import ProcessRecord, checkout_env, spawn
 from anycastlb.lab.procfs import tcp_listeners
 from anycastlb.lab.timeline import Attempt
@@ -234,6 +235,8 @@ def test_after_the_first_connection_the_proxy_header_and_request_ride_in_the_syn
     assert delta(before, after, "TCPFastOpenActive") >= 19, after  # all but the one that got the cookie
     assert delta(before, after, "TCPFastOpenPassive") >= 19  # and nginx took them as such
     assert delta(before, after, "TCPFastOpenActiveFail") == 0
+    sent = settled_metric(namespace, "anycastlb_bytes_total", direction="client_to_backend")
+    assert sent == 20 * len(request_bytes())  # the bytes in SYNs count like any others
 
 
 def test_with_the_option_off_no_connection_uses_fast_open(namespace: FastOpenNamespace) -> None:
@@ -299,6 +302,10 @@ def test_a_refused_fast_open_is_retried_on_the_next_node(
     assert refused >= 2, "too few clients mapped to the refusing port: the test proves nothing"
     assert namespace.metric("anycastlb_backend_connect_errors_total", reason="reset") == 0
     assert delta(before, after, "TCPFastOpenActive") >= 29  # every connection to n0 but the first
+    # each request's bytes counted once, though the refused ones were sent twice (or in parts)
+    request = len(request_bytes(pad))
+    sent = settled_metric(namespace, "anycastlb_bytes_total", direction="client_to_backend")
+    assert sent == 30 * request
 
 
 @pytest.mark.slow
@@ -326,6 +333,8 @@ def test_a_fast_open_nobody_answers_times_out_after_connect_timeout(
     if retry_on_reset:
         assert_all_answered(attempts, 16)
         assert retries == timeouts
+        sent = settled_metric(namespace, "anycastlb_bytes_total", direction="client_to_backend")
+        assert sent == 16 * len(request_bytes())  # replayed ones count once
     else:
         # a plain connect that timed out is retried as ever (at most the first one: no cookie yet);
         # the fast opens that timed out are reset

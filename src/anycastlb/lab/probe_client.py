@@ -17,16 +17,21 @@ from types import FrameType
 
 from anycastlb.lab.timeline import Attempt, parse_answer
 
-__all__ = ["main", "request"]
+__all__ = ["main", "request", "request_bytes"]
+
+
+def request_bytes(pad: int = 0) -> bytes:
+    """The request; ``pad`` adds an ``X-Pad`` header of that many bytes (a larger first flight)."""
+    padding = b"X-Pad: " + b"p" * pad + b"\r\n" if pad else b""
+    return b"GET / HTTP/1.1\r\nHost: lab\r\n" + padding + b"Connection: close\r\n\r\n"
 
 
 def request(vip: str, port: int, source: str, timeout: float, pops: dict[str, str], pad: int = 0) -> Attempt:
-    """One request; ``pad`` adds an ``X-Pad`` header of that many bytes (a larger first flight)."""
+    """One request (:func:`request_bytes`) on a new connection from ``source``."""
     started = time.monotonic()
-    padding = b"X-Pad: " + b"p" * pad + b"\r\n" if pad else b""
     try:
         with socket.create_connection((vip, port), timeout=timeout, source_address=(source, 0)) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: lab\r\n" + padding + b"Connection: close\r\n\r\n")
+            sock.sendall(request_bytes(pad))
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
