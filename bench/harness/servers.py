@@ -34,9 +34,11 @@ class Nginx:
     pp_port: int = field(default_factory=free_port)
     status_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    fastopen: int | None = None  # TCP Fast Open on the PROXY-protocol port (nginx's fastopen=N); None: off
 
     def config(self) -> str:
         d = self.workdir
+        fastopen = f" fastopen={self.fastopen}" if self.fastopen is not None else ""
         locations = (
             f'location = /small {{ default_type text/plain; return 200 "ok\\n"; }} '
             f"location = /big {{ alias {self.big_file}; }}"
@@ -53,7 +55,7 @@ class Nginx:
               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
               server {{ listen 127.0.0.1:{self.plain_port} backlog=4096; {locations} }}
               server {{
-                listen 127.0.0.1:{self.pp_port} proxy_protocol backlog=4096;
+                listen 127.0.0.1:{self.pp_port} proxy_protocol backlog=4096{fastopen};
                 set_real_ip_from 127.0.0.0/8; real_ip_header proxy_protocol;
                 {locations}
               }}
@@ -123,11 +125,18 @@ class Contender:
 
 
 def start_haproxy(
-    workdir: Path, nginx: Nginx, maxconn: int, frontend: str = "", name: str = "haproxy", threads: int = 1
+    workdir: Path,
+    nginx: Nginx,
+    maxconn: int,
+    frontend: str = "",
+    name: str = "haproxy",
+    threads: int = 1,
+    server_options: str = "",
 ) -> Contender:
     """``frontend``: extra lines for the frontend section (e.g. a stick table and a rate rule);
-    ``threads``: ``nbthread``."""
+    ``threads``: ``nbthread``; ``server_options``: more keywords on the server line (e.g. ``tfo``)."""
     port = free_port()
+    server = " ".join(["server nginx", f"127.0.0.1:{nginx.pp_port} send-proxy-v2", *server_options.split()])
     cfg = workdir / "haproxy.cfg"
     cfg.write_text(
         textwrap.dedent(f"""\
@@ -148,7 +157,7 @@ def start_haproxy(
             {textwrap.indent(frontend, " " * 12).strip()}
             default_backend nginx
         backend nginx
-            server nginx 127.0.0.1:{nginx.pp_port} send-proxy-v2
+            {server}
     """)
     )
     log = workdir / f"{name}.log"

@@ -77,6 +77,8 @@ cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY
         TCP_FASTOPEN_CONNECT
+        TCP_INFO                 # its first byte is the socket's state (struct tcp_info.tcpi_state)
+        TCP_SYN_SENT             # that state while a connect's SYN is unanswered
 
 
 cdef extern from "<sys/epoll.h>" nogil:

@@ -14,6 +14,7 @@ it run against this core unchanged). One connection::
 
     AWAIT_DATA ──first bytes (a whole ClientHello, or client_hello_wait)──► CONNECTING
     CONNECTING ──established──► (PROXY header + first bytes) ──► RELAY ──both ways done──► closed
+    CONNECTING ──fast open (a cookie): at once──► (header + first bytes in the SYN) ──► RELAY
     CONNECTING ──refused / timeout──► CONNECTING to the next Maglev candidate (bounded by retries)
     RELAY ──reset by the node before it answered, client sent nothing more──► CONNECTING (replay)
 
@@ -40,6 +41,17 @@ it run against this core unchanged). One connection::
   has not sent FIN (an EOF behind the last bytes raises no new edge), edges that come while
   connecting are remembered and replayed, and after 4 reads a direction waits for the others'
   turn (``again``).
+- Fast open (``backend_fast_open``: ``TCP_FASTOPEN_CONNECT``). Once the node's address gave us a
+  cookie, ``connect`` returns 0 at once and the first ``send`` (PROXY header + first bytes) leaves
+  in the SYN, so the connection is in RELAY before the node has answered, and a failed connect
+  shows up there instead: a refused SYN is ``ECONNREFUSED`` on a flow, a refused connect like any
+  other (counted, reported, the next candidate gets the first bytes, ``retry_on_reset`` or not:
+  nothing reached the node); a SYN still unanswered (``TCP_INFO``: SYN-SENT) at ``connect_timeout``
+  is a connect timeout, replayed only under ``retry_on_reset`` since a node whose answer was lost
+  may have read the SYN's bytes, else a reset. What the SYN had no room for waits in c2b for the
+  handshake; sending it is not the client speaking again. If the kernel sent a plain SYN after
+  all (the send fails with EINPROGRESS), the connection goes back to CONNECTING. Without a cookie
+  the connect is an ordinary one (its SYN asks for a cookie).
 - Every failure becomes a reset (``SO_LINGER`` 0) of the other side; a clean end is a FIN.
 
 Memory. The connection table is ``calloc``ed for the whole capacity once: the kernel only backs
@@ -280,8 +292,9 @@ cdef struct Conn:
     int candidates_count
     int next_candidate
     int target                 # index into listener.backends, -1 before the first connect
-    bint first_counted
-    bint fast_opened           # connect() returned at once (TFO cookie): no handshake to time
+    Py_ssize_t first_counted   # how many of the first bytes the counters have (a replay counts the rest)
+    bint fast_opened           # connect() returned at once (TFO cookie): the SYN carries our first send
+    bint primed_first          # fast open: the part of the first send the SYN had no room for waits in c2b
     bint replayable
     uint32_t client_events
     Py_ssize_t skip_counting
@@ -946,6 +959,7 @@ cdef class Core:
         cdef Listener *listener = conn.listener
         cdef uint8_t key[16]
         cdef int key_length, index, fd, one = 1, code, started
+        cdef bint fast
         cdef Backend *backend
         cdef int64_t *counters = &self.listener_counters[listener.row * L_COLUMNS]
         if conn.state == AWAIT_DATA:
@@ -972,7 +986,9 @@ cdef class Core:
                 code = errno
             else:
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
-                if listener.fast_open:
+                # (with nothing to send, a deferred connect would never send its SYN)
+                fast = listener.fast_open and (listener.proxy != 0 or conn.first_length != 0)
+                if fast:
                     setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof(one))
                 conn.connect_started = monotonic()
                 conn.fast_opened = False
@@ -986,9 +1002,10 @@ cdef class Core:
                         self.internal_errors += 1
                         self.close_conn(conn, True)
                         return
-                    if started == 0 and listener.fast_open:
+                    if started == 0 and fast:
                         # a cookie is cached: the SYN leaves with our first send. A refusal then
-                        # shows up as a reset of the relay, which the replay rules handle.
+                        # shows up in the relay (ECONNREFUSED), a lost SYN at connect_timeout
+                        # (on_timer); pump and fast_open_timed_out turn them into retries.
                         conn.fast_opened = True
                         self.connected(conn)
                         return
@@ -1028,23 +1045,15 @@ cdef class Core:
         cdef Backend *backend = &listener.backends[conn.target]
         cdef int64_t *target = &self.target_counters[backend.target * T_COLUMNS]
         cdef double seconds = monotonic() - conn.connect_started
-        cdef int bucket = 0
+        cdef int bucket = 0, code
         cdef char header[PROXY_HEADER_MAX]
-        cdef Py_ssize_t header_length = 0, payload_length
+        cdef Py_ssize_t header_length = 0, payload_length, first_sent
         cdef ssize_t sent = 0
         cdef sockaddr_storage local
         cdef socklen_t local_length
         cdef const sockaddr *destination
         cdef char *payload
         cdef char *copy
-        if not conn.fast_opened:  # a fast open has no handshake behind it yet: nothing to time
-            while bucket < 14 and seconds > _CONNECT_BOUNDS[bucket]:
-                bucket += 1
-            target[T_BUCKETS + bucket] += 1
-            target[T_SUM_NS] += <int64_t>(seconds * 1e9)
-        target[T_CONNECTIONS] += 1
-        target[T_ACTIVE] += 1
-        conn.deadline = 0
         if listener.proxy:
             if listener.has_destination:
                 destination = <sockaddr *>&listener.destination
@@ -1059,12 +1068,10 @@ cdef class Core:
                                          conn.id, conn.authority, conn.authority_length)
             if header_length < 0:
                 self.internal_errors += 1
-                target[T_ACTIVE] -= 1
                 self.close_conn(conn, True)
                 return
         if conn.buffer == NULL and header_length:
             if not self.take_buffer(conn):
-                target[T_ACTIVE] -= 1
                 self.close_conn(conn, True)
                 return
         payload_length = header_length + conn.first_length
@@ -1073,30 +1080,61 @@ cdef class Core:
             memcpy(payload, header, header_length)
             sent = send(conn.backend, payload, payload_length, MSG_NOSIGNAL)
             if sent < 0:
-                if errno == EAGAIN:
+                code = errno
+                if conn.fast_opened and (code == EINPROGRESS or code == EAGAIN):
+                    # the kernel sent a plain SYN after all (no room for data in it): nothing of
+                    # ours left, so this is an ordinary connect; EPOLLOUT brings us back here
+                    conn.fast_opened = False
+                    self.set_deadline(conn, self.now + listener.connect_timeout)
+                    return
+                if code == EAGAIN:
                     sent = 0
                 else:
-                    target[T_ACTIVE] -= 1  # nothing reached the node: try the next one
-                    self.connect_failed(conn, ERR_RESET)
+                    # nothing reached the node: try the next one
+                    self.connect_failed(conn, ERR_REFUSED if code == ECONNREFUSED else ERR_RESET)
                     return
-        if conn.first_counted:  # a replay: the client sent these bytes once, they were counted
-            conn.skip_counting = payload_length - sent
+        if not conn.fast_opened:  # a fast open has no handshake behind it yet: nothing to time
+            while bucket < 14 and seconds > _CONNECT_BOUNDS[bucket]:
+                bucket += 1
+            target[T_BUCKETS + bucket] += 1
+            target[T_SUM_NS] += <int64_t>(seconds * 1e9)
+        target[T_CONNECTIONS] += 1
+        target[T_ACTIVE] += 1
+        if conn.fast_opened:
+            # connect_timeout still applies: until the node answers the SYN, on_timer checks it
+            self.set_deadline(conn, self.now + listener.connect_timeout)
         else:
-            conn.first_counted = True
-            if sent > header_length:
-                self.listener_counters[listener.row * L_COLUMNS + L_BYTES_IN] += sent - header_length
-            conn.skip_counting = header_length - sent if sent < header_length else 0
+            conn.deadline = 0
+        # Count each of the client's first bytes once, when it first leaves: a replay counts only
+        # what earlier attempts did not send, and the part of a short send still to go (header
+        # and first bytes) is taken out of the flow's count when it moves (skip_counting).
+        first_sent = sent - header_length if sent > header_length else 0
+        if first_sent > conn.first_counted:
+            self.listener_counters[listener.row * L_COLUMNS + L_BYTES_IN] += first_sent - conn.first_counted
+        conn.skip_counting = header_length - sent if sent < header_length else 0
+        if conn.first_counted > first_sent:
+            conn.skip_counting += conn.first_counted - first_sent
+        else:
+            conn.first_counted = first_sent
         conn.state = RELAY
         self.init_flow(&conn.c2b, conn.client, conn.backend)
         self.init_flow(&conn.b2c, conn.backend, conn.client)
+        # Replayable while the first bytes are all the node may have: a reset before it answers
+        # replays them (retry_on_reset). A fast open may also be refused (a reset of the SYN):
+        # then nothing reached the node, whatever the SYN carried and whatever waits behind it.
         conn.replayable = (
-            listener.retry_on_reset and sent == payload_length and conn.next_candidate < conn.candidates_count
+            (listener.retry_on_reset or conn.fast_opened)
+            and (sent == payload_length or conn.fast_opened)
+            and conn.next_candidate < conn.candidates_count
         )
+        conn.primed_first = False
         if sent < payload_length:
-            # rare: the first write did not fit the send buffer; the rest goes first in c2b
+            # rare without fast open: the first write did not fit the send buffer; with it, the
+            # rest of what the SYN had no room for. Either way it goes first in c2b.
             if not self.prime(&conn.c2b, payload + sent, payload_length - sent):
                 self.close_conn(conn, True)
                 return
+            conn.primed_first = conn.fast_opened
             if not conn.replayable:
                 self.give_back_buffer(conn)
             self.pump(conn, 0)
@@ -1165,27 +1203,40 @@ cdef class Core:
         """An edge on one socket: the flow reading from it takes bytes, the one writing to it sends."""
         cdef Flow *reading = &conn.b2c if from_backend else &conn.c2b
         cdef Flow *writing = &conn.c2b if from_backend else &conn.b2c
-        cdef uint32_t generation = conn.generation
+        cdef uint32_t generation = conn.generation, attempt = conn.attempt
         if events & (EPOLLRDHUP | EPOLLHUP):
             reading.peer_closed = True
         if events & (EPOLLERR | EPOLLHUP):
             # read what is left (EOF or the error), then give up on writing to it
             if not reading.done:
                 self.pump(conn, from_backend)
-            if conn.generation == generation and conn.state == RELAY and not writing.done:
+            # (a replay in that pump may be relaying again at once, to another node, by fast open:
+            # hence the attempt, not only the state)
+            if (
+                conn.generation == generation and conn.attempt == attempt and conn.state == RELAY
+                and not writing.done
+            ):
                 self.close_conn(conn, True)
             return
         if events & EPOLLIN and reading.state != WANT_WRITE:
             self.pump(conn, from_backend)  # a flow waiting for its destination is pumped by that one's OUT edge
         if (
-            events & EPOLLOUT and conn.generation == generation and conn.state == RELAY
-            and writing.state == WANT_WRITE
+            events & EPOLLOUT and conn.generation == generation and conn.attempt == attempt
+            and conn.state == RELAY and writing.state == WANT_WRITE
         ):
             self.pump(conn, 1 - from_backend)
 
     cdef void on_timer(self, Conn *conn, double deadline) noexcept:
-        if deadline != conn.deadline or conn.state >= RELAY:
+        cdef uint8_t state = 0
+        cdef socklen_t length = 1
+        if deadline != conn.deadline or conn.state == CLOSED:
             return  # stale: the deadline moved on
+        if conn.state == RELAY:
+            # only a fast open relays before its handshake; still unanswered: the connect timed out
+            if conn.fast_opened and getsockopt(conn.backend, IPPROTO_TCP, TCP_INFO, &state, &length) == 0:
+                if state == TCP_SYN_SENT:
+                    self.fast_open_timed_out(conn)
+            return
         if conn.state == AWAIT_DATA:
             if conn.hello_partial:
                 self.connect_next(conn)  # partial ClientHello: go without SNI rather than wait longer
@@ -1198,33 +1249,66 @@ cdef class Core:
             self.count_connect_error(conn, ERR_TIMEOUT)
             self.connect_next(conn)
 
+    cdef void fast_open_timed_out(self, Conn *conn) noexcept:
+        """A fast open's SYN went unanswered for ``connect_timeout``. It carried the first bytes, and a
+        node whose answer was lost may have read them: so the next candidate gets them only under
+        ``retry_on_reset``; otherwise the client is reset, as for a node that reset before answering."""
+        if conn.replayable and conn.listener.retry_on_reset:
+            self.replay(conn, ERR_TIMEOUT)
+            return
+        self.fast_open_failed(conn, ERR_TIMEOUT)
+
+    cdef void fast_open_failed(self, Conn *conn, int reason) noexcept:
+        """A fast open's connect failed and its first bytes go nowhere else: count it as a failed
+        connect (and the connection as refused if no candidate was left), reset the client."""
+        self.count_connect_error(conn, reason)
+        if conn.next_candidate >= conn.candidates_count:
+            self.listener_counters[conn.listener.row * L_COLUMNS + L_REJECTED + REJECT_BACKENDS_FAILED] += 1
+        self.close_conn(conn, True)
+
     # ==== RELAY ===================================================================================
 
     cdef void pump(self, Conn *conn, int which) noexcept:
         """Move a flow's bytes (``which``: 0 client → backend, 1 backend → client)."""
         cdef Flow *flow = &conn.b2c if which else &conn.c2b
         cdef int64_t before = flow.moved
-        cdef int result
+        cdef int result, code
         if flow.done:
             return
         result = self.pump_splice(flow) if flow.splice else self.pump_copy(flow)
         if result == FAILED:
-            if conn.replayable and which == 1:
-                self.replay(conn)
-            else:
-                self.close_conn(conn, True)
+            code = errno
+            if code == ECONNREFUSED and conn.fast_opened:
+                # the node refused our fast open's SYN: a refused connect, whatever the SYN carried
+                # (c2b may be the one to see it, sending the rest of the first bytes: then it has
+                # not read from the client yet)
+                if conn.replayable and (which == 1 or (conn.primed_first and flow.moved == before)):
+                    self.replay(conn, ERR_REFUSED)
+                else:
+                    self.fast_open_failed(conn, ERR_REFUSED)
+                return
+            if conn.replayable and which == 1 and conn.listener.retry_on_reset:
+                self.replay(conn, ERR_RESET)
+                return
+            self.close_conn(conn, True)
             return
         if conn.replayable and (which == 0 or flow.moved != before):
-            conn.replayable = False  # the client spoke again or the node answered: no replay any more
-            self.give_back_buffer(conn)
+            if which == 0 and conn.primed_first and flow.moved == before:
+                pass  # only the rest of the first send, still waiting for the handshake: not the client
+            else:
+                conn.replayable = False  # the client spoke again or the node answered: no replay any more
+                self.give_back_buffer(conn)
         if (result == WANT_READ or result == MORE) and not flow.splice and flow.bulk and self.relay == RELAY_AUTO:
             flow.splice = True  # bulk data: zero copy from now on (the copy buffer is empty here)
         if result == MORE:
             self.pump_later(conn, which)  # its turn is over; others first, then more bytes
             return
         if result == DONE and not flow.done:
-            if conn.replayable and which == 1 and self.whole_client_hello(conn):
-                self.replay(conn)  # closed before its ServerHello: no handshake, nothing processed
+            if (
+                conn.replayable and which == 1 and conn.listener.retry_on_reset
+                and self.whole_client_hello(conn)
+            ):
+                self.replay(conn, ERR_RESET)  # closed before its ServerHello: no handshake, nothing processed
                 return
             flow.done = True
             if conn.c2b.done and conn.b2c.done:
@@ -1406,8 +1490,9 @@ cdef class Core:
         flow.state = WANT_WRITE
         return True
 
-    cdef void replay(self, Conn *conn) noexcept:
-        """The node reset us before answering: send the first bytes to the next candidate."""
+    cdef void replay(self, Conn *conn, int reason) noexcept:
+        """The node reset us before answering (or refused or ignored a fast open's SYN): send the first
+        bytes to the next candidate; ``reason`` is the connect error it counts as."""
         cdef Backend *backend = &conn.listener.backends[conn.target]
         self.target_counters[backend.target * T_COLUMNS + T_ACTIVE] -= 1
         self.release_flow(&conn.c2b)
@@ -1415,7 +1500,7 @@ cdef class Core:
         conn.replayable = False
         conn.client_events = 0
         conn.state = CONNECTING
-        self.connect_failed(conn, ERR_RESET)
+        self.connect_failed(conn, reason)
 
     cdef void release_flow(self, Flow *flow) noexcept:
         if flow.left != NULL:

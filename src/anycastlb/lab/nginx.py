@@ -27,6 +27,7 @@ class NginxBackend:
         proxy_protocol: bool = True,
         port: int | None = None,
         address: str = "127.0.0.1",
+        fastopen: int | None = None,
     ) -> None:
         self.name = name
         self.address = address
@@ -35,10 +36,16 @@ class NginxBackend:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.access_log = self.dir / "access.log"
         self.proxy_protocol = proxy_protocol
+        # TCP Fast Open on the listening sockets (nginx's ``fastopen=N``: at most N pending
+        # SYN-data connections); None = off. The kernel must enable the server side too
+        # (net.ipv4.tcp_fastopen & 2).
+        self.fastopen = fastopen
         self.process: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
         pp = " proxy_protocol" if self.proxy_protocol else ""
+        if self.fastopen is not None:
+            pp += f" fastopen={self.fastopen}"
         real_ip = (
             "set_real_ip_from 127.0.0.0/8; set_real_ip_from ::1/128; real_ip_header proxy_protocol;"
             if self.proxy_protocol

@@ -17,14 +17,21 @@ from types import FrameType
 
 from anycastlb.lab.timeline import Attempt, parse_answer
 
-__all__ = ["main", "request"]
+__all__ = ["main", "request", "request_bytes"]
 
 
-def request(vip: str, port: int, source: str, timeout: float, pops: dict[str, str]) -> Attempt:
+def request_bytes(pad: int = 0) -> bytes:
+    """The request; ``pad`` adds an ``X-Pad`` header of that many bytes (a larger first flight)."""
+    padding = b"X-Pad: " + b"p" * pad + b"\r\n" if pad else b""
+    return b"GET / HTTP/1.1\r\nHost: lab\r\n" + padding + b"Connection: close\r\n\r\n"
+
+
+def request(vip: str, port: int, source: str, timeout: float, pops: dict[str, str], pad: int = 0) -> Attempt:
+    """One request (:func:`request_bytes`) on a new connection from ``source``."""
     started = time.monotonic()
     try:
         with socket.create_connection((vip, port), timeout=timeout, source_address=(source, 0)) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+            sock.sendall(request_bytes(pad))
             answer = b""
             while chunk := sock.recv(4096):
                 answer += chunk
@@ -50,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after N attempts (0: until SIGTERM)")
     parser.add_argument("--pause", type=float, default=0.002, help="seconds between requests")
     parser.add_argument("--timeout", type=float, default=2.0, help="connect and read timeout")
+    parser.add_argument("--pad", type=int, default=0, help="bytes of an extra X-Pad header in each request")
     args = parser.parse_args(argv)
     pops = dict(item.split("=", 1) for item in args.pop)
     stop = False
@@ -62,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     turn = 0
     while not stop and (args.count == 0 or turn < args.count):
-        attempt = request(args.vip, args.port, args.source[turn % len(args.source)], args.timeout, pops)
+        source = args.source[turn % len(args.source)]
+        attempt = request(args.vip, args.port, source, args.timeout, pops, args.pad)
         turn += 1
         sys.stdout.write(attempt.to_json() + "\n")
         sys.stdout.flush()
