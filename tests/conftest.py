@@ -1,6 +1,7 @@
-"""Fixtures every test directory may use: a private PostgreSQL server (one per run) and the
-control plane over either store."""
+"""Fixtures every test directory may use: a private PostgreSQL server (one per run, or per
+pytest-xdist worker) and the control plane over either store."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +9,14 @@ import pytest
 
 from tests.support.control_plane import ControlApi
 from tests.support.postgres import PostgresServer, postgres_binaries
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (scripts/test runs ``-n``), each worker takes its own share of free ports
+    (anycastlb.lab.ports.free_port): two workers never race for one between picking and binding it."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if worker is not None and count is not None:
+        os.environ["ANYCASTLB_PORT_SHARD"] = f"{int(worker.removeprefix('gw'))}/{count}"
 
 
 @pytest.fixture(scope="session")

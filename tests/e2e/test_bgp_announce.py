@@ -15,7 +15,9 @@ import pytest
 
 from tests.support.bgp_pair import POP_IP6, VIP, VIP6, BgpPair, ip, netns_usable
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# One test at a time, on one pytest-xdist worker (group "netns", with the lab's tests): the timing
+# bounds (withdrawal, BFD, hold time) are not shared with another BGP topology of this run.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("netns")]
 
 _missing = netns_usable()
 if _missing is not None:
@@ -25,7 +27,7 @@ if _missing is not None:
 @pytest.fixture
 def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[BgpPair]:
     marker = request.node.get_closest_marker("bfd")
-    topology = BgpPair(tmp_path, f"t{os.getpid() % 10000}", bfd=marker is not None).build()
+    topology = BgpPair(tmp_path, f"t{os.getpid()}", bfd=marker is not None).build()
     try:
         yield topology
     finally:

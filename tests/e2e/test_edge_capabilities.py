@@ -24,7 +24,9 @@ import pytest
 from tests.support.bgp_pair import VIP, BgpPair, netns_usable
 from tests.support.systemd_units import load, words
 
-pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.bfd]
+# One test at a time, on one pytest-xdist worker (group "netns", with the other e2e tests): the BFD
+# and route timing bounds are not shared with another BGP topology of this run.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.bfd, pytest.mark.xdist_group("netns")]
 
 _missing = netns_usable() or (None if shutil.which("setpriv") else "needs setpriv (util-linux)")
 if _missing is not None:
@@ -92,7 +94,7 @@ def runtime() -> Iterator[Path]:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[BgpPair]:
-    topology = BgpPair(tmp_path, f"c{os.getpid() % 10000}", bfd=True).build()
+    topology = BgpPair(tmp_path, f"c{os.getpid()}", bfd=True).build()
     try:
         topology.start_router()
         topology.start_node()

@@ -6,9 +6,11 @@ its own so a developer's ``alb`` lab is never touched. Every test starts from th
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,9 @@ from anycastlb.lab.netns import (
 from anycastlb.lab.observe import collect_status
 from anycastlb.lab.timeline import Attempt, open_across, switched_to
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+# One worker runs these in order (pytest-xdist group "netns", with test_bgp_announce): they share
+# the module's lab, and their failover bounds are not shared with another BGP topology of this run.
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("netns")]
 
 _missing = missing_capability()
 if _missing is not None:
@@ -60,8 +64,12 @@ def _cli(lab: AnycastLab, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnycastLab]:
-    lab = AnycastLab(NAME, tmp_path_factory.mktemp("labs"))
+def built() -> Iterator[AnycastLab]:
+    # A short state root, not tmp_path: an edge's ExaBGP API socket lives 60 characters below it
+    # (pops/fra/tmp/anycastlb-run-<pid>-<random>/bgp/api.sock) and an AF_UNIX path ends at 107;
+    # under pytest-xdist tmp_path alone (/tmp/pytest-of-root/pytest-N/popen-gwN/...) takes the rest.
+    state_root = Path(tempfile.mkdtemp(prefix="alb-labs-", dir="/tmp"))
+    lab = AnycastLab(NAME, state_root)
     started = time.monotonic()
     done = _cli(lab, "up")
     _up_seconds.append(time.monotonic() - started)
@@ -71,6 +79,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnycastLab]:
         yield lab
     finally:
         lab.down()
+        shutil.rmtree(state_root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -107,6 +116,13 @@ def _describe(lab: AnycastLab, result: FailoverResult, failed: tuple[Attempt, ..
         where = f"{attempt.started - switch:+.4f}s..{attempt.ended - switch:+.4f}s" if switch else "?"
         rows.append(f"  {where} around the route switch, from {attempt.source}: {attempt.error}")
     return "\n".join(rows) + f"\n{result.pop}'s edge log (BGP lines):\n{_bgp_lines(lab, result.pop)}"
+
+
+def _temp_dirs_of(pids: set[str]) -> set[Path]:
+    """/tmp dirs an edge with one of ``pids`` made (``anycastlb-<kind>-<pid>-*``), had it ignored the
+    TMPDIR the lab gives it. Only these: other tests' edges (another pytest-xdist worker, another
+    run) make and remove theirs in /tmp at any time."""
+    return {path for path in Path("/tmp").glob("anycastlb-*-*-*") if path.name.split("-")[2] in pids}
 
 
 def test_lab_up_builds_the_network_in_under_30_s_and_the_client_reaches_the_vip_through_fra(
@@ -227,14 +243,14 @@ def test_up_after_a_crash_cleans_the_leftovers_first(lab: AnycastLab) -> None:
 def test_down_leaves_no_namespace_veth_process_or_directory_behind(lab: AnycastLab) -> None:
     records = lab.processes()
     inodes = {inode for ns in lab.topology.namespaces() if (inode := namespace_inode(ns)) is not None}
-    temp_before = set(Path("/tmp").glob("anycastlb-*"))
+    lab_pids = {str(record.pid) for record in records.values()}
     gone = _cli(lab, "down")
     assert gone.returncode == 0 and "removed" in gone.stdout, gone.stdout + gone.stderr
     assert not any(namespace_exists(ns) for ns in lab.topology.namespaces())
     assert not any(record.alive() for record in records.values())
     assert processes_in(inodes) == [], "a process still holds a deleted lab namespace (and its veths)"
     assert not lab.dir.exists()
-    assert set(Path("/tmp").glob("anycastlb-*")) <= temp_before, "the edges left temp dirs in /tmp"
+    assert not _temp_dirs_of(lab_pids), "the edges left temp dirs in /tmp"
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert not any(name in links for name in ("br-transit", "br-cluster", "fra-t", "par-c", "uplink"))
     assert "nothing to remove" in _cli(lab, "down").stdout

@@ -36,10 +36,11 @@ def netns_usable() -> str | None:
         return "needs root (ip netns add)"
     if shutil.which("ip") is None or shutil.which("bird") is None:
         return "needs iproute2 and bird2 (scripts/setup installs them)"
-    probe = ip("netns", "add", "alb-probe", check=False)
+    name = f"alb-probe{os.getpid()}"  # concurrent runs (pytest-xdist workers) probe side by side
+    probe = ip("netns", "add", name, check=False)
     if probe.returncode != 0:
         return f"ip netns add failed: {probe.stderr.strip()}"
-    ip("netns", "del", "alb-probe", check=False)
+    ip("netns", "del", name, check=False)
     return None
 
 

@@ -130,6 +130,8 @@ def test_server_name_extension_with_only_other_name_types_gives_none() -> None:
         b"\x16\x03\x01\x00\x00" + REAL[5:],  # zero-length record
         b"\x16\x03\x01\x40\x01" + REAL[5:],  # longer than 2^14
     ],
+    # Named: REAL is random, and pytest-xdist workers must collect the same test ids.
+    ids=["http", "application-data", "server-hello", "version-4", "zero-length", "over-2-14"],
 )
 def test_things_that_are_not_client_hellos_give_none_and_do_not_look_like_one(data: bytes) -> None:
     assert peek_sni(data) is None

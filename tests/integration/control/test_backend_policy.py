@@ -136,7 +136,12 @@ def test_the_cli_sets_a_tenants_allow_list_and_the_lab_switch_is_off_by_default(
     with ControlProcess(tmp_path, allow_backend_networks=()) as control:
 
         def run(*args: str) -> str:
-            env = {"ANYCASTLB_URL": control.url, "ANYCASTLB_TOKEN": ADMIN_TOKEN, "ANYCASTLB_TENANT": None}
+            env = {
+                "ANYCASTLB_URL": control.url,
+                "ANYCASTLB_TOKEN": ADMIN_TOKEN,
+                "ANYCASTLB_TENANT": None,
+                "COLUMNS": None,  # a pipe's 200 columns (see test_cli.run)
+            }
             result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
             return f"exit {result.exit_code}\n{result.output}"
 

@@ -39,6 +39,9 @@ def run(url: str, *args: str, token: str | None = ADMIN_TOKEN) -> Result:
         "ANYCASTLB_TOKEN": token,
         "ANYCASTLB_ADMIN_TOKEN": None,
         "ANYCASTLB_TENANT": None,
+        # Output to a pipe (200 columns) whatever the runner's terminal: pytest imports GNU readline,
+        # which exports COLUMNS=80 to every process pytest starts, pytest-xdist's workers included.
+        "COLUMNS": None,
     }
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 

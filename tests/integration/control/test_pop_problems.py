@@ -116,7 +116,12 @@ def test_the_cli_status_of_a_tenant_prints_its_own_problem_and_not_another_tenan
             _report(ams, api, [_problem(theirs, "globex-only-detail"), _problem(mine, "acme-own-detail")])
         finally:
             api.close()
-        env = {"ANYCASTLB_URL": control.url, "ANYCASTLB_TOKEN": acme, "ANYCASTLB_ADMIN_TOKEN": None}
+        env = {
+            "ANYCASTLB_URL": control.url,
+            "ANYCASTLB_TOKEN": acme,
+            "ANYCASTLB_ADMIN_TOKEN": None,
+            "COLUMNS": None,  # a pipe's 200 columns (see test_cli.run)
+        }
         result = CliRunner().invoke(
             app, ["lb", "status", "a", "--tenant", "acme"], env=env, catch_exceptions=False
         )
