@@ -35,7 +35,7 @@ from anycastlb.lab.netns import (
     processes_in,
 )
 from anycastlb.lab.nodes import LabNode
-from anycastlb.lab.processes import ProcessRecord, checkout_env, kill, spawn
+from anycastlb.lab.processes import ProcessRecord, checkout_env, kill, spawn, stat
 from anycastlb.lab.procfs import next_hop, tcp_listeners
 from anycastlb.lab.topology import NODE_PORT, POP_AS, Topology, ip_commands
 
@@ -256,23 +256,7 @@ class AnycastLab:
             if record not in edges and record.alive():
                 record.stop(timeout=5.0)
                 stopped.append(record.role)
-        # Only namespaces that exist now under our names: a recorded inode of one that is gone may
-        # since have been given to somebody else's namespace.
-        inodes: set[int] = set()
-        removed: list[str] = []
-        for ns in self.topology.namespaces():
-            if not namespace_exists(ns):
-                continue
-            if (inode := namespace_inode(ns)) is not None:
-                inodes.add(inode)
-            for pid in namespace_pids(ns):
-                stopped.append(f"pid {pid} in {ns}")
-                kill(pid)
-            delete_namespace(ns)
-            removed.append(ns)
-        for pid in processes_in(inodes):  # still holding a deleted namespace (and its veths) alive
-            stopped.append(f"pid {pid} in a deleted lab namespace")
-            kill(pid)
+        removed = self._remove_namespaces(stopped)
         existed = self.dir.exists()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.dir.exists():
@@ -280,6 +264,38 @@ class AnycastLab:
         if self.state_root.exists() and not any(self.state_root.iterdir()):
             self.state_root.rmdir()
         return DownResult(tuple(stopped), tuple(removed), existed)
+
+    def _remove_namespaces(self, stopped: list[str]) -> list[str]:
+        """Kill what still runs in (or holds) the lab's namespaces, delete them; their names."""
+        # Only namespaces that exist now under our names: a recorded inode of one that is gone may
+        # since have been given to somebody else's namespace.
+        inodes: set[int] = set()
+        removed: list[str] = []
+        killed: list[ProcessRecord] = []
+
+        def kill_one(pid: int, what: str) -> None:
+            stopped.append(what)
+            if (info := stat(pid)) is not None:
+                killed.append(ProcessRecord(what, "", pid, info.start_time, ""))
+            kill(pid)
+
+        for ns in self.topology.namespaces():
+            if not namespace_exists(ns):
+                continue
+            if (inode := namespace_inode(ns)) is not None:
+                inodes.add(inode)
+            for pid in namespace_pids(ns):
+                kill_one(pid, f"pid {pid} in {ns}")
+            delete_namespace(ns)
+            removed.append(ns)
+        for pid in processes_in(inodes):  # still holding a deleted namespace (and its veths) alive
+            kill_one(pid, f"pid {pid} in a deleted lab namespace")
+        # SIGKILL is only sent: a process lets go of its namespace (and of the veths in it) once it
+        # has exited, which on a busy machine takes a while. `down` returns when that is done.
+        for record in killed:
+            if not record.wait_gone(5.0):
+                raise LabError(f"{record.role} survives SIGKILL: is it stuck in the kernel (D state)?")
+        return removed
 
     # ---- observing -----------------------------------------------------------------------------
 
