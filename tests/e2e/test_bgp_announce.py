@@ -47,6 +47,15 @@ def _edge_pids(pair: BgpPair) -> list[int]:
     return [int(pid) for pid in out if b"anycastlb" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+def _bfd_sessions(pair: BgpPair) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", pair.router, "birdc", "-s", str(pair.bird_socket), "show", "bfd", "sessions"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+
+
 def test_a_pop_withdraws_its_vip_when_its_last_backend_dies_and_announces_it_again(pair: BgpPair) -> None:
     _started(pair)
     subprocess.run(["pkill", "-f", f"nginx -c {pair.dir}/nginx.conf"], check=True)
@@ -106,13 +115,9 @@ def test_without_bfd_a_silent_pop_death_costs_the_hold_time(pair: BgpPair) -> No
 @pytest.mark.bfd
 def test_with_bfd_a_silent_pop_death_moves_traffic_within_350_ms(pair: BgpPair) -> None:
     _started(pair)
-    time.sleep(1.5)  # BFD comes up after the BGP session
-    sessions = subprocess.run(
-        ["ip", "netns", "exec", pair.router, "birdc", "-s", str(pair.bird_socket), "show", "bfd", "sessions"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
+    deadline = time.monotonic() + 10  # BFD comes up after the BGP session
+    while "Up" not in (sessions := _bfd_sessions(pair)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "Up" in sessions, f"BFD session not up:\n{sessions}\n{pair.log()[-2000:]}"
     pair.cut_pop_silently()
     gone_after = pair.wait_route(present=False, timeout=3)
