@@ -148,7 +148,7 @@ def _edge_following(
     from anycastlb.edge.follower import FollowerSettings  # noqa: PLC0415
     from anycastlb.edge.supervisor import Supervisor  # noqa: PLC0415
 
-    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, state_dir=store.directory)
+    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, store=store)
     try:
         return Supervisor(source, parsed, follow).run()
     except OSError as error:
