@@ -256,7 +256,8 @@ def control(
         ),
     ] = Migrate.AUTO,
 ) -> None:
-    """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
+    """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI schema at
+    /openapi.json, for any valid token)."""
     setup_logging(log_level)
     if migrate is Migrate.ONLY:
         raise typer.Exit(_migrate_only(database))

@@ -43,7 +43,7 @@ def test_there_is_no_docs_page_that_loads_scripts_from_a_cdn(api: ControlApi, pa
     ("body", "field", "message"),
     [
         (spec(listeners=[listener(70000)]), "listeners[0].port", "less than or equal to 65535"),
-        (spec(listeners=[listener(port="x")]), "listeners[0].port", "valid integer"),
+        (spec(listeners=[{**listener(), "port": "x"}]), "listeners[0].port", "valid integer"),
         (
             spec(listeners=[listener(443), listener(80, backends=(("10.0.0.1", 0),))]),
             "listeners[1].backends[0].port",
