@@ -148,7 +148,7 @@ def _edge_following(
     from anycastlb.edge.follower import FollowerSettings  # noqa: PLC0415
     from anycastlb.edge.supervisor import Supervisor  # noqa: PLC0415
 
-    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, state_dir=store.directory)
+    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, store=store)
     try:
         return Supervisor(source, parsed, follow).run()
     except OSError as error:
@@ -256,7 +256,8 @@ def control(
         ),
     ] = Migrate.AUTO,
 ) -> None:
-    """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI at /docs)."""
+    """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI schema at
+    /openapi.json, for any valid token)."""
     setup_logging(log_level)
     if migrate is Migrate.ONLY:
         raise typer.Exit(_migrate_only(database))

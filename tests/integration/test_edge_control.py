@@ -227,6 +227,21 @@ def test_a_restart_without_the_control_plane_serves_the_last_known_good_and_catc
     assert saved_version(agent) == newer.version
 
 
+def test_a_corrupt_last_known_good_is_logged_once_and_the_edge_follows_the_control_plane(
+    tmp_path: Path, standin: ControlStandIn, stream_backend: StreamBackend
+) -> None:
+    """The supervisor reads the state directory at start and its follower again: one line, not two."""
+    port = free_port("127.0.0.19")
+    applied = with_lbs(standin, load_balancer("web", "127.0.0.19", port, [stream_backend.port]))
+    agent = ControlledEdge(tmp_path, standin.url, standin.token)
+    agent.state_dir.mkdir(mode=0o700)
+    (agent.state_dir / "last-known-good.json").write_text("{not json")
+    with agent:
+        agent.wait_for_log(f"desired_applied version={applied.version}")
+        assert agent.log().count("state_file_corrupt") == 1
+        assert saved_version(agent) == applied.version
+
+
 def test_a_listener_that_cannot_bind_is_left_out_and_reported_while_the_rest_applies(
     standin: ControlStandIn, controlled: StartEdge, stream_backend: StreamBackend
 ) -> None:

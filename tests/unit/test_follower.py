@@ -3,6 +3,7 @@ and only a newer, valid state is handed to the supervisor."""
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.edge.follower import FetchError, Follower, FollowerSettings
+from anycastlb.edge.state_store import LAST_KNOWN_GOOD, StateStore
 from anycastlb.model.config import EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.wire.health_board import HealthBoard
@@ -20,7 +22,11 @@ STATE = {"pop": "fra", "version": 3, "load_balancers": []}
 
 
 def follower(tmp_path: Path, handler: Handler) -> Follower:
-    settings = FollowerSettings(url="http://control", pop="fra", token="secret", state_dir=tmp_path)  # noqa: S106
+    return follower_of(StateStore(tmp_path), handler)
+
+
+def follower_of(store: StateStore, handler: Handler) -> Follower:
+    settings = FollowerSettings(url="http://control", pop="fra", token="secret", store=store)  # noqa: S106
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1, bytes(16)), client)
     made.notify = lambda: True
@@ -111,3 +117,21 @@ def test_a_follower_restarted_after_a_rejection_does_not_send_the_rejected_versi
     assert watcher.seen == 3
     watcher.consider(PopDesiredState.model_validate(STATE))
     assert not (tmp_path / "pending.json").exists()
+
+
+def test_a_corrupt_last_known_good_the_supervisor_logged_is_not_logged_again_by_its_follower(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The follower is forked after the supervisor read the state directory and gets the
+    supervisor's store, so one corrupt file makes one ``state_file_corrupt`` line, not one per
+    process."""
+    store = StateStore(tmp_path)
+    store.path(LAST_KNOWN_GOOD).write_bytes(b"{not json")
+
+    with caplog.at_level(logging.ERROR):
+        assert store.last_known_good() is None  # the supervisor, at start
+        made = follower_of(store, lambda request: httpx.Response(200, json=STATE))
+
+    assert made.seen is None
+    corrupt = [record for record in caplog.records if "state_file_corrupt" in record.getMessage()]
+    assert len(corrupt) == 1

@@ -261,7 +261,7 @@ def test_an_address_outside_the_named_pool_is_a_conflict() -> None:
     refused(
         lambda: plan(addresses=["198.51.100.20"], pool="acme-byoip"),
         "conflict",
-        "198.51.100.20 is in pool platform-v4, not in acme-byoip named by ips.pool",
+        "198.51.100.20 is in pool platform-v4, not in pool acme-byoip that the field `ips.pool` names",
     )
 
 
@@ -384,7 +384,7 @@ def test_an_unknown_or_foreign_pool_name_is_forbidden_with_the_same_message(name
         "forbidden",
         f"{name} is not a pool tenant acme may use",
         "`GET /v1/pools`",
-        "omit ips.pool",
+        "leave out the field `ips.pool`",
     )
     assert "beta" not in error.message.replace(name, "")
 
@@ -494,7 +494,7 @@ def test_reserving_another_tenants_address_is_a_conflict_that_names_nobody() -> 
         ("192.0.2.5", None, "forbidden", "is not in any pool tenant acme may use"),
         ("198.51.100.3", None, "conflict", "in reserved range 198.51.100.1-198.51.100.9"),
         ("203.0.113.15", None, "conflict", "the broadcast address of 203.0.113.0/28"),
-        ("203.0.113.5", "platform-v4", "conflict", "not in platform-v4 named by pool"),
+        ("203.0.113.5", "platform-v4", "conflict", "not in pool platform-v4 that the field `pool` names"),
         (None, "beta-byoip", "forbidden", "beta-byoip is not a pool tenant acme may use"),
     ],
 )
@@ -515,7 +515,24 @@ def test_reserving_in_a_full_pool_is_exhausted() -> None:
 
 
 def test_reserving_a_family_no_pool_has_is_exhausted_saying_so() -> None:
-    refused(lambda: reserve(pool="manual", family="ipv6"), "exhausted", "pool manual has no IPv6 network")
+    refused(
+        lambda: reserve(pool="manual", family="ipv6"),
+        "exhausted",
+        "pool manual has no IPv6 network; set the field `pool` to a pool with IPv6 addresses, or reserve "
+        "another family",
+    )
+
+
+def test_reserving_a_family_without_any_pool_of_it_says_which_field_to_set() -> None:
+    """Not "name a pool in pool": the field is named as a field."""
+    refused(
+        lambda: plan_reservation(
+            tenant="acme", address=None, pool=None, family="ipv6", pools=[PLATFORM_V4], holdings={}
+        ),
+        "exhausted",
+        "tenant acme has no pool with IPv6 addresses to allocate from automatically; ask an admin for "
+        "one, set the field `pool` to a pool with IPv6 addresses, or reserve another family",
+    )
 
 
 def test_releasing_a_dynamic_address_is_a_conflict() -> None:

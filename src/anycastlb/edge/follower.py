@@ -29,7 +29,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 from pydantic import ValidationError
@@ -61,7 +60,10 @@ class FollowerSettings:
     url: str  # without the trailing slash
     pop: str
     token: str = field(repr=False)
-    state_dir: Path
+    # The supervisor's own store, not a fresh one on the same directory: the follower is forked
+    # after the supervisor read the files, so it inherits what was read (and what was already
+    # logged as corrupt) instead of logging a corrupt last-known-good a second time.
+    store: StateStore
     watch_timeout: int = 30
 
 
@@ -88,7 +90,7 @@ class Follower:
         self.board = board
         self.counters = counters
         self.client = client
-        self.store = StateStore(settings.state_dir)
+        self.store = settings.store
         self.supervisor = os.getppid()
         self.notify: Callable[[], bool] = self._sighup_supervisor  # "reload": True if it was told
         self.draining = False

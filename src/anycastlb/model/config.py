@@ -21,6 +21,7 @@ from anycastlb.model.base import BindAddress, Frozen, IPAddress, Port, check_nam
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config_file import ConfigError, read_yaml_file
 from anycastlb.model.duration import Duration
+from anycastlb.model.validation_errors import without_echoes
 
 __all__ = [
     "Backend",
@@ -279,7 +280,7 @@ def parse_config(raw: Any, source: str = "config") -> EdgeConfig:  # noqa: ANN40
         return EdgeConfig.model_validate(raw)
     except ValidationError as error:
         lines = []
-        for problem in error.errors(include_url=False):
+        for problem in without_echoes(error.errors(include_url=False)):
             path = _field_path(tuple(problem["loc"]), raw)
             message = problem["msg"].removeprefix("Value error, ")
             if problem["type"] == "extra_forbidden":

@@ -164,7 +164,7 @@ def test_the_admin_names_the_tenant_of_tenant_commands(control: ControlProcess) 
     platform(control)
     result = run(control.url, "lb", "list")
     assert result.exit_code == 2
-    assert "pass --tenant NAME" in result.stderr
+    assert "as the admin, name the tenant to act for with --tenant NAME" in result.stderr
     assert json.loads(ok(control.url, "lb", "list", "--tenant", "acme", "-o", "json").stdout) == []
 
 

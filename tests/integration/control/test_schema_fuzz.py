@@ -45,7 +45,9 @@ def control_schema(tmp_path: Path) -> Iterator[OpenApiSchema]:
     _TOKENS["admin"] = ADMIN_TOKEN
     api.pop("fra")
     api.ok("POST", "/v1/tenants/acme/loadbalancers", _TOKENS["tenant"], json=spec("web"))
-    yield schemathesis.openapi.from_asgi("/openapi.json", api.app)
+    yield schemathesis.openapi.from_asgi(
+        "/openapi.json", api.app, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     api.close()
 
 

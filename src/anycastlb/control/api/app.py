@@ -85,6 +85,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         version=__version__,
         description="Tenants, IP pools, load balancers, and the desired state every PoP follows.",
         lifespan=lifespan,
+        # No /docs or /redoc: those pages load their JavaScript from a CDN into a page of the
+        # control plane's origin. The schema is served below, to any valid token.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
 
@@ -122,6 +127,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         """Prometheus metrics (admin token)."""
         caller.require_admin()
         return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_schema(_caller: Caller) -> JSONResponse:
+        """The OpenAPI schema, to any valid token (admin, tenant or PoP): it lists every route and
+        field, which is no secret from a client but no business of an anonymous scanner."""
+        return JSONResponse(app.openapi())
 
     for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
         app.include_router(module.router)

@@ -2,7 +2,8 @@
 schema for every route and status that can send it.
 
 The body is ``{"detail": "<what was wrong and what to do>"}``; a 422 adds ``errors`` (each field
-path and message) when the request failed validation. FastAPI's default schema promised a list
+as written in the request, e.g. ``listeners[0].port``, where it was, and the message) when the
+request failed validation. FastAPI's default schema promised a list
 in ``detail`` (``HTTPValidationError``) while we sent a string, so every generated client and
 schemathesis disagreed with every 422 we sent. :func:`declare_errors` now writes the schema from the
 same rules the code follows:
@@ -17,6 +18,7 @@ same rules the code follows:
 - 412 where a route declares it itself (``If-Match``).
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from anycastlb.control.errors import ApiError
 from anycastlb.model.base import Frozen
+from anycastlb.model.validation_errors import without_echoes
 
 __all__ = ["ErrorBody", "FieldError", "ValidationErrorBody", "declare_errors", "install_error_handlers"]
 
@@ -40,7 +43,9 @@ class ErrorBody(Frozen):
 
 
 class FieldError(Frozen):
-    loc: tuple[str | int, ...] = Field(description="Where: e.g. body, listeners, 0, port")
+    field: str = Field(description="The field as written in the request, e.g. listeners[0].port")
+    part: str = Field(description="Where the field is: body, query, header or path")
+    loc: tuple[str | int, ...] = Field(description="The same path as items, e.g. listeners, 0, port")
     msg: str
 
 
@@ -62,11 +67,34 @@ _DESCRIPTIONS = {
 }
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
+def _path(loc: tuple[int | str, ...]) -> str:
+    """``('listeners', 0, 'port')`` → ``listeners[0].port``: the field as the user wrote it."""
     parts: list[str] = []
     for item in loc:
         parts.append(f"[{item}]" if isinstance(item, int) else (("." if parts else "") + str(item)))
     return "".join(parts)
+
+
+def _field_error(problem: Mapping[str, Any]) -> FieldError:
+    """FastAPI's ``('body', 'listeners', 0, 'port')`` as ``listeners[0].port`` in the body; a
+    header by its usual spelling (``If-Match``, which FastAPI lowercases)."""
+    part, *rest = tuple(problem["loc"]) or ("body",)
+    loc = tuple(rest)
+    if part == "header" and loc:
+        loc = ("-".join(word.capitalize() for word in str(loc[0]).split("-")), *loc[1:])
+    msg = str(problem["msg"]).removeprefix("Value error, ")
+    return FieldError(field=_path(loc), part=str(part), loc=loc, msg=msg)
+
+
+def _line(error: FieldError) -> str:
+    """``listeners[0].port: ...``, ``query parameter timeout: ...``, ``header If-Match: ...``."""
+    if error.part == "body":
+        where = error.field or "the request body"
+    elif error.part == "header":
+        where = f"header {error.field}"
+    else:
+        where = f"{error.part} parameter {error.field}"
+    return f"{where}: {error.msg}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -85,17 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        lines = [
-            f"{_location(tuple(problem['loc']))}: {str(problem['msg']).removeprefix('Value error, ')}"
-            for problem in error.errors()
-        ]
-        return JSONResponse(
-            {
-                "detail": "; ".join(lines),
-                "errors": [{"loc": p["loc"], "msg": p["msg"]} for p in error.errors()],
-            },
-            status_code=422,
-        )
+        """Each field by its path in the request (``listeners[0].port``), once."""
+        problems = [_field_error(problem) for problem in without_echoes(error.errors())]
+        body = ValidationErrorBody(detail="; ".join(_line(p) for p in problems), errors=tuple(problems))
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
 
 
 def _statuses(method: str, operation: dict[str, Any]) -> set[int]:

@@ -23,6 +23,9 @@ router = APIRouter(prefix="/v1/pops", tags=["pops"])
 # Watchers also re-read the version this often: a change committed by another control plane
 # replica (PostgreSQL) wakes no local notifier.
 _CROSS_REPLICA_POLL = 1.0
+# The longest a watch waits: well under the idle timeouts of the proxies a PoP may sit behind.
+MAX_WATCH_SECONDS = 60.0
+WATCH_TIMEOUT_HEADER = "Anycastlb-Watch-Timeout"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -78,7 +81,19 @@ def rotate_credential(pop: str, body: TokenRotate, caller: Caller, rt: Rt) -> To
 @router.get(
     "/{pop}/desired",
     response_class=Response,
-    responses={200: {"model": PopDesiredState, "description": "The PoP's complete desired state"}},
+    responses={
+        200: {
+            "model": PopDesiredState,
+            "description": "The PoP's complete desired state",
+            "headers": {
+                WATCH_TIMEOUT_HEADER: {
+                    "description": "With watch: the seconds the request waited at most (timeout, "
+                    f"capped at {MAX_WATCH_SECONDS:.0f})",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
 async def desired_state(
     pop: str,
@@ -87,22 +102,35 @@ async def desired_state(
     request: Request,
     watch: Annotated[bool, Query(description="Long poll: answer once the version is above `since`")] = False,
     since: Annotated[int, Query(ge=0, description="The version the PoP has")] = 0,
-    timeout: Annotated[float, Query(ge=0, le=60, description="Seconds to wait at most")] = 30,
+    timeout: Annotated[
+        float,
+        Query(
+            ge=0,
+            description=f"Seconds to wait at most; more than {MAX_WATCH_SECONDS:.0f} is capped at "
+            f"{MAX_WATCH_SECONDS:.0f} (the {WATCH_TIMEOUT_HEADER} header of a watch answer says the "
+            "wait used)",
+        ),
+    ] = 30,
 ) -> Response:
     """The complete desired state of one PoP. With ``watch``, waits until it is newer than
-    ``since`` (or ``timeout`` passes, then answers the current state)."""
+    ``since`` (or ``timeout`` passes, then answers the current state). A longer ``timeout`` than
+    the maximum is capped rather than refused: a client asking to wait longer loses nothing by
+    being answered sooner, and a refusal would stop it following at all."""
     caller.require_pop_read(pop)
+    headers: dict[str, str] = {}
     if watch:
+        waited = min(timeout, MAX_WATCH_SECONDS)
+        headers[WATCH_TIMEOUT_HEADER] = f"{waited:g}"
         rt.metrics.watchers.inc()
         try:
-            if not await _wait_for_version(rt, request, pop, since, time.monotonic() + timeout):
+            if not await _wait_for_version(rt, request, pop, since, time.monotonic() + waited):
                 return Response(status_code=499)  # the PoP hung up; nobody reads this
         finally:
             rt.metrics.watchers.dec()
     body = rt.cached_state(pop)
     if body is None:
         body = await run_in_threadpool(rt.desired_state, pop)
-    return Response(body, media_type="application/json")
+    return Response(body, media_type="application/json", headers=headers)
 
 
 async def _wait_for_version(rt: Runtime, request: Request, pop: str, since: int, deadline: float) -> bool:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Response, status
 
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.errors import Invalid
+from anycastlb.control.preconditions import etag, parse_if_match
 from anycastlb.control.schemas import (
     AddressOut,
     IPReservation,
@@ -21,11 +22,29 @@ from anycastlb.model.desired import LoadBalancerSpec
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["load balancers"])
 
 
+_ETAG = {
+    "ETag": {
+        "description": 'The load balancer\'s version as an entity tag ("7"): send it back as If-Match',
+        "schema": {"type": "string"},
+    }
+}
+_PRECONDITION = (
+    "If-Match named a version that is no longer current (or a weak tag, or the load balancer does "
+    "not exist); the detail gives the current ETag"
+)
+
+
 def _json(out: LoadBalancerOut, status_code: int) -> Response:
-    """The answer serialized once, in this worker thread. Returned as a model, FastAPI would dump
-    it, validate the dump against the response model again and serialize it in the event loop:
-    ~100 ms of GIL-holding calls at 10,000 backends, which stalled every other request."""
-    return Response(out.model_dump_json(), status_code=status_code, media_type="application/json")
+    """The answer serialized once, in this worker thread, with its ``ETag``. Returned as a model,
+    FastAPI would dump it, validate the dump against the response model again and serialize it in
+    the event loop: ~100 ms of GIL-holding calls at 10,000 backends, which stalled every other
+    request."""
+    return Response(
+        out.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers={"ETag": etag(out.version)},
+    )
 
 
 @router.get("/loadbalancers")
@@ -42,7 +61,12 @@ def load_balancer_versions(tenant: str, caller: Caller, rt: Rt) -> list[LoadBala
     return rt.read(lambda s: load_balancers.load_balancer_versions(s, tenant))
 
 
-@router.post("/loadbalancers", status_code=status.HTTP_201_CREATED, response_model=LoadBalancerOut)
+@router.post(
+    "/loadbalancers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LoadBalancerOut,
+    responses={201: {"headers": _ETAG}},
+)
 def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt: Rt) -> Response:
     """Allocate its VIPs and hand it to its PoPs. 409 if the name exists (PUT updates)."""
     caller.require_tenant_access(tenant)
@@ -56,9 +80,9 @@ def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt
     "/loadbalancers/{name}",
     response_model=LoadBalancerOut,
     responses={
-        200: {"description": "Updated (or unchanged)"},
-        201: {"model": LoadBalancerOut, "description": "Created"},
-        412: {"description": "If-Match named a version that is no longer current"},
+        200: {"description": "Updated (or unchanged)", "headers": _ETAG},
+        201: {"model": LoadBalancerOut, "description": "Created", "headers": _ETAG},
+        412: {"description": _PRECONDITION},
     },
 )
 def ensure_load_balancer(
@@ -67,24 +91,32 @@ def ensure_load_balancer(
     spec: LoadBalancerSpec,
     caller: Caller,
     rt: Rt,
-    if_match: Annotated[int | None, Header(description="Apply only if the version is still this")] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='Apply only while the load balancer\'s ETag is still this one ("7", as GET and PUT '
+            "answer it; a list of them; or * for any existing load balancer). Weak tags (W/) never "
+            "match. 412 otherwise."
+        ),
+    ] = None,
 ) -> Response:
     """Create or update to exactly this spec (idempotent: the same spec keeps the version)."""
     caller.require_tenant_access(tenant)
+    precondition = parse_if_match(if_match)
     if spec.name != name:
         raise Invalid(f"the body's name {spec.name!r} differs from the path's {name!r}")
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
     rt.read(lambda s: load_balancers.check_backends(s, tenant, spec, rt.platform))  # and this
     out, created = rt.write(
-        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, if_match)
+        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, precondition)
     )
     return _json(out, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-@router.get("/loadbalancers/{name}")
-def get_load_balancer(tenant: str, name: str, caller: Caller, rt: Rt) -> LoadBalancerOut:
+@router.get("/loadbalancers/{name}", response_model=LoadBalancerOut, responses={200: {"headers": _ETAG}})
+def get_load_balancer(tenant: str, name: str, caller: Caller, rt: Rt) -> Response:
     caller.require_tenant_access(tenant)
-    return rt.read(lambda s: load_balancers.get_load_balancer(s, tenant, name))
+    return _json(rt.read(lambda s: load_balancers.get_load_balancer(s, tenant, name)), status.HTTP_200_OK)
 
 
 @router.get("/loadbalancers/{name}/status")

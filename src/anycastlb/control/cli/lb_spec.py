@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from anycastlb.control.cli.errors import InputError
 from anycastlb.model.addresses import parse_address
 from anycastlb.model.desired import LoadBalancerSpec
+from anycastlb.model.validation_errors import without_echoes
 
 __all__ = ["load_spec_file", "request_body", "spec_from_options", "validate_spec"]
 
@@ -43,7 +44,7 @@ def validate_spec(raw: object, source: str) -> LoadBalancerSpec:
         return LoadBalancerSpec.model_validate(raw)
     except ValidationError as error:
         lines = []
-        for problem in error.errors(include_url=False):
+        for problem in without_echoes(error.errors(include_url=False)):
             message = problem["msg"].removeprefix("Value error, ")
             if problem["type"] == "extra_forbidden":
                 message = "unknown field (check the spelling)"

@@ -54,7 +54,10 @@ class Command:
         if caller["kind"] == "tenant":
             return str(caller["name"])
         if caller["kind"] == "admin":
-            raise InputError("the admin token acts for no tenant of its own: pass --tenant NAME")
+            raise InputError(
+                "as the admin, name the tenant to act for with --tenant NAME (or export "
+                "ANYCASTLB_TENANT=NAME): the admin token belongs to no tenant"
+            )
         raise InputError(
             f"this is PoP {caller['name']!r}'s credential, which cannot use tenant commands: "
             "use a tenant's token, or the admin token with --tenant NAME"

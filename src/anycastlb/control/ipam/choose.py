@@ -30,7 +30,7 @@ def named_pool(name: str | None, tenant: str, pools: Sequence[PoolView], field: 
     raise AllocationError(
         "forbidden",
         f"{name} is not a pool tenant {tenant} may use; name one of the pools listed by `GET /v1/pools`, "
-        f"or omit {field} to use the first pool with room",
+        f"or leave out the field `{field}` to use the first pool with room",
     )
 
 
@@ -54,8 +54,8 @@ def pool_of(
     if named is not None and pool.name != named.name:
         raise AllocationError(
             "conflict",
-            f"{address} is in pool {pool.name}, not in {named.name} named by {field}; "
-            f"pick an address of {named.name} or omit {field}",
+            f"{address} is in pool {pool.name}, not in pool {named.name} that the field `{field}` names; "
+            f"pick an address of {named.name} or leave out `{field}`",
         )
     reason = blocked_reason(pool, address)
     if reason is not None:
@@ -106,13 +106,13 @@ def no_pool(
     if named is not None:
         return AllocationError(
             "exhausted",
-            f"pool {named.name} has no {label} network; name a pool with {label} addresses in {pool_field} "
-            f"or {other}",
+            f"pool {named.name} has no {label} network; set the field `{pool_field}` to a pool with {label} "
+            f"addresses, or {other}",
         )
     return AllocationError(
         "exhausted",
         f"tenant {tenant} has no pool with {label} addresses to allocate from automatically; ask an admin "
-        f"for one, name a pool in {pool_field}, or {other}",
+        f"for one, set the field `{pool_field}` to a pool with {label} addresses, or {other}",
     )
 
 

@@ -21,6 +21,7 @@ from anycastlb.control.backend_policy import BackendPolicy, PlatformAddresses, s
 from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
 from anycastlb.control.limits import Limits
+from anycastlb.control.preconditions import IfMatch
 from anycastlb.control.schemas import LoadBalancerOut, LoadBalancerVersion
 from anycastlb.control.service.addresses import (
     allocation_error,
@@ -251,7 +252,7 @@ def ensure_load_balancer(
     tenant: str,
     prepared: PreparedSpec,
     limits: Limits,
-    if_match: int | None = None,
+    if_match: IfMatch | None = None,
 ) -> tuple[LoadBalancerOut, bool]:
     """Create or update to exactly ``spec``; returns (load balancer, created). An unchanged spec is a
     no-op that keeps the version (controllers re-send the same spec on every resync)."""
@@ -261,12 +262,10 @@ def ensure_load_balancer(
     lb = _find(session, found.id, spec.name, with_spec=False)
     if lb is None:
         if if_match is not None:
-            raise PreconditionFailed(f"load balancer {spec.name!r} does not exist (If-Match {if_match})")
+            raise PreconditionFailed(if_match.refusal(spec.name, None))
         return create_load_balancer(session, tenant, prepared, limits), True
-    if if_match is not None and if_match != lb.version:
-        raise PreconditionFailed(
-            f"load balancer {spec.name!r} is at version {lb.version}, not {if_match}; re-read it and retry"
-        )
+    if if_match is not None and not if_match.matches(lb.version):
+        raise PreconditionFailed(if_match.refusal(spec.name, lb.version))
     current = addresses_of(session, [lb.id]).get(lb.id, ())
     # Equal digests: the stored JSON is this dump of an equal spec (no JSON to decode). A row from
     # before migration 0002 has no digest: compare the JSON once, and fill the digest in.
