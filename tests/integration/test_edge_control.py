@@ -10,7 +10,6 @@ echo through PROXY headers.
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -312,30 +311,23 @@ def test_status_reports_carry_the_applied_version_and_each_listeners_health(
 
 
 @pytest.mark.slow
-def test_apply_latency_over_twenty_changes(
+def test_twenty_changes_in_a_row_are_each_served_and_applied(
     standin: ControlStandIn, controlled: StartEdge, stream_backend: StreamBackend
 ) -> None:
-    """From the control plane's version bump to the new listener serving (echo through a backend)."""
+    """Each version adds one load balancer (1 to 20 in the state); how fast they apply is measured
+    by bench/apply_latency.py (docs/spec/pop-sync.md), not here."""
     agent = controlled()
     agent.wait_for_log("desired_applied version=1")
     lbs: list[DesiredLoadBalancer] = []
-    latencies: list[float] = []
     for index in range(20):
         vip = f"127.0.1.{index + 1}"
         port = free_port(vip)
         lbs.append(load_balancer(f"lb{index}", vip, port, [stream_backend.port]))
         state = with_lbs(standin, *lbs)
-        wait_served(vip, port, timeout=2.0)
-        latencies.append(time.monotonic() - standin.published_at[state.version])
+        wait_served(vip, port, timeout=10.0)
         agent.wait_for_log(f"desired_applied version={state.version}")
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]
-    median = statistics.median(latencies)
-    print(
-        f"\napply latency over {len(latencies)} changes: median {median * 1000:.0f} ms, "
-        f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
-    )
-    assert p99 < 2.0
+    for index, lb in enumerate(lbs):  # and every earlier one still serves
+        wait_served(f"127.0.1.{index + 1}", lb.listeners[0].port)
 
 
 def run_edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
