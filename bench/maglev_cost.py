@@ -1,4 +1,5 @@
-"""Cost per call of the Maglev pick: the compiled C functions vs ``MaglevTable.candidates`` (the oracle).
+"""Cost per call of the Maglev pick: the compiled C functions vs ``MaglevTable.candidates`` (the oracle);
+then the cost of building a table.
 
     python3 bench/maglev_cost.py [--calls 100000] [--rounds 5] [--backends 10] [--limit 3]
 
@@ -15,6 +16,12 @@ One table (M = 65537, ``--backends`` of weight 1) and 1000 random IPv4 clients; 
 
 Prints the median and the spread of ``rounds`` rounds in ns per call. A micro benchmark: it says what
 the pick costs, not what a connection costs (bench/dataplane.py does that).
+
+The build (it was tests/unit/test_maglev.py's speed test): ``MaglevTable`` of ``--backends`` with
+weights 1, 2, ... (a new one is built at every reload and health change that alters the set), at the
+default size M = 65537 and, as the reference, at M = 1009 (the size the property tests use), then
+``CompiledMaglev`` copying the default one for the C loop. Prints ms per build and ns per slot: the
+build is O(M) for a given backend set, so ns per slot should be about the same at both sizes.
 """
 
 import argparse
@@ -28,6 +35,7 @@ from anycastlb.dataplane.maglev import DEFAULT_TABLE_SIZE, MaglevBackend, Maglev
 from anycastlb.dataplane.native import CompiledMaglev
 
 CLIENTS = 1000
+REFERENCE_SIZE = 1009
 
 
 def cases(
@@ -71,6 +79,30 @@ def cases(
     return {"python": python, "python+key": python_key, "wrapper": wrapper, "C": in_c, "C+key": in_c_key}
 
 
+def build_cost(n: int, rounds: int) -> None:
+    """Milliseconds per table build at both sizes and per compiled copy, interleaved round by round."""
+    backends = [MaglevBackend(f"10.0.{i // 250}.{i % 250 + 1}:30443", i + 1) for i in range(n)]
+    table = MaglevTable(backends, DEFAULT_TABLE_SIZE)
+    builds: dict[tuple[str, int | None], Callable[[], object]] = {  # (name, slots built)
+        (f"M={REFERENCE_SIZE}", REFERENCE_SIZE): lambda: MaglevTable(backends, REFERENCE_SIZE),
+        (f"M={DEFAULT_TABLE_SIZE}", DEFAULT_TABLE_SIZE): lambda: MaglevTable(backends, DEFAULT_TABLE_SIZE),
+        ("compiled copy", None): lambda: CompiledMaglev(table),
+    }
+    results: dict[tuple[str, int | None], list[float]] = {}
+    for _ in range(rounds):
+        for case, build in builds.items():
+            started = time.perf_counter()
+            build()
+            results.setdefault(case, []).append((time.perf_counter() - started) * 1e3)
+    print(f"table build, ms, median of {rounds} rounds (min-max); N={n}, weights 1-{n}")
+    row = []
+    for (name, slots), samples in results.items():
+        median = statistics.median(samples)
+        per_slot = f", {median * 1e6 / slots:.0f} ns per slot" if slots else ""
+        row.append(f"{name} {median:.2f} ({min(samples):.2f}-{max(samples):.2f}{per_slot})")
+    print("  ".join(row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=100_000)
@@ -108,6 +140,7 @@ def main() -> None:
         python, c_only = (statistics.median(results[name, case]) for case in ("python", "C"))
         row.append(f"python/C {python / c_only:.0f}x")
         print("  ".join(row))
+    build_cost(n, options.rounds)
 
 
 if __name__ == "__main__":

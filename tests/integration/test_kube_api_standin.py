@@ -3,6 +3,7 @@ integration tests rely on behaves as kube-apiserver does."""
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -450,17 +451,23 @@ def test_the_sync_client_watches_with_a_field_selector(api: KubeApiStandIn, clie
 def test_a_watch_server_timeout_ends_the_stream_and_lightkube_reconnects(
     api: KubeApiStandIn, kubeconfig: KubeConfig
 ) -> None:
+    def watches() -> int:
+        return sum("watch=true" in request.query for request in api.requests)
+
     async def timed(kube: AsyncClient) -> list[tuple[str, str]]:
         seen = Seen()
         watching = asyncio.create_task(seen.follow(kube.watch(Node, server_timeout=1), 2))
         await kube.create(Node(metadata=ObjectMeta(name="n1")))
         await seen.until(1)
-        await asyncio.sleep(1.2)  # past the server's timeout: the stream has ended, lightkube resumes
+        deadline = time.monotonic() + 10
+        while watches() < 2:  # the stream ended at the server's timeout (1 s) and lightkube resumed
+            assert time.monotonic() < deadline, "lightkube never watched again after the server timeout"
+            await asyncio.sleep(0.05)
         await kube.create(Node(metadata=ObjectMeta(name="n2")))
         return await watching
 
     assert run(timed, kubeconfig) == [("ADDED", "n1"), ("ADDED", "n2")]
-    assert sum("watch=true" in request.query for request in api.requests) == 2
+    assert watches() == 2
 
 
 # ---- events, leases, faults -----------------------------------------------------------------------

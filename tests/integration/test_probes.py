@@ -136,13 +136,14 @@ def kube_proxy_body(local: int, healthy: bool = True) -> bytes:
 
 
 def test_tcp_probe_connects_and_leaves_with_a_fin_not_a_reset() -> None:
+    check = HealthCheck(type="tcp")
     with serving(lambda server: server.wait_for_client_to_leave) as server:
-        result = probe(HealthCheck(type="tcp"), server.port)
+        result = probe(check, server.port)
         assert server.ended.wait(5)
 
     assert result.ok
     assert result.reason == "connected"
-    assert 0 < result.latency < 0.25
+    assert 0 < result.latency < check.timeout  # measured, and a probe slower than that would time out
     assert result.weight is None
     assert server.endings == ["eof"]
 
@@ -256,31 +257,44 @@ def test_http_probe_of_a_silent_server_times_out_in_time_and_closes_its_socket()
 
         return handle
 
+    check = http_check(timeout=0.25, interval=5)
     with serving(silent) as server:
         started = time.monotonic()
-        result = probe(http_check(timeout=0.25), server.port)
+        result = probe(check, server.port)
         elapsed = time.monotonic() - started
         assert server.ended.wait(5)
 
     assert (result.ok, result.reason) == (False, "timeout after 250 ms waiting for the answer")
-    assert 0.25 <= result.latency <= elapsed < 0.35
+    # Not before the timeout; the upper bound only leaves room for a loaded machine, far below the
+    # interval a probe that ignored its timeout would run into.
+    assert check.timeout <= result.latency <= elapsed < check.timeout + 1.5
     assert server.endings == ["eof"]
 
 
 def test_a_cancelled_probe_closes_its_socket_and_propagates_the_cancellation() -> None:
-    with serving(lambda server: server.wait_for_client_to_leave) as server:
+    def silent(server: ScriptedServer) -> Handler:
+        def handle(conn: socket.socket) -> None:
+            server.read_request(conn)
+            server.wait_for_client_to_leave(conn)
+
+        return handle
+
+    with serving(silent) as server:
 
         async def cancel_midway() -> None:
             task = asyncio.create_task(
-                run_probe(http_check(timeout=0.5, interval=1), "127.0.0.1", server.port)
+                run_probe(http_check(timeout=5, interval=10), "127.0.0.1", server.port)
             )
-            await asyncio.sleep(0.05)
+            deadline = time.monotonic() + 5
+            while not server.requests:  # midway: the request is sent, the answer awaited
+                assert time.monotonic() < deadline and not task.done(), "the probe never sent its request"
+                await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
 
         asyncio.run(cancel_midway())
-        assert server.ended.wait(1)
+        assert server.ended.wait(5)
 
     assert server.endings == ["eof"]
 

@@ -10,7 +10,6 @@ import contextlib
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -32,11 +31,12 @@ KEEP_IT_IN = {"type": "none", "passive_fall": 0}
 class Resetter:
     """Accepts, waits for the client's bytes, and resets the connection without reading them.
 
-    With ``read_first`` it reads everything and closes cleanly (FIN) without answering instead: a
-    node that may have acted on the bytes.
+    With ``read_first`` (the client's first bytes, which follow the PROXY header) it reads until they
+    have all arrived and closes cleanly (FIN) without answering instead: a node that may have acted
+    on the bytes.
     """
 
-    def __init__(self, *, read_first: bool = False) -> None:
+    def __init__(self, *, read_first: bytes = b"") -> None:
         self.read_first = read_first
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -54,9 +54,12 @@ class Resetter:
             peeked = b""
             with contextlib.suppress(OSError):
                 peeked = conn.recv(1, socket.MSG_PEEK)  # the bytes are here, and stay unread
-                if self.read_first:
-                    time.sleep(0.05)
-                    conn.recv(65536)
+                data = b""
+                while self.read_first and not data.endswith(self.read_first):
+                    chunk = conn.recv(65536)  # everything, or the close would be a reset
+                    if not chunk:
+                        break
+                    data += chunk
             if not self.read_first:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             # Counted before the close: the client sees the reset the moment close() returns and
@@ -142,10 +145,10 @@ def _first_answer(port: int, source: str, first_bytes: bytes) -> bytes:
 def test_a_clean_close_before_any_answer_is_replayed_only_for_a_tls_client_hello(
     edge: Callable[..., EdgeProcess], tls: bool
 ) -> None:
-    closer, answerer = Resetter(read_first=True), Answerer()
+    first_bytes = client_hello("shop.example.com") if tls else b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    closer, answerer = Resetter(read_first=first_bytes), Answerer()
     config = listener("web", [("127.0.0.1", closer.port), ("127.0.0.1", answerer.port)], health=KEEP_IT_IN)
     edge({"listeners": [config]})
-    first_bytes = client_hello("shop.example.com") if tls else b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     answers = [_first_answer(config["port"], f"127.0.0.{2 + i}", first_bytes) for i in range(40)]
     closer.close()
     assert closer.resets > 0, "no client mapped to the closing node: the test proves nothing"

@@ -51,7 +51,7 @@ def test_a_client_hello_split_over_two_segments_still_yields_the_sni(
 
     with connect(web["port"]) as sock:
         sock.sendall(hello[:40])
-        time.sleep(0.1)
+        time.sleep(0.1)  # the behaviour under test: the rest comes later, in a second segment
         sock.sendall(hello[40:])
         wait_for_headers(stream_backend, 1)
 
@@ -61,7 +61,8 @@ def test_a_client_hello_split_over_two_segments_still_yields_the_sni(
 def test_a_client_hello_that_never_completes_is_forwarded_without_sni_after_the_wait(
     stream_backend: StreamBackend, edge: Callable[..., EdgeProcess]
 ) -> None:
-    web = listener("tls", [("127.0.0.1", stream_backend.port)], client_hello_wait="300ms")
+    hello_wait = 0.3
+    web = listener("tls", [("127.0.0.1", stream_backend.port)], client_hello_wait=f"{hello_wait}s")
     edge({"listeners": [web]})
 
     with connect(web["port"]) as sock:
@@ -71,7 +72,9 @@ def test_a_client_hello_that_never_completes_is_forwarded_without_sni_after_the_
         waited = time.monotonic() - started
 
     assert PP2_TYPE_AUTHORITY not in dict(stream_backend.headers[0].tlvs)
-    assert 0.25 <= waited < 2
+    # Forwarded once the wait has run out (its timer starts when the partial hello arrives), not
+    # before; the upper bound only leaves room for a loaded machine (wait_for_headers gives up at 5 s).
+    assert hello_wait - 0.05 <= waited < hello_wait + 1.5
 
 
 def test_plain_http_gets_no_authority_tlv(

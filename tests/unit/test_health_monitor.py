@@ -199,7 +199,9 @@ def test_each_distinct_target_gets_exactly_one_probe_stream(
         h.probe.default = HANG
         h.monitor.configure(_config(*listeners))
         await _eventually("a probe per target", lambda: len(h.probe.calls) >= len(expected))
-        await asyncio.sleep(1.5 * INTERVAL)  # every first probe is due within one interval
+        # Checking for an absence: every first probe is due within one interval, and this one event
+        # loop runs each driver due before this sleep ends, however slow the machine.
+        await asyncio.sleep(1.5 * INTERVAL)
         assert len(h.probe.calls) == len(expected)
         assert {(c.key, c.proxy_protocol, c.check.interval) for c in h.probe.calls} == expected
 
@@ -401,11 +403,11 @@ def test_close_cancels_hung_probes_and_returns_promptly() -> None:
         # fall 2: a hung target starts a second probe once the first is late, then waits.
         await _eventually("two hung probes each", lambda: len(h.probe.calls) == 4)
 
-        started = time.monotonic()
+        # The hung probes never answer (nor time out: the fake has no timeout), so close() returning
+        # at all means it cancelled them; 1 s is only a deadline for a slow machine.
         await asyncio.wait_for(h.monitor.close(), 1.0)
-        assert time.monotonic() - started < 0.25
         assert h.probe.cancelled == 4
-        await asyncio.sleep(2 * INTERVAL)
+        await asyncio.sleep(2 * INTERVAL)  # an absence: two intervals in which a live driver would probe
         assert len(h.probe.calls) == 4  # nothing probes after close
 
     _run(scenario)
@@ -419,7 +421,7 @@ def test_close_right_after_a_wakeup_still_stops_every_driver() -> None:
         h.monitor.passive(PassiveReport("web", A, "refused"))
         await asyncio.wait_for(h.monitor.close(), 1.0)
         calls = len(h.probe.calls)
-        await asyncio.sleep(2 * INTERVAL)
+        await asyncio.sleep(2 * INTERVAL)  # an absence: two intervals in which a live driver would probe
         assert len(h.probe.calls) == calls
 
     _run(scenario)
@@ -444,7 +446,7 @@ def test_a_check_of_type_none_never_probes_but_passive_reports_still_eject() -> 
     async def scenario(h: Harness) -> None:
         config = _config(_listener("web", 443, [A], type="none"))
         h.monitor.configure(config)
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(4 * INTERVAL)  # an absence: four intervals in which a check would probe
         assert h.probe.calls_to(A) == []
         h.monitor.passive(PassiveReport("web", A, "refused"))
         h.monitor.publish()

@@ -1,9 +1,7 @@
 """IPAM rules, one case per rule and message: pools a tenant may use, specific and dynamic VIPs,
-sharing, reservations, releases, pool definitions, capacity, and the speed of one allocation."""
+sharing, reservations, releases, pool definitions, capacity, and the search's worst case."""
 
 import ipaddress
-import statistics
-import time
 from collections.abc import Iterable, Mapping
 
 import pytest
@@ -621,10 +619,11 @@ def test_capacity_excludes_reserved_and_skipped_addresses_once_each() -> None:
     assert pool_capacity(PoolView("empty", ())) == {}
 
 
-# --- speed --------------------------------------------------------------------------------------
+# --- the worst case for the search -------------------------------------------------------------
 
 
-def test_one_allocation_in_an_ipv6_48_with_100000_holdings_takes_well_under_50_ms() -> None:
+def test_the_lowest_free_address_after_100000_held_ones_and_a_reserved_range_is_found() -> None:
+    # Its speed (and a naive address walk's, for reference) is in bench/ipam_cost.py.
     network = net("2001:db8:100::/48")
     base = int(network.network_address)
     reserved = (ipaddress.IPv6Address(base + 100_001), ipaddress.IPv6Address(base + 100_010))
@@ -634,18 +633,13 @@ def test_one_allocation_in_an_ipv6_48_with_100000_holdings_takes_well_under_50_m
         for i in range(1, 100_001)  # the worst case: every address from the start of the pool is held
     )
     request = IPRequest(families=("ipv6",), count=1)
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        result = plan_addresses(
-            request,
-            tenant="acme",
-            load_balancer="new",
-            ports=HTTPS,
-            current=(),
-            pools=[pool],
-            holdings=holdings,
-        )
-        timings.append(time.perf_counter() - start)
+    result = plan_addresses(
+        request,
+        tenant="acme",
+        load_balancer="new",
+        ports=HTTPS,
+        current=(),
+        pools=[pool],
+        holdings=holdings,
+    )
     assert result.addresses == (ipaddress.IPv6Address(base + 100_011),)
-    assert statistics.median(timings) < 0.050, timings

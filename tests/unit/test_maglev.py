@@ -9,7 +9,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -314,16 +313,6 @@ def test_a_zone_suffix_does_not_change_the_client_key() -> None:
 def test_a_client_address_that_is_not_an_ip_is_rejected(address: str) -> None:
     with pytest.raises(ValueError, match="not an IP address"):
         client_key(address)
-
-
-def test_building_a_full_table_for_ten_backends_is_fast_enough_for_reloads() -> None:
-    backends = [MaglevBackend(n, w) for n, w in zip(_names(10), range(1, 11), strict=True)]
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        MaglevTable(backends)
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.5  # measured ~40 ms; the bound is loose for slow CI machines
 
 
 # ---- health overlay: skipping unhealthy backends without a rebuild ---------------------------------
