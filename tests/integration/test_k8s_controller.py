@@ -472,13 +472,17 @@ def test_readyz_waits_for_the_caches_to_hold_their_first_lists(world: World) -> 
 def test_a_sharing_key_whose_port_is_taken_fails_the_allocation_instead_of_another_address(
     world: World,
 ) -> None:
-    key = {"anycastlb.io/sharing-key": "front"}
+    def shared(name: str, port: int) -> dict[str, Any]:
+        found = service(name, ports=(port,))
+        found["metadata"]["annotations"]["anycastlb.io/sharing-key"] = "front"
+        return found
+
     with world.controller():
-        world.kube.create(service("web", ports=(443,), **key))
-        world.kube.create(service("dns", ports=(53,), **key))
+        world.kube.create(shared("web", 443))
+        world.kube.create(shared("dns", 53))
         shared = world.wait_ingress("web")["status"]["loadBalancer"]["ingress"][0]["ip"]
         assert world.wait_ingress("dns")["status"]["loadBalancer"]["ingress"][0]["ip"] == shared
-        world.kube.create(service("clash", ports=(443,), **key))
+        world.kube.create(shared("clash", 443))
         world.kube.wait_for("Service", "web", "clash", lambda _: "AllocationFailed" in world.reasons("clash"))
         failed = next(e for e in world.kube.events_for("web", "clash") if e["reason"] == "AllocationFailed")
         assert failed["type"] == "Warning"
