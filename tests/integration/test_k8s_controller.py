@@ -6,6 +6,7 @@ Users write plain Kubernetes YAML; these tests do the same and check what the cl
 control plane see: status.loadBalancer.ingress, Events, the finalizer, and the load balancer spec.
 """
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,11 +80,14 @@ class World:
     def __init__(self, tmp: Path, kube: KubeApiStandIn, control: ControlProcess, token: str) -> None:
         self.tmp, self.kube, self.control, self.token = tmp, kube, control, token
         self.kubeconfig = kube.kubeconfig(tmp / "kubeconfig")
+        self.controllers: list[ControllerProcess] = []
 
     def controller(self, **kwargs: Any) -> ControllerProcess:
-        return ControllerProcess(
+        made = ControllerProcess(
             self.tmp, control_url=self.control.url, token=self.token, kubeconfig=self.kubeconfig, **kwargs
         )
+        self.controllers.append(made)
+        return made
 
     def load_balancer(self, name: str) -> dict[str, Any] | None:
         with self.control.client(self.token) as client:
@@ -154,6 +158,9 @@ def test_a_service_gets_an_anycast_ip_in_its_status_with_a_finalizer_and_an_even
         ]
         assert ports[443]["health"]["type"] == "tcp" and ports[443]["proxy_protocol"] == "v2"
         world.kube.wait_for("Service", "web", "shop", lambda _: "Allocated" in world.reasons("shop"))
+        log = world.controllers[-1].log()
+        assert "service_allocated service=web/shop load_balancer=" in log and "vips=203.0.113.1" in log
+        assert "load_balancer_ensured service=web/shop" in log and "created=True" in log
         print(f"create -> status.ingress in {took * 1000:.0f} ms")
 
 
@@ -266,6 +273,7 @@ def test_a_second_replica_takes_over_when_the_leader_dies(world: World) -> None:
         assert len(leaders) == 1
         leader = leaders[0]
         standby = second if leader is first else first
+        assert standby.readyz().status_code == 200 and standby.readyz().text == "standby\n"
         leader.kill()
         world.kube.create(service("after"))
         world.wait_ingress("after", timeout=30)  # lease 15 s + renew 2 s + a resync
@@ -440,3 +448,61 @@ def test_a_restarted_controller_sends_only_what_changed_while_it_was_down(world:
             world.kube.get("Service", "web", "shop")["status"]["loadBalancer"]["ingress"][0]["ip"]
             in shop["addresses"]
         )
+
+
+def test_a_taken_metrics_port_stops_the_controller_with_a_message_naming_it(world: World) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        controller = world.controller(metrics_port=port)
+        try:
+            controller.spawn()
+            code = controller.wait(20)
+        finally:
+            controller.stop()
+    log = controller.log()
+    assert code != 0, log
+    assert f"0.0.0.0:{port}" in log and "--metrics-port" in log, log
+
+
+def test_readyz_waits_for_the_caches_to_hold_their_first_lists(world: World) -> None:
+    # the EndpointSlice list fails three times: its informer retries after 0.5, 1 and 2 s
+    world.kube.fail_next(3, 500, method="GET", path="endpointslices")
+    with world.controller() as controller:
+        deadline = time.monotonic() + 10
+        while "anycastlb_controller_leader 1.0" not in controller.metrics():
+            assert time.monotonic() < deadline, "never became leader"
+            time.sleep(0.05)
+        early = controller.readyz()
+        assert (early.status_code, early.text) == (503, "leading, caches syncing\n")
+        deadline = time.monotonic() + 15
+        while (ready := controller.readyz()).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            time.sleep(0.05)
+        assert ready.text == "leading, caches synced\n"
+        assert "watch_failed kind=EndpointSlice" in controller.log()
+
+
+def test_a_sharing_key_whose_port_is_taken_fails_the_allocation_instead_of_another_address(
+    world: World,
+) -> None:
+    def shared(name: str, port: int) -> dict[str, Any]:
+        found = service(name, ports=(port,))
+        found["metadata"]["annotations"]["anycastlb.io/sharing-key"] = "front"
+        return found
+
+    with world.controller():
+        world.kube.create(shared("web", 443))
+        world.kube.create(shared("dns", 53))
+        shared = world.wait_ingress("web")["status"]["loadBalancer"]["ingress"][0]["ip"]
+        assert world.wait_ingress("dns")["status"]["loadBalancer"]["ingress"][0]["ip"] == shared
+        world.kube.create(shared("clash", 443))
+        world.kube.wait_for("Service", "web", "clash", lambda _: "AllocationFailed" in world.reasons("clash"))
+        failed = next(e for e in world.kube.events_for("web", "clash") if e["reason"] == "AllocationFailed")
+        assert failed["type"] == "Warning"
+        message = failed["message"]
+        assert "443/tcp" in message and shared in message
+        assert load_balancer_name("test", "web", "web") in message
+        clash = world.kube.get("Service", "web", "clash")
+        assert not ((clash.get("status") or {}).get("loadBalancer") or {}).get("ingress")

@@ -1,6 +1,8 @@
 """``anycastlb controller`` as a real child process, pointed at a kubeconfig and a control plane."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,8 +14,19 @@ import httpx
 
 from anycastlb.lab.ports import free_port
 
+PORT_TAKEN = "cannot serve /healthz, /readyz and /metrics on"  # the controller's start error
+_PORT_ATTEMPTS = 5
+
 
 class ControllerProcess:
+    """One controller in its own process group, logging to ``workdir/controller-PORT.log``.
+
+    Cleanup is unconditional: :meth:`stop` (also when :meth:`start` fails) ends the whole group and
+    closes the log, so a failed start leaves no controller running after the suite. The metrics
+    port comes from :func:`free_port`; if another process binds it first, the controller exits
+    saying so and the start is retried on a new port.
+    """
+
     def __init__(
         self,
         workdir: Path,
@@ -23,6 +36,7 @@ class ControllerProcess:
         kubeconfig: Path,
         cluster: str = "test",
         extra: tuple[str, ...] = (),
+        metrics_port: int | None = None,
     ) -> None:
         self.workdir = workdir
         self.control_url = control_url
@@ -30,12 +44,18 @@ class ControllerProcess:
         self.kubeconfig = kubeconfig
         self.cluster = cluster
         self.extra = extra
-        self.metrics_port = free_port()
-        self.log_path = workdir / f"controller-{self.metrics_port}.log"
+        self._fixed_port = metrics_port  # a test that wants the port taken passes it
+        self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
 
-    def start(self) -> "ControllerProcess":
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"controller-{self.metrics_port}.log"
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it (:meth:`start` waits for /healthz)."""
+        self.stop()
         env = dict(os.environ, ANYCASTLB_TOKEN=self.token)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -59,19 +79,63 @@ class ControllerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # its own process group: stop() ends anything it started
         )
+        return self.process
+
+    def start(self) -> "ControllerProcess":
+        try:
+            self._start_on_a_free_port()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_on_a_free_port(self) -> None:
+        for _ in range(_PORT_ATTEMPTS):
+            if self._started():
+                return
+            if self._fixed_port is not None:
+                break
+            self.metrics_port = free_port()  # someone else bound it first: another port
+        raise RuntimeError(f"controller could not bind its metrics port:\n{self.log()}")
+
+    def _started(self) -> bool:
+        """True once /healthz answers; False if the controller exited because its port was taken."""
+        self.spawn()
         deadline = time.monotonic() + 20
         while True:
-            if self.process.poll() is not None:
+            if self.exited():
+                if PORT_TAKEN in self.log():
+                    return False
                 raise RuntimeError(f"controller exited:\n{self.log()}")
             try:
                 if httpx.get(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1).status_code == 200:
-                    return self
+                    return True
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"controller did not answer /healthz:\n{self.log()}")
             time.sleep(0.05)
+
+    def exited(self) -> bool:
+        """Whether the process has exited, without reaping it: until it is reaped its pid stays
+        taken, so signalling its process group can never reach a stranger that reused the number."""
+        assert self.process is not None
+        if self.process.returncode is not None:
+            return True
+        return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+    def wait(self, timeout: float = 20.0) -> int:
+        """Wait for the process to exit on its own; its exit code (the group is ended, too)."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while not self.exited():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"controller still running after {timeout} s:\n{self.log()}")
+            time.sleep(0.02)
+        self._signal_group(signal.SIGKILL)
+        return self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -79,19 +143,33 @@ class ControllerProcess:
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
 
+    def readyz(self) -> httpx.Response:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2)
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        """Signal the whole group, only while the leader is not reaped (see :meth:`exited`)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL, as a crash or an OOM kill would: no Lease release."""
+        if self.process is not None:
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM to the group (a clean stop), SIGKILL after 10 s and to whatever else is left in
+        it, then reap and close the log. Safe to call at any point, and again."""
+        if self.process is not None:
+            if not self.exited():
+                self._signal_group(signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while not self.exited() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            self._signal_group(signal.SIGKILL)
+            self.process.wait()
         if self._log is not None:
             self._log.close()
             self._log = None

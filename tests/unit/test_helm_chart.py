@@ -380,11 +380,11 @@ def test_controller_runs_unprivileged(plain: list[Obj]) -> None:
     assert not context.get("privileged")
 
 
-def test_probes_ask_healthz_on_the_metrics_port(plain: list[Obj]) -> None:
+def test_liveness_asks_healthz_and_readiness_readyz_on_the_metrics_port(plain: list[Obj]) -> None:
     container = _container(plain)
     assert container["ports"] == [{"name": "metrics", "containerPort": 9101, "protocol": "TCP"}]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     service = _one(plain, "Service")
     assert service["spec"]["type"] == "ClusterIP"
     metrics = {"name": "metrics", "port": 9101, "targetPort": "metrics", "protocol": "TCP"}

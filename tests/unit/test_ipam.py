@@ -347,10 +347,44 @@ def test_a_sharing_key_joins_addresses_the_tenant_shares_under_it_lowest_first()
         held("203.0.113.2", lbs=["x"], ports=HTTP, key="other"),
         held("198.51.100.50", "beta", lbs=["web"], ports=HTTP, key="edge"),
     )
-    result = plan(holdings, sharing_key="edge", count=3)
-    assert result.addresses == ips("203.0.113.5", "203.0.113.7", "203.0.113.1")
+    result = plan(holdings, sharing_key="edge", count=2)
+    assert result.addresses == ips("203.0.113.5", "203.0.113.7")
     assert result.join == ips("203.0.113.5", "203.0.113.7")
-    assert [n.address for n in result.new] == [ip("203.0.113.1")]
+    assert result.new == ()
+
+
+def test_a_sharing_key_with_fewer_addresses_than_asked_adds_fresh_ones_under_the_key() -> None:
+    holdings = table(held("203.0.113.7", lbs=["api"], ports=HTTP, key="edge"))
+    result = plan(holdings, sharing_key="edge", count=2)
+    assert result.addresses == ips("203.0.113.7", "203.0.113.1")
+    assert result.new == (NewHolding(ip("203.0.113.1"), "acme-byoip", static=False, sharing_key="edge"),)
+
+
+def test_a_sharing_key_whose_address_already_listens_on_the_port_is_refused_not_given_another() -> None:
+    holdings = table(held("203.0.113.3", lbs=["db", "api"], ports=HTTPS | HTTP, key="edge"))
+    refused(
+        lambda: plan(holdings, sharing_key="edge", ports=HTTPS),
+        "conflict",
+        "sharing key edge: 203.0.113.3 is shared by load balancer(s) api, db, which already listen on",
+        "443/tcp",
+        "use other ports",
+    )
+
+
+def test_a_sharing_key_that_needs_more_than_its_free_ports_allow_is_refused() -> None:
+    holdings = table(
+        held("203.0.113.7", lbs=["api"], ports=HTTP, key="edge"),
+        held("203.0.113.3", lbs=["db"], ports=HTTPS, key="edge"),
+    )
+    refused(lambda: plan(holdings, sharing_key="edge", count=2), "conflict", "203.0.113.3", "443/tcp", "db")
+
+
+def test_a_sharing_key_keeps_the_address_it_has_even_when_another_of_the_key_collides() -> None:
+    holdings = table(
+        held("203.0.113.3", lbs=["db"], ports=HTTPS, key="edge"),
+        held("203.0.113.9", lbs=["web"], ports=HTTPS, key="edge"),
+    )
+    assert plan(holdings, sharing_key="edge", current=["203.0.113.9"]) == AddressPlan(ips("203.0.113.9"))
 
 
 def test_a_sharing_key_never_joins_another_tenants_address() -> None:

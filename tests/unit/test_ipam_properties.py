@@ -11,14 +11,16 @@ or broadcast address, and a dynamic load balancer has ``count`` addresses of eac
 (iii) re-planning an applied request with its result as ``current`` changes nothing;
 (iv) a dynamic request or a reservation is refused as exhausted exactly when a brute-force
 enumeration of the small networks finds too few free addresses, and otherwise gets the lowest ones;
-(v) an address is shared only by load balancers of one tenant with one sharing key, on distinct ports.
+(v) an address is shared only by load balancers of one tenant with one sharing key, on distinct ports,
+and a dynamic request with a key is refused (not given a fresh address) when an address shared under
+the key was passed over because it already listens on one of the request's ports.
 """
 
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -227,8 +229,9 @@ def check_invariants(store: Store) -> None:
 
 def expected_fresh(
     store: Store, tenant: str, lb: str, request: IPRequest, ports: Ports
-) -> dict[int, list[Address]] | None:
-    """Per IP version the fresh addresses a dynamic request must get, or None if it must be exhausted."""
+) -> dict[int, list[Address]] | Literal["conflict"] | None:
+    """Per IP version the fresh addresses a dynamic request must get, None if it must be exhausted,
+    "conflict" if it must be refused because its key's address already listens on one of its ports."""
     current = store.lbs[tenant, lb].addresses if (tenant, lb) in store.lbs else ()
     holdings = store.holdings()
     chosen: set[Address] = set()
@@ -265,6 +268,20 @@ def expected_fresh(
         )[:need]
         chosen |= set(joinable)
         need -= len(joinable)
+        collides = any(
+            request.sharing_key is not None
+            and h.tenant == tenant
+            and h.sharing_key == request.sharing_key
+            and a.version == version
+            and h.load_balancers
+            and lb not in h.load_balancers
+            and h.ports & ports
+            and a not in chosen
+            and allocatable(store.pools, tenant, a, request.pool)
+            for a, h in holdings.items()
+        )
+        if need and collides:
+            return "conflict"
         free = [
             a
             for pool in candidates(store.pools, tenant, request.pool, version)
@@ -372,12 +389,13 @@ def plan_step(store: Store, tenant: str, lb: str, request: IPRequest, ports: Por
         elif result.kind == "exhausted":
             assert not request.addresses and expected is None, result.message  # (iv)
         else:
-            assert request.addresses and result.kind == "conflict", result.message
+            assert result.kind == "conflict", result.message
+            assert request.addresses or expected == "conflict", result.message  # (v)
         return
     assert result == run(HoldingTable(holdings.values()))  # deterministic, whatever the Mapping
     assert pool_ok
     if not request.addresses:
-        assert expected is not None  # (iv)
+        assert expected is not None and expected != "conflict"  # (iv), (v)
         for version, addresses in expected.items():
             assert [n.address for n in result.new if n.address.version == version] == addresses  # (iv)
     event("plan: joined a shared address" if result.join else "plan: no join")

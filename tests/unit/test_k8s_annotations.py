@@ -90,7 +90,7 @@ READS = [
         "node_selector_source",
         "cloud.ionos.com/node-selector='role=edge'",
     ),
-    ("pops are sorted and distinct", {POPS: "fra, ams,fra"}, None, 1, "pops", ("ams", "fra")),
+    ("pops are sorted", {POPS: "fra, ams"}, None, 1, "pops", ("ams", "fra")),
 ]
 
 
@@ -194,6 +194,7 @@ PROBLEMS = [
         ["anycastlb.io/pops='fra,AMS'", "'AMS'", "e.g. 'fra,ams'"],
     ),
     ("pops without a PoP", {POPS: ","}, None, 1, ["names no PoP", "or remove it"]),
+    ("a PoP listed twice", {POPS: "fra, ams,fra"}, None, 1, ["fra is listed twice", "list each PoP once"]),
 ]
 
 

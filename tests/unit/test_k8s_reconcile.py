@@ -581,7 +581,9 @@ def test_local_checks_the_health_check_node_port() -> None:
 
 WEIGHTS = [
     # (case, endpoint slices, weights of n1, n2, n3)
-    ("no endpoints: every node listed with weight 1", [], [1, 1, 1]),
+    # weight 1, not 0 (drained, never probed): kube-proxy's check keeps a node without pods out, and
+    # brings it in when a pod starts there without waiting for the controller (reconcile.py)
+    ("no endpoints: every node listed with weight 1 for its check to decide", [], [1, 1, 1]),
     ("ready endpoints per node", [endpoints("shop", "web", "n1", "n1", "n1", "n2")], [3, 1, 1]),
     (
         "endpoints across slices add up",

@@ -142,10 +142,14 @@ def _pops(text: str, problems: list[str]) -> tuple[str, ...]:
         if not item:
             continue
         try:
-            pops.add(check_name(item, "PoP"))
+            name = check_name(item, "PoP")
         except ValueError as error:
             bad = True
             problems.append(f"{POPS}={text!r}: {error}; list PoP names separated by commas, e.g. 'fra,ams'")
+            continue
+        if name in pops:  # as for anycastlb.io/ips: a name twice is a typo more often than not
+            problems.append(f"{POPS}={text!r}: {name} is listed twice; list each PoP once")
+        pops.add(name)
     if not pops and not bad:
         problems.append(f"{POPS}={text!r} names no PoP; list PoP names, e.g. 'fra,ams', or remove it")
     return tuple(sorted(pops))

@@ -124,6 +124,12 @@ class Controller:
             ]
         )
 
+    @property
+    def synced(self) -> bool:
+        """Every cache holds its initial list (readiness, k8s/probes.py); a relist later keeps
+        serving the cache it replaces, so this never turns false again."""
+        return all(informer.synced.is_set() for informer in (self.nodes, self.slices, self.services))
+
     # ---- main loop -------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -279,6 +285,15 @@ class Controller:
                 raise
             self.metrics.ensures.labels("sent").inc()
             self._accepted[key] = (decision.spec, ensured)
+            if ensured.created or previous != ensured.version:
+                log.info(
+                    "load_balancer_ensured service=%s load_balancer=%s version=%d created=%s vips=%s",
+                    key,
+                    ensured.name,
+                    ensured.version,
+                    ensured.created,
+                    ",".join(ensured.addresses),
+                )
         for warning in decision.warnings:
             await self.events.post(service, "Warning", "Configuration", warning)
         desired = ingress_for(ensured.addresses, service)
@@ -289,6 +304,12 @@ class Controller:
                 {"status": {"loadBalancer": {"ingress": list(desired)}}},
                 namespace=service.namespace,
                 patch_type=PatchType.MERGE,
+            )
+            log.info(
+                "service_allocated service=%s load_balancer=%s vips=%s",
+                key,
+                ensured.name,
+                ",".join(ensured.addresses),
             )
             await self.events.post(
                 service,

@@ -1,5 +1,6 @@
 """Kubernetes Events on Services (`kubectl describe service` shows them): Allocated,
-AllocationFailed, BackendsUpdated, InvalidAnnotation, Released.
+AllocationFailed, BackendsUpdated, Configuration (a warning), InvalidConfiguration (a problem in an
+annotation or in the Service's own fields, so not "InvalidAnnotation"), Released.
 
 The same (Service, reason, message) is posted once per ``repeat_after`` (10 min): a controller
 that retries a refused allocation every few seconds must not flood the API server or the

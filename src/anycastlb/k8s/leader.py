@@ -6,6 +6,9 @@ renewed for ``lease_duration``; every write carries the resourceVersion it read,
 candidates racing for it cannot both win (the loser gets 409 Conflict). A leader that cannot
 renew within ``lease_duration`` steps down before anyone else may take over: two leaders at once
 would fight over every Service's status.
+
+An API server that keeps failing is logged once, then on a change of error or once a minute with
+the repeats counted, and once more when it answers again (k8s/repeats.py).
 """
 
 import asyncio
@@ -21,6 +24,8 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
+
+from anycastlb.k8s.repeats import RepeatedFailure
 
 __all__ = ["LeaderElection"]
 
@@ -47,6 +52,8 @@ class LeaderElection:
         self.renew_every = renew_every
         self.retry_every = retry_every
         self.leading = False
+        self.lease_answered = False  # the API server answered the last attempt (readiness)
+        self._errors = RepeatedFailure()
 
     async def _try(self) -> bool:
         """One attempt to acquire or renew; True if we hold the Lease afterwards."""
@@ -127,14 +134,34 @@ class LeaderElection:
             log.warning("leader_lost identity=%s action=standby", self.identity)
 
     async def _acquired(self) -> bool:
+        now = asyncio.get_running_loop().time()
         try:
-            return await self._try()
+            held = await self._try()
         except (ApiError, OSError) as error:
-            log.warning("lease_error error=%r", str(error))
+            self._failed(str(error), now)
             return False
         except Exception as error:
-            log.warning("lease_error error=%r", repr(error))
+            self._failed(repr(error), now)
             return False
+        self.lease_answered = True
+        recovery = self._errors.succeeded(now)
+        if recovery is not None:
+            log.info(
+                "lease_recovered failures=%d after=%.0fs last_error=%r",
+                recovery.failures,
+                recovery.seconds,
+                recovery.cause,
+            )
+        return held
+
+    def _failed(self, cause: str, now: float) -> None:
+        """Log the first failure, a change of cause, then once a minute with the repeats counted."""
+        self.lease_answered = False
+        repeats = self._errors.failed(cause, now)
+        if repeats is not None:
+            log.warning(
+                "lease_error error=%r repeated=%d retry_every=%.0fs", cause, repeats, self.retry_every
+            )
 
     async def _keep_renewing(self, task: "asyncio.Task[None]") -> None:
         loop = asyncio.get_running_loop()

@@ -25,7 +25,7 @@ class ControllerMetrics:
         )
         self.invalid = Counter(
             "anycastlb_controller_invalid",
-            "Reconciles refused for invalid annotations",
+            "Reconciles refused for an invalid configuration (annotations or the Service's own fields)",
             registry=self.registry,
         )
         self.status_updates = Counter(

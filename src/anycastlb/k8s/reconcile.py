@@ -27,7 +27,17 @@ the PoPs skip them, and the PoPs read live weights from kube-proxy's
 ``X-Load-Balancing-Endpoint-Weight``. Listing only nodes with pods would change the spec (a new
 version at every PoP) on every pod move, and a pod that starts on a new node would wait for the
 controller instead of the next health check. The weights in the spec (ready endpoints on the node,
-from the EndpointSlices; 1 for a node with none) are the starting point until the first check.
+from the EndpointSlices) are the starting point until the first check.
+
+A node with no ready endpoint still gets weight 1, not 0, and that is deliberate. Its check
+answers 503, so the PoPs send it nothing once they have probed it. Weight 0 would mean "drained by
+configuration": never picked, and never probed either, so only the controller could bring the node
+back, after it has seen the EndpointSlice change and sent a new spec. The data path must not wait
+for the controller. If the controller is down or slow while a Deployment rolls its pods onto other
+nodes, weight 0 on those nodes would leave no backend at all; with weight 1 the health checks
+find the new pods within an interval. What is left: a node the PoP has not probed yet starts up
+(``initial: up``) and can be picked before its first probe. That lasts at most one interval (0.5
+s) after the PoP learns of the node, and the first failed connect ejects it (passive check).
 ``Cluster``: a TCP check on the nodePort, weight 1 (kube-proxy spreads over all pods anyway).
 
 Speed. A resync reconciles every Service against the same Nodes, so the node side is prepared once

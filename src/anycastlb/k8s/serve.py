@@ -1,22 +1,30 @@
-"""``anycastlb controller``: credentials, leader election, the controller, /healthz and /metrics."""
+"""``anycastlb controller``: credentials, the probe port, leader election, the controller.
+
+Start order: the token and the credentials are checked, then the probe/metrics port is bound
+(a port in use stops the start with a message naming it, k8s/probes.py), then the control plane
+is greeted and the election begins. If the probe server or the election ever ends with an error,
+the process exits non-zero instead of running on half alive.
+"""
 
 import asyncio
 import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ConfigError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from anycastlb.k8s.control_client import ControlClient, ControlError
 from anycastlb.k8s.controller import Controller
 from anycastlb.k8s.leader import LeaderElection
 from anycastlb.k8s.metrics import ControllerMetrics
+from anycastlb.k8s.probes import PortUnavailableError, Readiness, readiness, serve_probes
 from anycastlb.k8s.views import ControllerSettings
 
 __all__ = ["ControllerOptions", "StartError", "run_controller"]
@@ -61,35 +69,6 @@ def leader_namespace(option: str | None) -> str:
     return "default"
 
 
-async def _serve_health(options: ControllerOptions, metrics: ControllerMetrics, ready: asyncio.Event) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b"/"
-            if path == b"/metrics":
-                body, status, kind = generate_latest(metrics.registry), "200 OK", CONTENT_TYPE_LATEST
-            elif path in (b"/healthz", b"/readyz"):
-                alive = ready.is_set() or path == b"/healthz"
-                body = b"ok\n" if alive else b"starting\n"
-                status, kind = ("200 OK" if alive else "503 Service Unavailable"), "text/plain"
-            else:
-                body, status, kind = b"not found\n", "404 Not Found", "text/plain"
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, options.metrics_host, options.metrics_port)
-    async with server:
-        await server.serve_forever()
-
-
 async def run_controller(options: ControllerOptions) -> int:
     for noisy in ("httpx", "httpx2"):  # one INFO line per request (every lease renewal) otherwise
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -100,18 +79,27 @@ async def run_controller(options: ControllerOptions) -> int:
     kube = AsyncClient(config=config)
     control = ControlClient(options.control_url, token)
     metrics = ControllerMetrics()
-    ready = asyncio.Event()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    namespace = leader_namespace(options.leader_namespace)
+    election = LeaderElection(kube, namespace, f"anycastlb-controller-{options.settings.cluster}")
+    leading: list[Controller] = []  # the controller while this replica leads
+
+    def ready() -> Readiness:
+        return readiness(
+            leading=election.leading,
+            lease_answered=election.lease_answered,
+            synced=bool(leading) and leading[0].synced,
+        )
+
+    try:
+        probes = await serve_probes(options.metrics_host, options.metrics_port, metrics, ready)
+    except PortUnavailableError as error:
+        await control.close()
+        raise StartError(str(error)) from None
     try:
         tenant = await control.whoami()
     except ControlError as error:
         log.warning("control_plane_not_ready error=%r (retried when leading)", str(error))
         tenant = "?"
-    namespace = leader_namespace(options.leader_namespace)
-    election = LeaderElection(kube, namespace, f"anycastlb-controller-{options.settings.cluster}")
     log.info(
         "controller_starting cluster=%s tenant=%s control=%s lease=%s/%s identity=%s",
         options.settings.cluster,
@@ -128,7 +116,7 @@ async def run_controller(options: ControllerOptions) -> int:
             controller = Controller(
                 kube, control, options.settings, metrics, resync=options.resync, workers=options.workers
             )
-            ready.set()
+            leading.append(controller)
             while True:
                 try:
                     await controller.run()
@@ -136,19 +124,42 @@ async def run_controller(options: ControllerOptions) -> int:
                     log.warning("control_plane_unreachable error=%r retry_in=5s", str(error))
                     await asyncio.sleep(5)
         finally:
+            leading.clear()
             metrics.leader.set(0)
 
-    tasks = [
-        asyncio.create_task(_serve_health(options, metrics, ready)),
-        asyncio.create_task(election.run(lead)),
-    ]
-    await stop.wait()
-    log.info("controller_stopping")
-    leading = election.leading
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if leading:
-        await election.release()
+    code = await _run_until_stopped(probes, election, lead)
     await control.close()
-    return 0
+    return code
+
+
+async def _run_until_stopped(
+    probes: asyncio.Server, election: LeaderElection, lead: Callable[[], Coroutine[Any, Any, None]]
+) -> int:
+    """Serve the probes and take part in the election until SIGTERM/SIGINT (0), or until either
+    ends with an error (1, logged): a controller without /healthz or without an election is of no
+    use, and its restart is what the operator needs to see."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    stopping = asyncio.create_task(stop.wait())
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(probes.serve_forever(), name="probes"),
+        asyncio.create_task(election.run(lead), name="election"),
+    ]
+    await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    for task in tasks:
+        if task.done():  # neither ends on its own: an error we did not expect
+            error = None if task.cancelled() else task.exception()
+            log.error("controller_failed part=%s error=%r action=exit", task.get_name(), repr(error))
+            code = 1
+    log.info("controller_stopping")
+    was_leading = election.leading
+    for task in (stopping, *tasks):
+        task.cancel()
+    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    probes.close()
+    if was_leading:
+        await election.release()
+    return code

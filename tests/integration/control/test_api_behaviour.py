@@ -179,6 +179,15 @@ def test_sharing_an_address_needs_the_same_key_and_disjoint_ports(api: ControlAp
     )
     assert clash.status_code == 409
     assert "443/tcp" in clash.json()["detail"]
+    # without named addresses too: the key asks for the shared address, so no other one is handed out
+    dynamic = api.call(
+        "POST",
+        "/v1/tenants/acme/loadbalancers",
+        acme,
+        json=spec("web3", listeners=[listener(443)], sharing_key="front"),
+    )
+    assert dynamic.status_code == 409
+    assert "443/tcp" in dynamic.json()["detail"] and "dns, web" in dynamic.json()["detail"]
     # an update that adds a port the sharer uses is refused too
     update = api.call(
         "PUT",

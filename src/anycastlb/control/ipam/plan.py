@@ -11,6 +11,13 @@ reason. Otherwise, per family in ``ips.families``, ``ips.count`` addresses come 
 3. fresh addresses, lowest first, from ``ips.pool`` or the tenant's auto-assign pools in
    :func:`usable_pools` order.
 
+Except: with a ``sharing_key``, when step 2 passed over an address shared under that key because
+its users already listen on one of this load balancer's ports, and more addresses are still
+needed, the request is refused (``conflict``, 409) naming the address, the port and its users
+instead of getting a fresh address. Whoever sets a sharing key asks for the shared address; a
+different one handed out without a word (in Kubernetes, a Service whose DNS name then points
+elsewhere than its partners') is the surprise, a refusal naming the port is the fix.
+
 Applying a plan (the caller's job, in one transaction): insert ``new``; link the load balancer to
 ``addresses`` in order (``join`` are the existing holdings among them it did not use before); unlink
 ``leave`` and free those that are dynamic and now unused. A holding's sharing key should follow its
@@ -172,12 +179,39 @@ def _joinable(ask: _Ask, version: int, index: HoldingIndex, chosen: set[Address]
             continue
         if ask.load_balancer in holding.load_balancers or holding.ports & ask.ports:
             continue
-        pool = pool_containing(ask.pools, address)
-        if pool is None or not pool.usable_by(ask.tenant) or blocked_reason(pool, address) is not None:
-            continue
-        if ask.named is None or pool.name == ask.named.name:
+        if _in_usable_pool(ask, address):
             found.append(address)
     return found
+
+
+def _in_usable_pool(ask: _Ask, address: Address) -> bool:
+    """In a pool the tenant may use (and the named one, if any), and not reserved there."""
+    pool = pool_containing(ask.pools, address)
+    if pool is None or not pool.usable_by(ask.tenant) or blocked_reason(pool, address) is not None:
+        return False
+    return ask.named is None or pool.name == ask.named.name
+
+
+def _refuse_if_ports_collide(ask: _Ask, version: int, index: HoldingIndex, chosen: set[Address]) -> None:
+    """Refuse a fresh address when the key's shared address was passed over for its ports."""
+    if ask.sharing_key is None:
+        return
+    for holding in index.shared(ask.tenant, ask.sharing_key):
+        address = holding.address
+        if address.version != version or address in chosen or not holding.load_balancers:
+            continue
+        if ask.load_balancer in holding.load_balancers or not holding.ports & ask.ports:
+            continue
+        if not _in_usable_pool(ask, address):
+            continue
+        taken = ", ".join(f"{port}/{protocol}" for port, protocol in sorted(holding.ports & ask.ports))
+        users = ", ".join(sorted(holding.load_balancers))
+        raise AllocationError(
+            "conflict",
+            f"sharing key {ask.sharing_key}: {address} is shared by load balancer(s) {users}, which "
+            f"already listen on {taken}; use other ports to share it, or another sharing key (or "
+            "none) for an address of its own",
+        )
 
 
 def _dynamic(
@@ -197,6 +231,8 @@ def _dynamic(
             chosen += joined
             join += joined
             need -= len(joined)
+        if need:
+            _refuse_if_ports_collide(ask, version, index, set(chosen))
         if need:
             candidates = candidate_pools(ask.tenant, family, ask.named, ask.pools)
             if not candidates:
