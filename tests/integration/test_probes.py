@@ -166,7 +166,7 @@ def test_tcp_probe_of_a_full_accept_queue_times_out_while_connecting() -> None:
     with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=2):
-            result = probe(HealthCheck(type="tcp", timeout=0.1, interval=0.5), port)
+            result = probe(HealthCheck(type="tcp", timeout="100ms", interval="500ms"), port)
 
     assert not result.ok
     assert result.reason == "timeout after 100 ms connecting"
@@ -258,7 +258,7 @@ def test_http_probe_of_a_silent_server_times_out_in_time_and_closes_its_socket()
 
     with serving(silent) as server:
         started = time.monotonic()
-        result = probe(http_check(timeout=0.25), server.port)
+        result = probe(http_check(timeout="250ms"), server.port)
         elapsed = time.monotonic() - started
         assert server.ended.wait(5)
 
@@ -272,7 +272,7 @@ def test_a_cancelled_probe_closes_its_socket_and_propagates_the_cancellation() -
 
         async def cancel_midway() -> None:
             task = asyncio.create_task(
-                run_probe(http_check(timeout=0.5, interval=1), "127.0.0.1", server.port)
+                run_probe(http_check(timeout="500ms", interval="1s"), "127.0.0.1", server.port)
             )
             await asyncio.sleep(0.05)
             task.cancel()
