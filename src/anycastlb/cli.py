@@ -1,6 +1,7 @@
 """The one ``anycastlb`` command, with a sub-command per part of the system."""
 
 import resource
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,7 @@ def _options(
     ] = False,
 ) -> None:
     """anycastlb: anycast L4 load balancer for Kubernetes ingress."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -465,8 +467,14 @@ def lab_failover(
     from anycastlb.lab.report import render_failover  # noqa: PLC0415
 
     chosen = next(m for m in MODES if m == mode.value)  # FailoverMode mirrors MODES (a unit test checks)
+    started = time.monotonic()
+
+    def progress(step: str) -> None:  # on stderr: stdout keeps only the report
+        typer.echo(f"[{time.monotonic() - started:4.1f}s] {step}", err=True)
+
     try:
-        result = run_failover(AnycastLab(name, state_root), pop, chosen, restore=restore)
+        lab = AnycastLab(name, state_root)
+        result = run_failover(lab, pop, chosen, restore=restore, progress=progress)
     except (LabError, ValueError) as error:
         raise _lab_error(error) from None
     except KeyError as error:  # an unknown PoP: the message lists the known ones
