@@ -78,7 +78,7 @@ def _plain(number: float) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """Seconds as a duration that parses back to exactly the same float: ``500ms``, ``2s``, ``0.0125s``."""
+    """Seconds as a duration that parses back to exactly the same float: ``500ms``, ``2s``, ``12.5ms``."""
     if 0 < seconds < 1:
         millis = f"{_plain(round(seconds * 1000, 6))}ms"
         if parse_duration(millis) == seconds:
