@@ -1,6 +1,7 @@
 """The one ``anycastlb`` command, with a sub-command per part of the system."""
 
 import resource
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,11 +14,40 @@ from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import setup_logging
 from anycastlb.model.config import ConfigError, load_config
 
+# add_completion: typer's --install-completion / --show-completion (bash, zsh, fish, PowerShell);
+# the README's "Shell completion" line says how to use them.
 app = typer.Typer(
     help="anycastlb: anycast L4 load balancer for Kubernetes ingress.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
 )
+
+
+def _version_line() -> str:
+    """What ``--version`` and ``version`` print: the program's name too, as other tools do."""
+    return f"anycastlb {__version__}"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(_version_line())
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,  # before any sub-command is looked for: `anycastlb --version` alone works
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """anycastlb: anycast L4 load balancer for Kubernetes ingress."""
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -404,16 +434,26 @@ def lab_status(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
         raise typer.Exit(1)
 
 
+class FailoverMode(StrEnum):
+    """``lab failover --mode``: an enum, so click refuses another word as a usage error (exit 2)."""
+
+    DRAIN = "drain"
+    KILL = "kill"
+    CUT = "cut"
+    SILENT = "silent"
+
+
 @lab_app.command("failover")
 def lab_failover(
     pop: Annotated[str, typer.Option("--pop", help="The PoP to fail.")] = "fra",
     mode: Annotated[
-        str,
+        FailoverMode,
         typer.Option(
             "--mode",
-            help="drain (SIGTERM), kill (SIGKILL), cut (from its nodes), silent (its switch port dies).",
+            help="drain (SIGTERM), kill (SIGKILL), cut (its cable to the nodes is unplugged), "
+            "silent (its switch port dies).",
         ),
-    ] = "drain",
+    ] = FailoverMode.DRAIN,
     restore: Annotated[
         bool, typer.Option(help="Bring the PoP back afterwards and measure the return.")
     ] = True,
@@ -427,11 +467,15 @@ def lab_failover(
     from anycastlb.lab.failover import MODES, run_failover  # noqa: PLC0415
     from anycastlb.lab.report import render_failover  # noqa: PLC0415
 
-    chosen = next((m for m in MODES if m == mode), None)
-    if chosen is None:
-        raise _lab_error(ValueError(f"--mode {mode!r}: use one of {', '.join(MODES)}"))
+    chosen = next(m for m in MODES if m == mode.value)  # FailoverMode mirrors MODES (a unit test checks)
+    started = time.monotonic()
+
+    def progress(step: str) -> None:  # on stderr: stdout keeps only the report
+        typer.echo(f"[{time.monotonic() - started:4.1f}s] {step}", err=True)
+
     try:
-        result = run_failover(AnycastLab(name, state_root), pop, chosen, restore=restore)
+        lab = AnycastLab(name, state_root)
+        result = run_failover(lab, pop, chosen, restore=restore, progress=progress)
     except (LabError, ValueError) as error:
         raise _lab_error(error) from None
     except KeyError as error:  # an unknown PoP: the message lists the known ones
@@ -465,8 +509,8 @@ app.add_typer(pops.app, name="pops")
 
 @app.command()
 def version() -> None:
-    """Print the version."""
-    typer.echo(__version__)
+    """Print the version (as --version does)."""
+    typer.echo(_version_line())
 
 
 def main() -> None:

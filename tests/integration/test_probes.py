@@ -167,7 +167,7 @@ def test_tcp_probe_of_a_full_accept_queue_times_out_while_connecting() -> None:
     with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=2):
-            result = probe(HealthCheck(type="tcp", timeout=0.1, interval=0.5), port)
+            result = probe(HealthCheck(type="tcp", timeout="100ms", interval="500ms"), port)
 
     assert not result.ok
     assert result.reason == "timeout after 100 ms connecting"
@@ -257,7 +257,7 @@ def test_http_probe_of_a_silent_server_times_out_in_time_and_closes_its_socket()
 
         return handle
 
-    check = http_check(timeout=0.25, interval=5)
+    check = http_check(timeout="250ms", interval="5s")
     with serving(silent) as server:
         started = time.monotonic()
         result = probe(check, server.port)
@@ -283,7 +283,7 @@ def test_a_cancelled_probe_closes_its_socket_and_propagates_the_cancellation() -
 
         async def cancel_midway() -> None:
             task = asyncio.create_task(
-                run_probe(http_check(timeout=5, interval=10), "127.0.0.1", server.port)
+                run_probe(http_check(timeout="5s", interval="10s"), "127.0.0.1", server.port)
             )
             deadline = time.monotonic() + 5
             while not server.requests:  # midway: the request is sent, the answer awaited

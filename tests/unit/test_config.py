@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from anycastlb.model.config import ConfigError, load_config, parse_config
-from anycastlb.model.duration import parse_duration
+from anycastlb.model.config import ConfigError, ListenerSettings, load_config, parse_config
+from anycastlb.model.duration import STORED_SECONDS, duration_text, parse_duration
 
 EXAMPLE = """
 pop: fra
@@ -43,10 +45,60 @@ def test_the_documented_example_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("500ms", 0.5), ("1s", 1.0), ("2m", 120.0), ("1h", 3600.0), (3, 3.0), ("1.5s", 1.5)]
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("1s", 1.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        ("100ms", 0.1),
+        (0, 0.0),
+        ("0", 0.0),
+    ],
 )
-def test_durations_are_written_with_units(text: str | int, seconds: float) -> None:
+def test_durations_are_written_with_units_and_only_zero_may_go_without(
+    text: str | int, seconds: float
+) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bare", [5, 0.5, "5", " 30 "])
+def test_a_number_without_a_unit_is_refused_with_how_to_write_it(bare: object) -> None:
+    written = str(bare).strip()
+    with pytest.raises(
+        ValueError, match=f"^{written} has no unit; write {written}s for seconds or {written}ms"
+    ):
+        parse_duration(bare)
+
+
+def test_edge_yaml_names_the_field_whose_duration_has_no_unit() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(base(health={"interval": 5}))
+    assert "listeners[0] (web).health.interval: 5 has no unit; write 5s for seconds or 5ms" in str(
+        caught.value
+    )
+
+
+def test_data_an_earlier_release_wrote_reads_bare_numbers_as_seconds() -> None:
+    raw = {"port": 443, "idle_timeout": 300, "health": {"interval": 0.5, "timeout": 0.25}}
+    settings = ListenerSettings.model_validate(raw, context=STORED_SECONDS)
+    assert (settings.idle_timeout, settings.health.interval, settings.health.timeout) == (300.0, 0.5, 0.25)
+
+
+@given(st.floats(min_value=0, max_value=1e9, allow_nan=False) | st.floats(min_value=0, max_value=1e-3))
+def test_a_duration_is_written_with_a_unit_and_reads_back_exactly(seconds: float) -> None:
+    text = duration_text(seconds)
+    assert text.endswith(("ms", "s"))
+    assert parse_duration(text) == seconds
+
+
+def test_a_config_written_out_is_valid_input_again() -> None:
+    config = parse_config(base(health={"interval": "1.5s", "timeout": "125ms"}, idle_timeout="2m"))
+    dumped = config.model_dump(mode="json")
+    assert dumped["listeners"][0]["health"]["interval"] == "1.5s"
+    assert dumped["listeners"][0]["idle_timeout"] == "120s"
+    assert parse_config(dumped) == config
 
 
 @pytest.mark.parametrize("text", ["fast", "1 fortnight", "-1s", True, None])

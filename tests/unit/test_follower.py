@@ -135,3 +135,14 @@ def test_a_corrupt_last_known_good_the_supervisor_logged_is_not_logged_again_by_
     assert made.seen is None
     corrupt = [record for record in caplog.records if "state_file_corrupt" in record.getMessage()]
     assert len(corrupt) == 1
+
+
+def test_a_control_plane_of_an_earlier_release_may_send_durations_as_bare_seconds(tmp_path: Path) -> None:
+    listener = {"port": 443, "idle_timeout": 300.0, "health": {"interval": 2, "timeout": 1}}
+    lb = {"id": "lb1", "tenant": "acme", "name": "web", "version": 1, "vips": ["203.0.113.10"]}
+    older = {**STATE, "load_balancers": [{**lb, "listeners": [listener]}]}
+
+    state = fetch(tmp_path, lambda _: httpx.Response(200, json=older))
+
+    settings = state.load_balancers[0].listeners[0]
+    assert (settings.idle_timeout, settings.health.interval, settings.health.timeout) == (300.0, 2.0, 1.0)

@@ -88,3 +88,37 @@ def test_a_connection_open_while_the_route_changed_is_told_apart_from_the_rest()
     after = Attempt(started=10.005, ended=10.006, source="10.10.0.4")
     assert open_across([straddling, before, after], change) == [straddling]
     assert switched_to(routes, "ber") is None
+
+
+def test_traffic_that_moved_right_after_a_timed_out_request_waited_on_the_client_timeout() -> None:
+    hung = _failed(9.999, duration=2.0, error="TimeoutError: timed out")
+    attempts = [_ok(9.9, "fra"), hung, _ok(12.0, "par"), _ok(12.01, "par")]
+    routes = [RouteChange(5.0, "fra"), RouteChange(10.233, "par")]
+    moved = measure_movement(attempts, routes, since=10.0, until=20.0, arrived=_away_from_fra)
+    assert moved.traffic_after is not None and abs(moved.traffic_after - 2.0) < 1e-9
+    assert moved.answered_after is not None and abs(moved.answered_after - 2.001) < 1e-9
+    assert moved.route_after is not None and abs(moved.route_after - 0.233) < 1e-9
+    assert moved.client_wait == "timeout"
+
+
+def test_a_request_in_flight_when_the_route_moved_is_answered_on_the_syn_retry() -> None:
+    retried = _ok(10.01, "par", duration=1.002)  # its first SYN went to the silent PoP
+    routes = [RouteChange(5.0, "fra"), RouteChange(10.285, "par")]
+    moved = measure_movement([_ok(9.9, "fra"), retried], routes, 10.0, 20.0, _away_from_fra)
+    assert moved.traffic_after is not None and abs(moved.traffic_after - 0.01) < 1e-9  # it started early...
+    assert moved.answered_after is not None and abs(moved.answered_after - 1.012) < 1e-9  # ...but waited
+    assert moved.client_wait == "retry"
+
+
+def test_traffic_that_moved_after_a_refused_request_did_not_wait_on_the_client() -> None:
+    attempts = [_ok(9.9, "fra"), _failed(10.001), _ok(10.02, "par")]
+    routes = [RouteChange(5.0, "fra"), RouteChange(10.015, "par")]
+    moved = measure_movement(attempts, routes, since=10.0, until=20.0, arrived=_away_from_fra)
+    assert moved.answered_after is not None and moved.client_wait is None
+
+
+def test_a_quick_request_that_started_just_before_the_route_was_sampled_did_not_wait() -> None:
+    attempts = [_ok(9.9, "fra"), _ok(10.004, "par", duration=0.002)]
+    routes = [RouteChange(5.0, "fra"), RouteChange(10.005, "par", since=10.003)]
+    moved = measure_movement(attempts, routes, 10.0, 20.0, _away_from_fra)
+    assert moved.client_wait is None

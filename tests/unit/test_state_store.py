@@ -111,3 +111,21 @@ def test_a_directory_that_cannot_be_created_is_named_in_the_error(tmp_path: Path
 
     with pytest.raises(OSError, match=r"cannot create the state directory .*taken/edge-fra.*--state-dir"):
         StateStore(tmp_path / "taken" / "edge-fra").prepare()
+
+
+def test_a_last_known_good_saved_by_an_earlier_release_with_bare_seconds_still_loads(
+    store: StateStore,
+) -> None:
+    listener = {"port": 443, "connect_timeout": 1.0, "health": {"interval": 0.5, "timeout": 0.25}}
+    lb = {"id": "lb1", "tenant": "acme", "name": "web", "version": 1, "vips": ["203.0.113.10"]}
+    old = {"pop": "fra", "version": 7, "load_balancers": [{**lb, "listeners": [listener]}]}
+    write_atomic(
+        store.directory / LAST_KNOWN_GOOD,
+        json.dumps({"saved_at": "2026-01-01T00:00:00+00:00", "state": old}).encode(),
+    )
+
+    saved = store.last_known_good()
+
+    assert saved is not None
+    health = saved.state.load_balancers[0].listeners[0].health
+    assert (health.interval, health.timeout) == (0.5, 0.25)

@@ -20,6 +20,7 @@ from anycastlb.control.store.tables import LoadBalancer, Tenant
 from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer
+from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = ["DesiredRenderer"]
 
@@ -91,7 +92,10 @@ class DesiredRenderer:
                 name=lb.name,
                 version=lb.version,
                 vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
-                listeners=tuple(ListenerSettings.model_validate(item) for item in lb.spec["listeners"]),
+                listeners=tuple(
+                    ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
+                    for item in lb.spec["listeners"]
+                ),
             )
             fresh[lb.id] = (lb.version, tuple(lb.spec.get("pops") or ()), model.model_dump_json().encode())
         return fresh

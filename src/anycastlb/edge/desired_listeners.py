@@ -233,7 +233,9 @@ def edge_config_for(base: EdgeConfig, state: PopDesiredState) -> EdgeConfig:
         vips = {str(ipaddress.ip_network(listener.address)) for listener in listeners}
         bgp = bgp.model_copy(update={"vips": tuple(vip for vip in bgp.vips if vip.prefix in vips)})
     try:
-        return EdgeConfig.model_validate({**dict(base), "listeners": listeners, "bgp": bgp})
+        # dumped, not dict(base): a dump writes durations with their unit, as validation wants them
+        kept = base.model_dump(exclude={"listeners", "bgp"})
+        return EdgeConfig.model_validate({**kept, "listeners": listeners, "bgp": bgp})
     except ValidationError as error:
         problems = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
         raise ConfigError(f"desired state version {state.version} is invalid: {problems}") from None

@@ -41,6 +41,7 @@ from anycastlb.edge.state_store import StateStore
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
+from anycastlb.model.duration import STORED_SECONDS
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView
@@ -149,7 +150,8 @@ class Follower:
         if status != 200:
             raise FetchError("http_status", f"HTTP {status}: {response.text[:200]!r}")
         try:
-            state = PopDesiredState.model_validate_json(response.content)
+            # a control plane of an earlier release sends durations as bare seconds (model/duration.py)
+            state = PopDesiredState.model_validate_json(response.content, context=STORED_SECONDS)
         except ValidationError as error:
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from anycastlb.model.desired import PopDesiredState
+from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = ["Rejection", "SavedState", "StateStore", "default_state_dir", "write_atomic"]
 
@@ -62,7 +63,9 @@ def _now() -> datetime:
 
 
 def _parse_saved(raw: Any) -> SavedState:  # noqa: ANN401 - decoded JSON
-    return SavedState(PopDesiredState.model_validate(raw["state"]), datetime.fromisoformat(raw["saved_at"]))
+    """An earlier release saved durations as bare seconds: read them so (model/duration.py)."""
+    state = PopDesiredState.model_validate(raw["state"], context=STORED_SECONDS)
+    return SavedState(state, datetime.fromisoformat(raw["saved_at"]))
 
 
 def _parse_unbound(raw: Any) -> dict[str, str]:  # noqa: ANN401 - decoded JSON

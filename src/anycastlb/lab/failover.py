@@ -43,13 +43,32 @@ from anycastlb.lab.procfs import next_hop
 from anycastlb.lab.timeline import Attempt, Movement, RouteChange, measure_movement
 from anycastlb.lab.topology import HTTP_PORT
 
-__all__ = ["MODES", "ClientRun", "FailoverResult", "Mode", "RouteWatcher", "client_requests", "run_failover"]
+__all__ = [
+    "CLIENT_TIMEOUT",
+    "MODES",
+    "MODE_MEANINGS",
+    "ClientRun",
+    "FailoverResult",
+    "Mode",
+    "Progress",
+    "RouteWatcher",
+    "client_requests",
+    "run_failover",
+]
 
 Mode = Literal["drain", "kill", "cut", "silent"]
 MODES: tuple[Mode, ...] = ("drain", "kill", "cut", "silent")
+# What each mode does to the PoP, in the words the report and --help use (the module docstring has more).
+MODE_MEANINGS: dict[Mode, str] = {
+    "drain": "SIGTERM to its edge: it withdraws the VIP first, then finishes its connections and exits",
+    "kill": "SIGKILL to its edge, as a crash: the kernel closes the BGP session",
+    "cut": "its cable to the cluster's nodes is unplugged: its health checks fail and it withdraws the VIP",
+    "silent": "its switch port to the router goes dark: only BFD or the BGP hold timer notices",
+}
+Progress = Callable[[str], None]  # told what step runs now, e.g. to print it while the fault lasts
 _BASELINE = 20  # successful requests through the PoP before the fault
 _MAX_HOLD_DOWN = 8.0  # bgp.max_hold_down in the lab's edge.yaml: the longest a return may be held
-_CLIENT_TIMEOUT = 2.0  # the lab client's connect and read timeout (probe_client --timeout)
+CLIENT_TIMEOUT = 2.0  # the lab client's connect and read timeout (probe_client --timeout)
 
 
 class RouteWatcher:
@@ -131,7 +150,7 @@ class ClientRun:
     def __init__(self, lab: AnycastLab, pause: float = 0.002) -> None:
         self.attempts: list[Attempt] = []
         self.process = subprocess.Popen(
-            _probe_argv(lab, "--pause", str(pause), "--timeout", str(_CLIENT_TIMEOUT)),
+            _probe_argv(lab, "--pause", str(pause), "--timeout", str(CLIENT_TIMEOUT)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -191,6 +210,7 @@ class FailoverResult:
     attempts: tuple[Attempt, ...]
     routes: tuple[RouteChange, ...]
     edge_log: str  # where the PoP's edge logged (for the vip_withdrawn/announced lines)
+    client_timeout: float = CLIENT_TIMEOUT  # bounds the traffic figure after a request timed out
 
 
 def _fault(lab: AnycastLab, pop: str, mode: Mode) -> None:
@@ -237,8 +257,11 @@ def run_failover(
     settle: float = 1.0,
     timeout: float = 15.0,
     pause: float = 0.002,
+    progress: Progress | None = None,
 ) -> FailoverResult:
-    """Fail ``pop`` in ``mode`` under client load; measure the move (and the return)."""
+    """Fail ``pop`` in ``mode`` under client load; measure the move (and the return). ``progress``
+    hears each step as it starts: a run takes several seconds and a silent one would look hung."""
+    say = progress or (lambda _: None)
     lab.topology.pop(pop)  # a KeyError names the PoPs
     if not lab.processes():
         raise LabError(f"lab {lab.topology.name} is not up: `anycastlb lab up` builds it")
@@ -253,23 +276,33 @@ def run_failover(
     edge_log = lab.pop_dir(pop) / "edge.log"
     log_offset = 0
     with RouteWatcher(lab) as watcher, ClientRun(lab, pause) as client:
+        say(f"client started; waiting for {_BASELINE} answers through {pop}")
         client.wait_for(
             lambda attempts: sum(a.pop == pop for a in attempts) >= _BASELINE,
             timeout=10,
             what=f"the client did not reach the VIP through {pop} {_BASELINE} times",
         )
         if mode == "silent" and lab.topology.bfd:
+            say(f"waiting for the router's BFD session with {pop}")
             _wait_for_bfd(lab, pop, timeout)  # a PoP restarted by an earlier fault may not have it yet
+        say(f"failing {pop} ({mode}): {MODE_MEANINGS[mode]}")
         fault_at = time.monotonic()
         _fault(lab, pop, mode)
-        watcher.wait_for(lambda hop: hop is not None and hop != pop, timeout)
+        say(f"waiting for the router to move the VIP away from {pop} (at most {timeout:.0f}s)")
+        moved = watcher.wait_for(lambda hop: hop is not None and hop != pop, timeout)
         # The client is sequential: a request in flight at the fault can hang for its whole
         # timeout (a silent death drops its packets). Keep the PoP failed until that one has
         # given up and newer ones have had ``settle`` to reach the PoP that took over; with 1 s
         # the moved traffic was sometimes never seen.
-        time.sleep(max(settle, fault_at + _CLIENT_TIMEOUT + settle - time.monotonic()))
+        keep = max(settle, fault_at + CLIENT_TIMEOUT + settle - time.monotonic())
+        where = (
+            f"route moved to {watcher.current()}" if moved else f"route did not move within {timeout:.0f}s"
+        )
+        say(f"{where}; keeping {pop} failed {keep:.1f}s more for the client's requests in flight")
+        time.sleep(keep)
         survivors = _survivors(lab, pop) if mode == "kill" else ()
         if restore:
+            say(f"restoring {pop}")
             log_offset = edge_log.stat().st_size
             if mode == "cut":
                 set_cluster_link(lab, pop, up=True)
@@ -278,18 +311,22 @@ def run_failover(
             else:
                 restart_edge(lab, pop)
             restored_at = time.monotonic()
-            watcher.wait_for(lambda hop: hop == pop, timeout + _MAX_HOLD_DOWN)
+            back_within = timeout + _MAX_HOLD_DOWN
+            say(f"waiting for the route back to {pop} (at most {back_within:.0f}s: flap dampening may wait)")
+            back = watcher.wait_for(lambda hop: hop == pop, back_within)
+            returned_to = "is back at" if back else "did not come back to"
+            say(f"route {returned_to} {pop}; measuring {settle:.1f}s more")
             time.sleep(settle)
         end = time.monotonic()
     attempts, routes = tuple(client.attempts), tuple(watcher.changes)
-    moved = measure_movement(attempts, routes, fault_at, restored_at or end, lambda p: p != pop)
+    movement = measure_movement(attempts, routes, fault_at, restored_at or end, lambda p: p != pop)
     returned = (
         None
         if restored_at is None
         else measure_movement(attempts, routes, restored_at, end, lambda p: p == pop, in_flight=False)
     )
     held = _held_down_lines(edge_log, log_offset) if restored_at is not None else ()
-    return FailoverResult(pop, mode, moved, returned, survivors, held, attempts, routes, str(edge_log))
+    return FailoverResult(pop, mode, movement, returned, survivors, held, attempts, routes, str(edge_log))
 
 
 def _held_down_lines(edge_log: Path, offset: int) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from anycastlb.lab.bird import BirdProtocol, BirdRoute
+from anycastlb.lab.wide import print_whole
 
 __all__ = ["EdgeMetrics", "LabStatus", "NodeStatus", "PopStatus", "parse_edge_metrics", "render_status"]
 
@@ -158,8 +159,6 @@ def render_status(status: LabStatus, console: Console) -> None:
         if status.problem is None
         else f"[yellow]lab {status.name} is not fully up: {status.problem}[/]"
     )
-    console.print(Panel(Group(headline, f"state: {status.state_dir}"), expand=False))
-    console.print(_pop_table(status))
-    console.print(_router_table(status))
-    console.print(_route_table(status))
-    console.print(_backend_table(status))
+    print_whole(console, Panel(Group(headline, f"state: {status.state_dir}"), expand=False))
+    for table in (_pop_table(status), _router_table(status), _route_table(status), _backend_table(status)):
+        print_whole(console, table)

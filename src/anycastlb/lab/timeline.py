@@ -10,16 +10,23 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "Attempt",
+    "ClientWait",
     "Movement",
     "RouteChange",
     "measure_movement",
     "open_across",
     "parse_answer",
     "switched_to",
+    "timed_out",
 ]
+
+
+ClientWait = Literal["timeout", "retry"]
+_SYN_RETRY = 0.5  # s: a request that took this long lost a packet (the kernel's first SYN retry is at 1 s)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,13 @@ class Movement:
     answered_by: dict[str, int]  # PoP -> successful requests
     route_after: float | None  # seconds until the router pointed the VIP at an accepted PoP
     traffic_after: float | None  # seconds until requests went only to accepted PoPs (and stayed)
+    # ... and until the first of those requests was answered: what the client lived through
+    answered_after: float | None = None
+    # Why answered_after may say more about the client than about the network (the client sends one
+    # request at a time): "timeout", the request before it waited out the client's timeout (a silent
+    # PoP drops packets and resets nothing); "retry", it was itself in flight when the route moved,
+    # and its SYN reached the other PoP only when the kernel sent it again (1 s later). None: neither.
+    client_wait: ClientWait | None = None
 
     @property
     def errors(self) -> dict[str, int]:
@@ -104,6 +118,12 @@ def measure_movement(
         if attempt.pop is None or not arrived(attempt.pop):
             break
         traffic_at = attempt.started
+    first = next((a for a in succeeded if a.started == traffic_at), None)
+    before = (
+        None
+        if first is None
+        else max((a for a in window if a.started < first.started), default=None, key=_start)
+    )
     route_at = next(
         (change.at for change in routes if since <= change.at < until and change.pop and arrived(change.pop)),
         None,
@@ -114,7 +134,28 @@ def measure_movement(
         answered_by=dict(Counter(a.pop or "?" for a in window if a.ok)),
         route_after=None if route_at is None else route_at - since,
         traffic_after=None if traffic_at is None else traffic_at - since,
+        answered_after=None if first is None else first.ended - since,
+        client_wait=_client_wait(first, before, route_at),
     )
+
+
+def _client_wait(first: Attempt | None, before: Attempt | None, route_at: float | None) -> ClientWait | None:
+    if first is None:
+        return None
+    if before is not None and timed_out(before):
+        return "timeout"
+    if route_at is not None and first.started < route_at and first.ended - first.started >= _SYN_RETRY:
+        return "retry"
+    return None
+
+
+def _start(attempt: Attempt) -> float:
+    return attempt.started
+
+
+def timed_out(attempt: Attempt) -> bool:
+    """The request gave up waiting (``socket.timeout``), rather than being refused or reset."""
+    return attempt.error.startswith(("TimeoutError", "timeout"))
 
 
 def switched_to(routes: Sequence[RouteChange], pop: str) -> RouteChange | None:

@@ -1,6 +1,6 @@
 """Desired-state schema shared by all tiers: validated once at the edge, frozen inside.
 
-Raw YAML (and later control-plane API bodies) is validated here with pydantic; every other part
+Raw YAML and the control plane's API bodies are validated here with pydantic; every other part
 receives the frozen models and never re-checks them.
 """
 

@@ -14,6 +14,7 @@ from anycastlb.model.addresses import (
     parse_bind_address,
     parse_network,
 )
+from anycastlb.model.duration import schema_defaults_with_units
 
 __all__ = ["BindAddress", "Frozen", "IPAddress", "IPNetwork", "Port", "check_name", "parse_address"]
 
@@ -62,7 +63,7 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=schema_defaults_with_units)
 
 
 def check_name(value: str, what: str) -> str:

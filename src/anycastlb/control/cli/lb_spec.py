@@ -120,5 +120,5 @@ def spec_from_options(
 
 
 def request_body(spec: LoadBalancerSpec) -> dict[str, Any]:
-    """The spec as the API takes it: only the fields that were written, durations in seconds."""
+    """The spec as the API takes it: only the fields that were written, durations with their unit."""
     return spec.model_dump(mode="json", exclude_unset=True)

@@ -1,4 +1,7 @@
-"""Token lifetimes and grace periods as people write them (``90d``, ``12h``, ``30m``, ``3600``)."""
+"""Token lifetimes and grace periods as people write them (``90d``, ``12h``, ``30m``, ``3600s``).
+
+As in config files (model/duration.py), a number needs its unit; only ``0`` (``--grace 0``) may
+stand alone, being zero in every unit."""
 
 import re
 from typing import Annotated
@@ -10,13 +13,13 @@ from anycastlb.control.cli.errors import InputError
 __all__ = ["GraceOption", "TtlOption", "seconds"]
 
 _LIFETIME = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 TtlOption = Annotated[
     str | None,
     typer.Option(
         "--ttl",
-        help="Lifetime, e.g. 90d, 12h, 30m or seconds; after it the token is refused (401 'expired'). "
+        help="Lifetime, e.g. 90d, 12h, 30m or 3600s; after it the token is refused (401 'expired'). "
         "Default: never expires.",
         show_default=False,
     ),
@@ -36,5 +39,8 @@ def seconds(text: str | None, option: str) -> int | None:
         return None
     match = _LIFETIME.match(text)
     if match is None:
-        raise InputError(f"{option} {text!r} is not a duration; write e.g. 90d, 12h, 30m or 3600 (seconds)")
-    return int(match.group(1)) * _UNIT[match.group(2)]
+        raise InputError(f"{option} {text!r} is not a duration; write e.g. 90d, 12h, 30m or 3600s")
+    number, unit = int(match.group(1)), match.group(2)
+    if unit is None and number != 0:
+        raise InputError(f"{option} {number} has no unit; write {number}s for seconds (or m, h, d)")
+    return number * _UNIT[unit or "s"]

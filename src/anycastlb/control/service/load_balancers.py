@@ -39,6 +39,7 @@ from anycastlb.control.service.tenants import tenant_by_name
 from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pop, Tenant, utcnow
 from anycastlb.model.addresses import parse_address, parse_network
 from anycastlb.model.desired import LoadBalancerSpec
+from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = [
     "addresses_of",
@@ -75,7 +76,7 @@ def _out(
         name=lb.name,
         version=lb.version,
         addresses=addresses,
-        spec=spec if spec is not None else LoadBalancerSpec.model_validate(lb.spec),
+        spec=spec if spec is not None else LoadBalancerSpec.model_validate(lb.spec, context=STORED_SECONDS),
         created_at=lb.created_at,
         updated_at=lb.updated_at,
     )

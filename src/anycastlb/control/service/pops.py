@@ -14,6 +14,7 @@ from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, utcnow
 from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
+from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = [
     "STALE_AFTER",
@@ -140,7 +141,10 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
                 name=lb.name,
                 version=lb.version,
                 vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
-                listeners=tuple(ListenerSettings.model_validate(item) for item in lb.spec["listeners"]),
+                listeners=tuple(
+                    ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
+                    for item in lb.spec["listeners"]
+                ),
             )
             for lb, tenant in served
         ),

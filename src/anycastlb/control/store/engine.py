@@ -10,6 +10,7 @@ in-process lock (``Runtime.write``), 0.56-0.73 s at the same throughput.
 PostgreSQL: writers serialize on the ``revision`` row (``SELECT … FOR UPDATE``), see tables.py.
 """
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "open_store",
 ]
 
+log = logging.getLogger("anycastlb.control.store")
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x616C62  # pg_advisory_lock key: replicas starting together migrate one at a time
 
@@ -197,7 +199,9 @@ def open_store(url: str, *, pool_size: int = 10, migrate_schema: bool = True) ->
     engine, read_engine = _engines(url, pool_size)
     try:
         if migrate_schema:
-            migrate(engine)
+            before = migrate(engine)
+            if before != (after := _current_revision(engine)):  # alembic's own lines are silenced
+                log.info("schema_migrated from=%s to=%s", before or "none", after)
         else:
             check_schema(engine)
     except Exception as error:
