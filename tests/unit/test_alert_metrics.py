@@ -1,0 +1,102 @@
+"""The edge metrics the alert rules need (deploy/prometheus/anycastlb-alerts.yml): which version the
+control plane wants against the one the edge runs, when the control plane last answered, and which
+VIPs the PoP should announce."""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client import REGISTRY
+
+from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.edge.announcer import _Announcer
+from anycastlb.edge.follower import Follower, FollowerSettings
+from anycastlb.model.config import EdgeConfig
+from anycastlb.wire.health_board import HealthBoard
+from anycastlb.wire.health_view import HealthView, ListenerHealth
+
+STATE = {"pop": "fra", "version": 7, "load_balancers": []}
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def follower(tmp_path: Path, url: str, status: int) -> Follower:
+    settings = FollowerSettings(url=url, pop="fra", token="secret", state_dir=tmp_path)  # noqa: S106
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(status, json=STATE)))
+    made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1, bytes(16)), client)
+    made.notify = lambda: True
+    return made
+
+
+def test_an_edge_that_never_reached_the_control_plane_reports_its_last_success_as_never(
+    tmp_path: Path,
+) -> None:
+    url = "http://never.test"
+    watcher = follower(tmp_path, url, 503)
+
+    asyncio.run(asyncio.wait_for(watcher._watch_once(0.0), 5))
+
+    assert sample("anycastlb_control_last_success_timestamp_seconds", url=url) == 0
+
+
+def test_an_answered_watch_sets_the_desired_version_and_the_time_of_the_last_success(
+    tmp_path: Path,
+) -> None:
+    url = "http://answers.test"
+    watcher = follower(tmp_path, url, 200)
+
+    asyncio.run(asyncio.wait_for(watcher._watch_once(0.0), 5))
+
+    assert sample("anycastlb_control_desired_version") == 7
+    last = sample("anycastlb_control_last_success_timestamp_seconds", url=url)
+    assert last is not None and abs(last - time.time()) < 5
+
+
+def test_an_accepted_status_report_counts_as_a_success_too(tmp_path: Path) -> None:
+    url = "http://reports.test"
+    watcher = follower(tmp_path, url, 204)
+
+    asyncio.run(asyncio.wait_for(watcher.report(), 5))
+
+    assert (sample("anycastlb_control_last_success_timestamp_seconds", url=url) or 0) > 0
+
+
+def edge_config(*addresses: str) -> EdgeConfig:
+    listeners: list[dict[str, Any]] = [
+        {
+            "name": f"l{index}",
+            "address": address,
+            "port": 443,
+            "backends": [{"address": "10.0.0.1", "port": 80}],
+        }
+        for index, address in enumerate(addresses)
+    ]
+    bgp = {
+        "local_as": 65001,
+        "router_id": "192.0.2.11",
+        "peers": [{"address": "192.0.2.1", "remote_as": 65000}],
+    }
+    return EdgeConfig.model_validate({"pop": "fra", "listeners": listeners, "bgp": bgp})
+
+
+def test_each_vip_is_exported_as_servable_or_not_and_one_removed_from_the_config_drops_to_zero(
+    tmp_path: Path,
+) -> None:
+    config = edge_config("198.51.100.1", "198.51.100.2")
+    assert config.bgp is not None
+    announcer = _Announcer(config, config.bgp, HealthBoard(4096), tmp_path)
+    announcer.view = HealthView(
+        0.0, 0.0, {"l0": ListenerHealth(serving=True), "l1": ListenerHealth(serving=False)}
+    )
+
+    asyncio.run(announcer.decide())
+    assert sample("anycastlb_vip_servable", prefix="198.51.100.1/32") == 1
+    assert sample("anycastlb_vip_servable", prefix="198.51.100.2/32") == 0
+
+    asyncio.run(announcer.reconfigure(edge_config("198.51.100.2")))
+    asyncio.run(announcer.decide())
+    assert sample("anycastlb_vip_servable", prefix="198.51.100.1/32") == 0
