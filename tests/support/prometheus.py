@@ -40,7 +40,13 @@ class PrometheusServer:
     """``prometheus`` on a free loopback port with a temporary config and storage, stopped (and its
     directory left to pytest's tmp_path) on exit, even when the test fails."""
 
-    def __init__(self, workdir: Path, scrape_configs: list[dict[str, Any]], interval: str = "1s") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        scrape_configs: list[dict[str, Any]],
+        interval: str = "1s",
+        rule_files: tuple[Path, ...] = (),
+    ) -> None:
         self.binary = require_binary("prometheus")
         self.workdir = workdir
         self.port = free_port()
@@ -48,6 +54,7 @@ class PrometheusServer:
         self.config = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "scrape_configs": scrape_configs,
+            "rule_files": [str(path) for path in rule_files],
         }
         self.log_path = workdir / "prometheus.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,9 +99,13 @@ class PrometheusServer:
         result: list[dict[str, Any]] = self.api("query", query=expr)["result"]
         return result
 
-    def targets_up(self) -> dict[str, str]:
-        """Each active target's scrape URL and its health (up, down, unknown)."""
-        return {target["scrapeUrl"]: target["health"] for target in self.api("targets")["activeTargets"]}
+    def targets(self) -> dict[str, dict[str, Any]]:
+        """Each active target by its scrape URL: health (up, down, unknown), lastError, labels."""
+        return {target["scrapeUrl"]: target for target in self.api("targets")["activeTargets"]}
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every loaded rule with its health (ok, err, unknown), lastError and alerts."""
+        return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
 
     def stop(self) -> None:
         if self.process is None:

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
+from anycastlb.dataplane import _core
 from anycastlb.dataplane.limits import SharedCounters
+from anycastlb.dataplane.metrics import LIMIT_REASONS, ListenerStats
 from anycastlb.edge.announcer import _Announcer
 from anycastlb.edge.follower import Follower, FollowerSettings
 from anycastlb.model.config import EdgeConfig
@@ -100,3 +102,11 @@ def test_each_vip_is_exported_as_servable_or_not_and_one_removed_from_the_config
     asyncio.run(announcer.reconfigure(edge_config("198.51.100.2")))
     asyncio.run(announcer.decide())
     assert sample("anycastlb_vip_servable", prefix="198.51.100.1/32") == 0
+
+
+def test_a_listener_exports_its_limit_refusals_at_zero_before_the_first_one() -> None:
+    ListenerStats("fresh")
+
+    assert set(LIMIT_REASONS) <= set(_core.REJECT_REASONS)
+    for reason in LIMIT_REASONS:
+        assert sample("anycastlb_connections_rejected_total", listener="fresh", reason=reason) == 0
