@@ -110,8 +110,9 @@ def test_every_dashboard_panel_returns_data_and_every_alert_rule_evaluates(
             running.callback(edge.stop)
             running.callback(controller.stop)
             with ThreadPoolExecutor(2) as starting:  # both wait on Python's start-up: side by side
-                for started_one in [starting.submit(edge.start), starting.submit(controller.start)]:
-                    started_one.result()
+                edge_up, controller_up = starting.submit(edge.start), starting.submit(controller.start)
+                edge_up.result()
+                controller_up.result()
             # a load balancer with two healthy nodes and a connection rate limit the test will hit
             port = free_port()
             backends = tuple((node.address, node.port) for node in nodes)
@@ -153,7 +154,7 @@ def test_every_dashboard_panel_returns_data_and_every_alert_rule_evaluates(
             )
             _wait("the web VIP served", lambda: _get(vip, port), 10)
             edge_target = f"127.0.0.1:{edge.config['metrics']['port']}"
-            scrape = [
+            scrape: list[dict[str, Any]] = [
                 {"job_name": "anycastlb-edge", "static_configs": [{"targets": [edge_target]}]},
                 {
                     "job_name": "anycastlb-control",

@@ -27,7 +27,7 @@ __all__ = ["PrometheusServer", "require_binary"]
 
 def require_binary(name: str) -> str:
     """The path of ``name`` (promtool, prometheus); skip without it, or fail under CI."""
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    found = shutil.which(name)
     if found is not None:
         return found
     message = f"{name} is not installed: apt-get install prometheus (Debian's package ships {name})"

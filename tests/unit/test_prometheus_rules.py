@@ -83,3 +83,14 @@ def test_every_alert_has_its_section_in_the_operations_guide() -> None:
             anchor = rule["annotations"]["runbook"].split("#", 1)[1]
             assert f"### {rule['alert']}" in guide, f"docs/operations.md has no section for {rule['alert']}"
             assert anchor.startswith(rule["alert"].lower()), anchor
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_a_missing_promtool_skips_the_tests_but_fails_them_under_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CI", ci)
+
+    with pytest.raises(outcome, match="apt-get install prometheus"):
+        require_binary("promtool")
