@@ -1,6 +1,6 @@
 """The edge metrics the alert rules need (deploy/prometheus/anycastlb-alerts.yml): which version the
-control plane wants against the one the edge runs, when the control plane last answered, and which
-VIPs the PoP should announce."""
+control plane wants against the one the edge runs, when the control plane last answered, which VIPs
+the PoP should announce and which listeners it runs now, and limit refusals counted from 0."""
 
 import asyncio
 import time
@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from anycastlb.dataplane import _core
 from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.metrics import LIMIT_REASONS, ListenerStats
-from anycastlb.edge.announcer import _Announcer
+from anycastlb.edge.config_metrics import ConfigStateCollector
 from anycastlb.edge.follower import Follower, FollowerSettings
 from anycastlb.model.config import EdgeConfig
 from anycastlb.wire.health_board import HealthBoard
@@ -67,7 +67,7 @@ def test_an_accepted_status_report_counts_as_a_success_too(tmp_path: Path) -> No
     assert (sample("anycastlb_control_last_success_timestamp_seconds", url=url) or 0) > 0
 
 
-def edge_config(*addresses: str) -> EdgeConfig:
+def edge_config(*addresses: str, bgp: bool = True) -> EdgeConfig:
     listeners: list[dict[str, Any]] = [
         {
             "name": f"l{index}",
@@ -77,31 +77,52 @@ def edge_config(*addresses: str) -> EdgeConfig:
         }
         for index, address in enumerate(addresses)
     ]
-    bgp = {
+    block = {
         "local_as": 65001,
         "router_id": "192.0.2.11",
         "peers": [{"address": "192.0.2.1", "remote_as": 65000}],
     }
-    return EdgeConfig.model_validate({"pop": "fra", "listeners": listeners, "bgp": bgp})
+    return EdgeConfig.model_validate({"pop": "fra", "listeners": listeners, "bgp": block if bgp else None})
 
 
-def test_each_vip_is_exported_as_servable_or_not_and_one_removed_from_the_config_drops_to_zero(
-    tmp_path: Path,
-) -> None:
-    config = edge_config("198.51.100.1", "198.51.100.2")
-    assert config.bgp is not None
-    announcer = _Announcer(config, config.bgp, HealthBoard(4096), tmp_path)
-    announcer.view = HealthView(
-        0.0, 0.0, {"l0": ListenerHealth(serving=True), "l1": ListenerHealth(serving=False)}
-    )
+def scrape(config: EdgeConfig, serving: dict[str, bool]) -> CollectorRegistry:
+    board = HealthBoard(4096)
+    listeners = {name: ListenerHealth(serving=ok) for name, ok in serving.items()}
+    board.publish(HealthView(0.0, 0.0, listeners).encode())
+    registry = CollectorRegistry()
+    registry.register(ConfigStateCollector(lambda: config, board))
+    return registry
 
-    asyncio.run(announcer.decide())
-    assert sample("anycastlb_vip_servable", prefix="198.51.100.1/32") == 1
-    assert sample("anycastlb_vip_servable", prefix="198.51.100.2/32") == 0
 
-    asyncio.run(announcer.reconfigure(edge_config("198.51.100.2")))
-    asyncio.run(announcer.decide())
-    assert sample("anycastlb_vip_servable", prefix="198.51.100.1/32") == 0
+def test_each_vip_of_the_config_in_force_is_servable_or_not_as_the_health_board_says() -> None:
+    registry = scrape(edge_config("198.51.100.1", "198.51.100.2"), {"l0": True, "l1": False})
+
+    assert registry.get_sample_value("anycastlb_vip_servable", {"prefix": "198.51.100.1/32"}) == 1
+    assert registry.get_sample_value("anycastlb_vip_servable", {"prefix": "198.51.100.2/32"}) == 0
+
+
+def test_a_vip_or_listener_that_left_the_config_is_gone_from_the_next_scrape() -> None:
+    running = [edge_config("198.51.100.1", "198.51.100.2")]
+    board = HealthBoard(4096)
+    board.publish(HealthView(0.0, 0.0, {"l0": ListenerHealth(serving=False)}).encode())
+    registry = CollectorRegistry()
+    registry.register(ConfigStateCollector(lambda: running[0], board))
+    labels = {"listener": "l1", "address": "198.51.100.2", "port": "443", "protocol": "tcp"}
+    assert registry.get_sample_value("anycastlb_listener_info", labels) == 1
+
+    running[0] = edge_config("198.51.100.1")
+
+    assert registry.get_sample_value("anycastlb_vip_servable", {"prefix": "198.51.100.2/32"}) is None
+    assert registry.get_sample_value("anycastlb_listener_info", labels) is None
+    assert registry.get_sample_value("anycastlb_vip_servable", {"prefix": "198.51.100.1/32"}) == 0
+
+
+def test_without_a_bgp_block_there_is_nothing_to_announce_and_no_vip_is_exported() -> None:
+    registry = scrape(edge_config("198.51.100.1", bgp=False), {"l0": True})
+
+    assert registry.get_sample_value("anycastlb_vip_servable", {"prefix": "198.51.100.1/32"}) is None
+    labels = {"listener": "l0", "address": "198.51.100.1", "port": "443", "protocol": "tcp"}
+    assert registry.get_sample_value("anycastlb_listener_info", labels) == 1
 
 
 def test_a_listener_exports_its_limit_refusals_at_zero_before_the_first_one() -> None:

@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["ANNOUNCED", "API_ERRORS", "DRAINING", "SESSION_UP", "SPEAKER_RESTARTS", "VIP_SERVABLE"]
+__all__ = ["ANNOUNCED", "API_ERRORS", "DRAINING", "SESSION_UP", "SPEAKER_RESTARTS"]
 
 SESSION_UP = Gauge(
     "anycastlb_bgp_session_up",
@@ -13,13 +13,6 @@ SESSION_UP = Gauge(
 ANNOUNCED = Gauge(
     "anycastlb_bgp_announced",
     "1 while the PoP announces the VIP prefix",
-    ["prefix"],
-    multiprocess_mode="livemax",
-)
-VIP_SERVABLE = Gauge(
-    "anycastlb_vip_servable",
-    "1 while one of the VIP's listeners has a healthy backend, so the PoP should announce it unless "
-    "draining; 0 when none has, or once the VIP left the config",
     ["prefix"],
     multiprocess_mode="livemax",
 )

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from anycastlb.bgp.exabgp_speaker import ExaBgpSpeaker
-from anycastlb.bgp.metrics import DRAINING, VIP_SERVABLE
-from anycastlb.bgp.policy import AnnouncePolicy, FlapDamper, Prefix
+from anycastlb.bgp.metrics import DRAINING
+from anycastlb.bgp.policy import AnnouncePolicy, FlapDamper
 from anycastlb.edge.vips import vip_attributes, vip_listeners, vip_serving
 from anycastlb.internal_errors import survived
 from anycastlb.model.bgp import BgpConfig
@@ -52,7 +52,6 @@ class _Announcer:
         self.generation = -1
         self.wake_at: float | None = None
         self.changed = asyncio.Event()
-        self.exported: set[Prefix] = set()  # prefixes with a VIP_SERVABLE sample
 
     async def reconfigure(self, config: EdgeConfig) -> None:
         try:
@@ -75,12 +74,10 @@ class _Announcer:
     async def decide(self) -> None:
         bgp = self.config.bgp
         if bgp is None:
-            self.export_servable({})
             await self.speaker.set(frozenset())
             return
         vips = vip_listeners(self.config)
         serving = vip_serving(vips, self.view)
-        self.export_servable(serving)
         attributes = vip_attributes(bgp, list(vips))
         held_before = set(self.policy.held_down)
         now = time.monotonic()
@@ -89,16 +86,6 @@ class _Announcer:
             if prefix not in held_before:
                 log.warning("vip_held_down prefix=%s for=%.1fs reason=flapping", prefix, until - now)
         await self.speaker.set(announcements)
-
-    def export_servable(self, serving: dict[Prefix, bool]) -> None:
-        """What the PoP should announce, for the alert that compares it with what it announces.
-
-        A VIP that left the config drops to 0 (a multiprocess sample cannot be removed)."""
-        for prefix in self.exported - serving.keys():
-            VIP_SERVABLE.labels(str(prefix)).set(0)
-        for prefix, servable in serving.items():
-            VIP_SERVABLE.labels(str(prefix)).set(1 if servable else 0)
-        self.exported = set(serving)
 
     def read_board(self) -> bool:
         """Take a new health view if there is one; True if it changed."""
