@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["CONNECT_SECONDS", "BackendStats", "ListenerStats", "add_bucketed"]
+__all__ = ["CONNECT_SECONDS", "LIMIT_REASONS", "BackendStats", "ListenerStats", "add_bucketed"]
 
 CONNECTIONS = Counter("anycastlb_connections", "Client connections accepted by a listener", ["listener"])
 ACTIVE = Gauge(
@@ -29,6 +29,10 @@ BYTES = Counter(
     " the PROXY header is not counted",
     ["listener", "direction"],
 )
+# Refusals by a configured limit (the rest of _core.REJECT_REASONS: no_backend, backends_failed).
+# Exported at 0 from a listener's start: Prometheus's increase() cannot see the first refusals in a
+# series that appears with them, and the alert on limits (AnycastlbConnectionLimitHit) needs it to.
+LIMIT_REASONS = ("source_rate", "source_limit", "listener_rate", "listener_limit")
 RETRIES = Counter(
     "anycastlb_connect_retries", "Backend connects retried on the next Maglev candidate", ["listener"]
 )
@@ -86,6 +90,10 @@ class ListenerStats:
     retries: int = 0
     idle_closed: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for reason in LIMIT_REASONS:
+            REJECTED.labels(self.name, reason)
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

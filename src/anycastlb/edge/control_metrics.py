@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Gauge
 
-__all__ = ["APPLIED_VERSION", "CONNECTED", "LAST_SYNC", "WATCH_ERRORS"]
+__all__ = ["APPLIED_VERSION", "CONNECTED", "DESIRED_VERSION", "LAST_SUCCESS", "LAST_SYNC", "WATCH_ERRORS"]
 
 APPLIED_VERSION = Gauge(
     "anycastlb_control_applied_version",
@@ -22,5 +22,18 @@ CONNECTED = Gauge(
 LAST_SYNC = Gauge(
     "anycastlb_control_last_sync_timestamp_seconds",
     "Unix time of the last desired state received from the control plane",
+    multiprocess_mode="livemax",
+)
+DESIRED_VERSION = Gauge(
+    "anycastlb_control_desired_version",
+    "Newest version of the PoP's desired state the control plane answered (above the applied version "
+    "while a version is being applied, or after the edge refused it)",
+    multiprocess_mode="livemax",
+)
+LAST_SUCCESS = Gauge(
+    "anycastlb_control_last_success_timestamp_seconds",
+    "Unix time of the last answered watch or accepted status report (every 5 s while connected); "
+    "0 until the first. Only an edge that follows a control plane has it, labelled with its URL",
+    ["url"],
     multiprocess_mode="livemax",
 )

@@ -34,7 +34,14 @@ import httpx
 from pydantic import ValidationError
 
 from anycastlb.dataplane.limits import SharedCounters, listener_key
-from anycastlb.edge.control_metrics import APPLIED_VERSION, CONNECTED, LAST_SYNC, WATCH_ERRORS
+from anycastlb.edge.control_metrics import (
+    APPLIED_VERSION,
+    CONNECTED,
+    DESIRED_VERSION,
+    LAST_SUCCESS,
+    LAST_SYNC,
+    WATCH_ERRORS,
+)
 from anycastlb.edge.desired_listeners import edge_config_for
 from anycastlb.edge.pop_status import Refusal, pop_status
 from anycastlb.edge.state_store import StateStore
@@ -109,6 +116,8 @@ class Follower:
         self.seen: int | None = max(versions) if versions else None  # a rejected version is not re-sent
         if saved is not None:
             APPLIED_VERSION.set(saved.state.version)
+        self.last_success = LAST_SUCCESS.labels(settings.url)
+        self.last_success.set(0)  # never reached yet: alerts count from 1970, so they fire
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -193,7 +202,9 @@ class Follower:
         self._failures = 0
         self._last_failure = None
         CONNECTED.set(1)
-        LAST_SYNC.set(time.time())
+        now = time.time()
+        LAST_SYNC.set(now)
+        self.last_success.set(now)
 
     def consider(self, state: PopDesiredState) -> bool:
         """Hand a newer state to the supervisor; False if it could not be written (retry)."""
@@ -262,6 +273,7 @@ class Follower:
             await asyncio.sleep(delay)
             return False
         self.synced()
+        DESIRED_VERSION.set(state.version)
         if self.consider(state):
             return True
         await asyncio.sleep(backoff)
@@ -335,6 +347,7 @@ class Follower:
             ok, error = False, f"{type(failure).__name__}: {failure}"
         if ok:
             CONNECTED.set(1)  # a long poll can take 30 s to answer; an accepted report proves the link
+            self.last_success.set(time.time())
         if not ok and not self._report_failing:
             log.warning(
                 "status_report_failed url=%s error=%r (logged once until it works)", self.settings.url, error

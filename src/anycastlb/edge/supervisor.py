@@ -43,6 +43,7 @@ from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.dataplane.worker import Worker
 from anycastlb.edge.announcer import run_announcer
+from anycastlb.edge.config_metrics import ConfigStateCollector
 from anycastlb.edge.config_source import ConfigSource
 from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
@@ -103,10 +104,11 @@ def _child(crash_event: str, body: Callable[[], int]) -> NoReturn:
 
 
 class _MetricsServer(http.server.HTTPServer):
-    def __init__(self, endpoint: MetricsEndpoint) -> None:
+    def __init__(self, endpoint: MetricsEndpoint, config_state: ConfigStateCollector) -> None:
         self.address_family = socket.AF_INET6 if endpoint.address.version == 6 else socket.AF_INET
         registry = CollectorRegistry()
         SettledFilesCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(config_state)
         handler = MetricsHandler.factory(registry)
         handler.timeout = 2  # type: ignore[attr-defined]  # a stuck scraper must not hold the loop
         super().__init__((str(endpoint.address), endpoint.port), handler)
@@ -170,6 +172,13 @@ class Supervisor:
         self._missing_workers: set[int] = set()
         self._missing_helpers: set[str] = set()
 
+    def _metrics_server(self) -> _MetricsServer | None:
+        if self.config.metrics is None:
+            return None
+        # computed per scrape from the config in force (a reload swaps self.config) and the board
+        config_state = ConfigStateCollector(lambda: self.config, self.health_board)
+        return _MetricsServer(self.config.metrics, config_state)
+
     def run(self) -> int:
         # 1. Validate and test-bind.
         self.config, failures = _check_listeners(self.config, set(), isolate=self.source.isolates_listeners)
@@ -179,7 +188,7 @@ class Supervisor:
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(handled, lambda *_: None)  # delivered through the wake-up fd
-        metrics = _MetricsServer(self.config.metrics) if self.config.metrics else None
+        metrics = self._metrics_server()
         # 2. Fork the helpers and the workers.
         ready_workers = self._spawn_children()
         log.info(
