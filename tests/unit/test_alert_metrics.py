@@ -15,6 +15,7 @@ from anycastlb.dataplane.limits import SharedCounters
 from anycastlb.dataplane.metrics import LIMIT_REASONS, ListenerStats
 from anycastlb.edge.config_metrics import ConfigStateCollector
 from anycastlb.edge.follower import Follower, FollowerSettings
+from anycastlb.edge.state_store import StateStore
 from anycastlb.model.config import EdgeConfig
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView, ListenerHealth
@@ -27,7 +28,7 @@ def sample(name: str, **labels: str) -> float | None:
 
 
 def follower(tmp_path: Path, url: str, status: int) -> Follower:
-    settings = FollowerSettings(url=url, pop="fra", token="secret", state_dir=tmp_path)  # noqa: S106
+    settings = FollowerSettings(url=url, pop="fra", token="secret", store=StateStore(tmp_path))  # noqa: S106
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(status, json=STATE)))
     made = Follower(settings, EdgeConfig(pop="fra"), HealthBoard(4096), SharedCounters(1, bytes(16)), client)
     made.notify = lambda: True
