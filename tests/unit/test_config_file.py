@@ -47,7 +47,7 @@ def test_a_file_removed_between_open_and_read_is_read_whole(
     real_fstat = os.fstat
 
     def remove_then_stat(fd: int) -> os.stat_result:
-        path.unlink()  # an editor or a config manager replacing the file right now
+        path.unlink(missing_ok=True)  # an editor or a config manager replacing the file right now
         return real_fstat(fd)
 
     monkeypatch.setattr(os, "fstat", remove_then_stat)

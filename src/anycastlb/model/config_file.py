@@ -59,6 +59,9 @@ def read_yaml_file(path: Path) -> object:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (CSafeLoader or SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        if "maximum nesting depth" in (error.problem or ""):  # libyaml's own bound (PyYAML >= 6.0.4)
+            line = f"line {mark.line + 1}" if mark is not None else "a line"
+            raise ConfigError(_too_deep(path, line)) from None
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = " ".join(part for part in (error.context, error.problem) if part)
         raise ConfigError(f"{path} is not valid YAML{where}: {what}; {_hint(error)}") from None
@@ -66,6 +69,13 @@ def read_yaml_file(path: Path) -> object:
         raise ConfigError(
             f"{path} is not valid YAML: {' '.join(str(error).split())}; remove that character"
         ) from None
+
+
+def _too_deep(path: Path, where: str) -> str:
+    return (
+        f"{path}: {where} is nested deeper than {MAX_DEPTH} levels; "
+        "an edge config needs fewer than 10 (a generated file gone wrong?)"
+    )
 
 
 def _hint(error: yaml.MarkedYAMLError) -> str:
@@ -120,10 +130,7 @@ def _check_shape(path: Path, text: str) -> None:
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, _OPENS):
             if len(open_sizes) >= MAX_DEPTH:
-                raise ConfigError(
-                    f"{path}: line {_line(event)} is nested deeper than {MAX_DEPTH} levels; "
-                    "an edge config needs fewer than 10 (a generated file gone wrong?)"
-                )
+                raise ConfigError(_too_deep(path, f"line {_line(event)}"))
             open_sizes.append(1)
             open_anchors.append(event.anchor)
             continue
