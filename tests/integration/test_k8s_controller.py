@@ -495,14 +495,14 @@ def test_a_sharing_key_whose_port_is_taken_fails_the_allocation_instead_of_anoth
     with world.controller():
         world.kube.create(shared("web", 443))
         world.kube.create(shared("dns", 53))
-        shared = world.wait_ingress("web")["status"]["loadBalancer"]["ingress"][0]["ip"]
-        assert world.wait_ingress("dns")["status"]["loadBalancer"]["ingress"][0]["ip"] == shared
+        address = world.wait_ingress("web")["status"]["loadBalancer"]["ingress"][0]["ip"]
+        assert world.wait_ingress("dns")["status"]["loadBalancer"]["ingress"][0]["ip"] == address
         world.kube.create(shared("clash", 443))
         world.kube.wait_for("Service", "web", "clash", lambda _: "AllocationFailed" in world.reasons("clash"))
         failed = next(e for e in world.kube.events_for("web", "clash") if e["reason"] == "AllocationFailed")
         assert failed["type"] == "Warning"
         message = failed["message"]
-        assert "443/tcp" in message and shared in message
+        assert "443/tcp" in message and address in message
         assert load_balancer_name("test", "web", "web") in message
         clash = world.kube.get("Service", "web", "clash")
         assert not ((clash.get("status") or {}).get("loadBalancer") or {}).get("ingress")
