@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.control_plane import ControlApi
-from tests.support.postgres import PostgresServer, postgres_binaries
+from tests.support.peers import POSTGRESQL, in_ci, require, survey
+from tests.support.postgres import PostgresServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -19,10 +20,22 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["ANYCASTLB_PORT_SHARD"] = f"{int(worker.removeprefix('gw'))}/{count}"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every real peer the suite runs against, found or missing (tests/support/peers.py)."""
+    terminalreporter.section("real peers")
+    for peer in survey():
+        state = "found  " if peer.missing is None else "MISSING"
+        where = peer.found if peer.missing is None else peer.missing
+        terminalreporter.write_line(f"{state} {peer.name:<26} {where}  [needed by {peer.needed_by}]")
+    if in_ci():
+        terminalreporter.write_line("CI=true: a test that needs a missing peer fails instead of skipping")
+    elif any(peer.missing for peer in survey()):
+        terminalreporter.write_line("tests that need a MISSING peer were skipped (CI=true fails them)")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    if postgres_binaries() is None:
-        pytest.fail("PostgreSQL is not installed: run scripts/setup (installs Debian's postgresql)")
+    require(POSTGRESQL)
     with PostgresServer() as server:
         yield server
 

@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.bgp_pair import POP_IP6, VIP, VIP6, BgpPair, ip, netns_usable
+from tests.support.peers import BIRD, EXABGP, NETNS, NGINX, absent, require
 
 # One test at a time, on one pytest-xdist worker (group "netns", with the lab's tests): the timing
 # bounds (withdrawal, BFD, hold time) are not shared with another BGP topology of this run.
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("netns")]
 
+require(NETNS, BIRD, EXABGP, NGINX)
 _missing = netns_usable()
 if _missing is not None:
-    pytest.skip(f"network namespaces unavailable: {_missing}", allow_module_level=True)
+    absent(f"network namespaces unavailable: {_missing}")
 
 
 @pytest.fixture

@@ -22,15 +22,17 @@ from pathlib import Path
 import pytest
 
 from tests.support.bgp_pair import VIP, BgpPair, netns_usable
+from tests.support.peers import BIRD, EXABGP, NETNS, NGINX, absent, require
 from tests.support.systemd_units import load, words
 
 # One test at a time, on one pytest-xdist worker (group "netns", with the other e2e tests): the BFD
 # and route timing bounds are not shared with another BGP topology of this run.
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.bfd, pytest.mark.xdist_group("netns")]
 
+require(NETNS, BIRD, EXABGP, NGINX)
 _missing = netns_usable() or (None if shutil.which("setpriv") else "needs setpriv (util-linux)")
 if _missing is not None:
-    pytest.skip(f"network namespaces unavailable: {_missing}", allow_module_level=True)
+    absent(f"network namespaces unavailable: {_missing}")
 
 _BITS = {"CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12, "CAP_SYS_RESOURCE": 24}
 

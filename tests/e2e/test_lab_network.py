@@ -29,14 +29,16 @@ from anycastlb.lab.netns import (
 )
 from anycastlb.lab.observe import collect_status
 from anycastlb.lab.timeline import Attempt, open_across, switched_to
+from tests.support.peers import BIRD, EXABGP, NETNS, NGINX, absent, require
 
 # One worker runs these in order (pytest-xdist group "netns", with test_bgp_announce): they share
 # the module's lab, and their failover bounds are not shared with another BGP topology of this run.
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.xdist_group("netns")]
 
+require(NETNS, BIRD, EXABGP, NGINX)
 _missing = missing_capability()
 if _missing is not None:
-    pytest.skip(f"the netns lab cannot run here: {_missing}", allow_module_level=True)
+    absent(f"the netns lab cannot run here: {_missing}")
 
 NAME = f"lt{os.getpid() % 100000}"
 HOLD_TIME = 3.0

@@ -1,6 +1,5 @@
 """Fixtures that start real peers: nginx backends, the PROXY-aware stream backend, the edge agent."""
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ import pytest
 from anycastlb.lab.nginx import NginxBackend
 from anycastlb.lab.ports import free_port
 from tests.support.edge import EdgeProcess
+from tests.support.peers import NGINX, require
 from tests.support.stream_backend import StreamBackend
 
 pytestmark = pytest.mark.integration
@@ -17,8 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Callable[..., NginxBackend]]:
-    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
-        pytest.fail("nginx is not installed: run scripts/setup (installs Debian nginx-light)")
+    require(NGINX)
     started: list[NginxBackend] = []
 
     def start(name: str, **kwargs: Any) -> NginxBackend:

@@ -41,12 +41,14 @@ from anycastlb.lab.probe_client import request_bytes
 from anycastlb.lab.processes import ProcessRecord, checkout_env, spawn
 from anycastlb.lab.procfs import tcp_listeners
 from anycastlb.lab.timeline import Attempt
+from tests.support.peers import NETNS, NGINX, absent, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.root]
 
+require(NETNS, NGINX)
 _missing = missing_capability()
 if _missing is not None:
-    pytest.skip(f"network namespaces unavailable: {_missing}", allow_module_level=True)
+    absent(f"network namespaces unavailable: {_missing}")
 
 EDGE_PORT, METRICS_PORT = 8000, 9100
 NODE, OTHER_NODE, NOBODY, STUCK = 8080, 8081, 8079, 8078  # ports inside the namespace

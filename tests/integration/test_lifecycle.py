@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.integration.conftest import listener
@@ -27,6 +28,11 @@ def echo_round_trip(sock: socket.socket, payload: bytes) -> bytes:
             break
         received += chunk
     return received
+
+
+def read_until_closed(sock: socket.socket) -> None:
+    while sock.recv(65536):
+        pass
 
 
 def test_sigterm_stops_accepting_finishes_open_connections_and_exits_zero(
@@ -58,12 +64,23 @@ def test_drain_timeout_cuts_connections_that_do_not_finish(
 
     started = time.monotonic()
     agent.signal(signal.SIGTERM)
+    agent.wait_for_log("drain_started", count=2)
+    assert echo_round_trip(sock, b"still open") == b"still open"  # not cut before the timeout
+    sock.settimeout(10)
+    with pytest.raises(ConnectionResetError):  # cut: a reset, not a clean end
+        read_until_closed(sock)
+    cut_after = time.monotonic() - started
+    sock.close()
 
-    assert agent.wait(timeout=drain_timeout + 10) == 0
     # The open connection had the whole drain timeout, and the workers cut it themselves, before
     # the supervisor's drain_overrun SIGKILL 5 s later (_GRACE_AFTER_DRAIN).
-    assert drain_timeout <= time.monotonic() - started < drain_timeout + 5
-    sock.close()
+    assert drain_timeout - 0.1 <= cut_after < drain_timeout + 5, f"cut {cut_after:.2f} s after SIGTERM"
+    assert agent.wait(timeout=drain_timeout + 10) == 0
+    assert re.search(r"worker_exit worker=\d+ connections_cut=1", agent.log())
+    deadline = time.monotonic() + 5
+    while not stream_backend.echo_endings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stream_backend.echo_endings == ["reset"], "the backend side was not cut by a reset"
 
 
 def test_sighup_reload_keeps_open_connections_and_applies_the_new_config(
@@ -73,15 +90,32 @@ def test_sighup_reload_keeps_open_connections_and_applies_the_new_config(
     agent = edge({"listeners": [web]})
     sock = echo_session(web["port"])
 
-    added = listener("added", [("127.0.0.1", stream_backend.port)])
-    changed = dict(web, idle_timeout="120s", max_connections_per_source=50)
-    agent.write_config({**agent.config, "listeners": [changed, added]})
-    agent.signal(signal.SIGHUP)
-    agent.wait_for_log("config_applied", count=2)
+    with StreamBackend() as second:
+        added = listener("added", [("127.0.0.1", stream_backend.port)])
+        # web: another backend, and 2 connections per source instead of the default 1000
+        backends = [{"address": "127.0.0.1", "port": second.port}]
+        changed = dict(web, backends=backends, max_connections_per_source=2)
+        agent.write_config({**agent.config, "listeners": [changed, added]})
+        agent.signal(signal.SIGHUP)
+        agent.wait_for_log("config_applied", count=2)
 
-    assert echo_round_trip(sock, b"after reload") == b"after reload"
-    echo_session(added["port"]).close()
+        assert echo_round_trip(sock, b"after reload") == b"after reload"  # kept, on its backend
+        with echo_session(web["port"], "127.0.5.1"), echo_session(web["port"], "127.0.5.1"):
+            assert len(second.headers) == 2, "new connections did not go to the new backend"
+            assert refused(web["port"], "127.0.5.1"), "a third connection from one source was served"
+        echo_session(added["port"]).close()
+        assert len(stream_backend.headers) == 2  # the first connection and the added listener's
     sock.close()
+
+
+def refused(port: int, source: str) -> bool:
+    """A refusal is a reset: on loopback it can arrive before connect() returns, or at the send."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as sock:
+            sock.sendall(b"ECHO\n")
+            return sock.recv(5) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
 
 
 def test_a_bad_reload_keeps_the_old_config_running(

@@ -235,6 +235,8 @@ def test_a_client_reset_resets_the_backend_connection(
     sock.close()
 
     wait_for_metric(agent, "anycastlb_backend_connections_active", 0)
+    folded(lambda: stream_backend.echo_endings != [])  # the backend's recv saw the close
+    assert stream_backend.echo_endings == ["reset"], "the backend got a clean FIN, not a reset"
 
 
 def folded(check: Callable[[], bool], timeout: float = 5.0) -> None:

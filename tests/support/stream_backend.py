@@ -4,7 +4,8 @@ Protocol after the PROXY header: ``UPLOAD\\n`` then bytes until the client half-
 server answers ``<count> <sha256>\\n`` (which proves half-close works: the answer travels after
 the client's FIN). ``DOWNLOAD <n>\\n``: the server sends ``n`` bytes of :func:`pattern` and closes.
 ``RESET\\n``: the server aborts the connection (RST).
-``ECHO\\n``: the server answers ``echo\\n`` and then echoes every byte until the client closes.
+``ECHO\\n``: the server answers ``echo\\n`` and then echoes every byte until the client closes;
+how it closed (``"fin"`` or ``"reset"``) is appended to ``echo_endings``.
 Every parsed header of a client connection is kept in ``headers`` for assertions; health probes
 (PROXY v2 LOCAL headers) are only counted in ``health_checks``.
 """
@@ -91,8 +92,13 @@ class _Handler(socketserver.BaseRequestHandler):
             sock.close()  # abortive close: the peer gets an RST, not a FIN
         elif command[0] == "ECHO":
             sock.sendall(b"echo\n" + rest)
-            while data := sock.recv(65536):
-                sock.sendall(data)
+            try:
+                while data := sock.recv(65536):
+                    sock.sendall(data)
+            except ConnectionResetError:
+                self.server.owner.echo_endings.append("reset")
+                raise
+            self.server.owner.echo_endings.append("fin")
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -111,6 +117,7 @@ class StreamBackend:
         self.port = free_port()
         self.headers: list[ProxyHeader] = []
         self.health_checks = 0
+        self.echo_endings: list[str] = []  # how each ECHO session's peer closed: "fin" | "reset"
         self._server = _Server(self, ("127.0.0.1", self.port))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

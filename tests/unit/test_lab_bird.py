@@ -1,14 +1,12 @@
 """The lab router's BIRD config (golden) and what birdc answers, parsed."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from anycastlb.lab.bird import parse_protocols, parse_routes, render_bird_config
 from anycastlb.lab.topology import POP_AS, Topology
+from tests.support.peers import BIRD, require
 
 GOLDEN = Path(__file__).parent / "golden" / "lab_bird.conf"
 
@@ -64,8 +62,8 @@ def test_every_pop_session_gets_the_short_timers() -> None:
     assert rendered.count("from pop {") == 2 and "neighbor 10.20.0.12 as 65001;" in rendered
 
 
-@pytest.mark.skipif(shutil.which("bird") is None, reason="bird2 is not installed (scripts/setup)")
 def test_bird_accepts_the_config(tmp_path: Path) -> None:
+    require(BIRD)
     config = tmp_path / "bird.conf"
     config.write_text(render_bird_config(Topology(), POP_AS))
     checked = subprocess.run(["bird", "-p", "-c", str(config)], capture_output=True, text=True, check=False)

@@ -40,10 +40,16 @@ def test_a_dead_workers_row_is_reset_without_touching_the_others() -> None:
     assert counters.total(bucket) == 5
 
 
-def test_closing_a_connection_gives_its_slot_back() -> None:
+def test_opening_a_connection_takes_a_slot_and_closing_it_gives_the_slot_back() -> None:
     counters = SharedCounters(workers=1, key=KEY)
     bucket = counters.bucket(source_key("2001:db8::1", 32, 128))
+    other = counters.bucket(listener_key("web"))
+    assert other != bucket
     counters.add(bucket, 1)
+    counters.add(bucket, 1)
+    assert (counters.total(bucket), counters.total(other)) == (2, 0)
+    counters.add(bucket, -1)
+    assert counters.total(bucket) == 1
     counters.add(bucket, -1)
 
     assert counters.total(bucket) == 0

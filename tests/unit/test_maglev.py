@@ -264,10 +264,22 @@ def test_a_negative_candidate_limit_is_rejected() -> None:
         _table((1, 1)).candidates(b"\x00", -1)
 
 
-@pytest.mark.parametrize("size", [0, 1, 4, 100, 65536, 1001])
+# Squares of primes (9, 49, 169, 65537²) are the boundary of a trial division up to the square root.
+@pytest.mark.parametrize("size", [0, 1, 4, 9, 49, 169, 100, 65536, 1001, 65537**2])
 def test_a_table_size_that_is_not_prime_is_rejected(size: int) -> None:
     with pytest.raises(ValueError, match=f"size {size} is not prime"):
         MaglevTable([], size)
+
+
+@given(st.integers(2, 400), st.integers(2, 400))
+def test_a_product_of_two_factors_is_never_a_table_size(first: int, second: int) -> None:
+    with pytest.raises(ValueError, match="is not prime"):
+        MaglevTable([], first * second)
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 7, 11, 13, 1009, DEFAULT_TABLE_SIZE])
+def test_a_prime_table_size_is_accepted(size: int) -> None:
+    assert MaglevTable([], size).size == size
 
 
 def test_a_table_smaller_than_100_slots_per_backend_is_rejected() -> None:

@@ -5,7 +5,7 @@ import socket
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from anycastlb.wire import proxy_protocol as pp
@@ -15,6 +15,7 @@ SIG = bytes.fromhex("0D0A0D0A000D0A515549540A")  # proxy-protocol.txt §2.2, typ
 SPEC_V1_TCP4 = b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n"  # §2.1 example
 SPEC_V1_TCP6 = b"PROXY TCP6 2001:db8::1 2001:db8::2 56324 443\r\n"
 MAX_IPV6 = b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+LONGEST_IPV6 = b"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"  # 45 characters: the longest IPv6 text
 SPEC_V1_WORST_CASE = b"PROXY UNKNOWN %s %s 65535 65535\r\n" % (MAX_IPV6, MAX_IPV6)  # §2.1: 107 bytes
 # §2.2 layout, IPv4: ver/cmd 0x21, fam 0x11, len, src, dst, sport, dport; then UNIQUE_ID and AUTHORITY TLVs.
 HAND_V2_TCP4 = SIG + bytes.fromhex(
@@ -98,6 +99,23 @@ def test_v1_worst_case_line_of_107_bytes_is_accepted() -> None:
     header, used = pp.parse(SPEC_V1_WORST_CASE)
     assert header.is_local
     assert used == 107
+
+
+def test_v1_ipv6_address_of_45_characters_is_accepted_and_46_refused() -> None:
+    assert len(LONGEST_IPV6) == 45
+    header, _ = pp.parse(b"PROXY TCP6 %s ::1 65535 65535\r\n" % LONGEST_IPV6)
+    assert header.source == ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535)
+    with pytest.raises(ProxyProtocolError, match="TCP6 source address"):
+        pp.parse(b"PROXY TCP6 0%s ::1 1 2\r\n" % LONGEST_IPV6)
+
+
+def test_v2_unique_id_of_128_bytes_is_accepted_and_129_refused() -> None:
+    """§2.2.5: "an opaque byte sequence of up to 128 bytes"."""
+    longest = bytes(range(128))
+    header, _ = pp.parse(v2(0x21, 0x11, V4 + tlv(pp.PP2_TYPE_UNIQUE_ID, longest)))
+    assert header.tlvs == ((pp.PP2_TYPE_UNIQUE_ID, longest),)
+    with pytest.raises(ProxyProtocolError, match="UNIQUE_ID TLV is 129 bytes"):
+        pp.parse(v2(0x21, 0x11, V4 + tlv(pp.PP2_TYPE_UNIQUE_ID, bytes(129))))
 
 
 def test_encode_v1_writes_the_spec_example_byte_for_byte() -> None:
@@ -318,9 +336,41 @@ def canonical(address: str) -> str:
     return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address))
 
 
+def canonical_of(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, packed)
+
+
+def dotted_tail_ipv6(packed: bytes) -> str:
+    """Six words and the last four bytes as a dotted quad: up to 45 characters, the longest spelling."""
+    words = ipaddress.IPv6Address(packed).exploded.split(":")[:6]
+    return ":".join([*words, str(ipaddress.IPv4Address(packed[12:]))])
+
+
 ipv6 = st.tuples(st.binary(min_size=16, max_size=16).filter(not_mapped).map(exploded_ipv6), ports)
-tlv_types = st.integers(0, 255).filter(lambda t: t not in (pp.PP2_TYPE_CRC32C, pp.PP2_TYPE_NOOP))
-tlv_lists = st.lists(st.tuples(tlv_types, st.binary(max_size=128)), max_size=6)
+# Every spelling a v1 line may carry, up to the 45-character ones (the regex's bound); addresses rich in
+# zero and ffff words, so that a long spelling often meets a short one in a line that fits 107 bytes.
+ipv6_word = st.one_of(st.just(0), st.just(0xFFFF), st.integers(0, 0xFFFF))
+ipv6_packed = st.one_of(
+    st.binary(min_size=16, max_size=16),
+    st.lists(ipv6_word, min_size=8, max_size=8).map(
+        lambda words: b"".join(w.to_bytes(2, "big") for w in words)
+    ),
+)
+ipv6_spellings = st.tuples(
+    ipv6_packed.flatmap(
+        lambda packed: st.sampled_from(
+            [exploded_ipv6(packed), dotted_tail_ipv6(packed), canonical_of(packed)]
+        )
+    ),
+    ports,
+)
+# UNIQUE_ID drawn often (its values are bounded at 128 bytes), and values of exactly 128 bytes.
+tlv_types = st.one_of(
+    st.just(pp.PP2_TYPE_UNIQUE_ID),
+    st.integers(0, 255).filter(lambda t: t not in (pp.PP2_TYPE_CRC32C, pp.PP2_TYPE_NOOP)),
+)
+tlv_values = st.one_of(st.binary(max_size=128), st.binary(min_size=128, max_size=128))
+tlv_lists = st.lists(st.tuples(tlv_types, tlv_values), max_size=6)
 
 
 @given(ipv4, ipv4, st.sampled_from(["tcp", "udp"]), tlv_lists)
@@ -355,6 +405,38 @@ def test_v1_ipv6_round_trips(source: Endpoint, destination: Endpoint) -> None:
     assert header.source == (canonical(source[0]), source[1])
     assert header.destination == (canonical(destination[0]), destination[1])
     assert used == len(data) <= pp.V1_MAX_LENGTH
+
+
+@given(ipv6_spellings, ipv6_spellings)
+def test_v1_ipv6_in_any_spelling_parses_to_its_canonical_form_if_the_line_fits_107_bytes(
+    source: Endpoint, destination: Endpoint
+) -> None:
+    line = b"PROXY TCP6 %s %s %d %d\r\n" % (
+        source[0].encode(),
+        destination[0].encode(),
+        source[1],
+        destination[1],
+    )
+    if len(line) > pp.V1_MAX_LENGTH:  # two long spellings: §2.1 wants the CRLF within 107 bytes
+        with pytest.raises(ProxyProtocolError, match="exceeds 107 bytes"):
+            pp.parse(line)
+        return
+    header, used = pp.parse(line + PAYLOAD)
+    assert header.source == (canonical(source[0]), source[1])
+    assert header.destination == (canonical(destination[0]), destination[1])
+    assert used == len(line)
+
+
+@example(128)
+@example(129)
+@given(st.integers(0, 400))
+def test_v2_unique_id_up_to_128_bytes_is_accepted_and_longer_refused(size: int) -> None:
+    data = v2(0x21, 0x11, V4 + tlv(pp.PP2_TYPE_UNIQUE_ID, bytes(size)))
+    if size <= 128:
+        assert pp.parse(data)[0].tlvs == ((pp.PP2_TYPE_UNIQUE_ID, bytes(size)),)
+    else:
+        with pytest.raises(ProxyProtocolError, match=f"UNIQUE_ID TLV is {size} bytes"):
+            pp.parse(data)
 
 
 @given(ipv4, ipv4)

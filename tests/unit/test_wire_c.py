@@ -164,6 +164,8 @@ def test_the_longest_v1_lines_are_written() -> None:
         ("fffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65534),
     )
     assert len(same_v1(*widest, AF_INET6)) == 104
+    spelled_longest = (golden.LONGEST_IPV6.decode(), 65535)  # the same address in 45 characters
+    assert same_v1(spelled_longest, widest[1], AF_INET6) == same_v1(*widest, AF_INET6)
     assert same_v1(("255.255.255.255", 65535), ("0.0.0.0", 0), AF_INET).endswith(b" 65535 0\r\n")
 
 
@@ -268,11 +270,14 @@ ipv6_packed = st.one_of(
 
 
 def ipv6_text(packed: bytes, form: int) -> str:
-    """Ways the same address can be spelled: getpeername's (inet_ntop), exploded, ipaddress's."""
+    """Ways the same address can be spelled: getpeername's (inet_ntop), exploded, ipaddress's, and six
+    words with a dotted quad (up to 45 characters, the longest text an IPv6 address has)."""
     if form == 0:
         return socket.inet_ntop(AF_INET6, packed)
     if form == 1:
         return ipaddress.IPv6Address(packed).exploded
+    if form == 3:
+        return golden.dotted_tail_ipv6(packed)
     return str(ipaddress.IPv6Address(packed))
 
 
@@ -280,7 +285,7 @@ ipv4_endpoints = st.tuples(ipv4_packed.map(lambda packed: socket.inet_ntop(AF_IN
 ipv6_endpoints = st.builds(
     lambda packed, form, port, flow, scope: (ipv6_text(packed, form), port, flow, scope),
     ipv6_packed,
-    st.integers(0, 2),
+    st.integers(0, 3),
     ports,
     st.integers(0, 0xFFFFF),
     st.integers(0, 2**32 - 1),
