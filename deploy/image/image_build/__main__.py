@@ -54,6 +54,13 @@ def project_version(repository: Path) -> str:
     return version
 
 
+def project_dependencies(repository: Path) -> tuple[str, ...]:
+    """pyproject.toml's run-time dependencies (not the dev extra): what the wheelhouse holds."""
+    with (repository / "pyproject.toml").open("rb") as file:
+        dependencies: list[str] = tomllib.load(file)["project"]["dependencies"]
+    return tuple(dependencies)
+
+
 def _git(*args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(REPOSITORY), *args], capture_output=True, text=True, check=True
@@ -87,7 +94,11 @@ def build(options: BuildOptions) -> BuiltImage:
     work = Path(tempfile.mkdtemp(prefix="anycastlb-image-", dir="/var/tmp"))
     try:
         runtime_tar = roots.runtime_root_tar(inputs, options.cache_dir, work)
-        build_tar = roots.build_root_tar(inputs, runtime_tar, options.cache_dir, work)
+        # --relock: no pins, the newest of everything, and nothing of it cached.
+        constraints = "" if options.relock else venv.CONSTRAINTS.read_text()
+        python = roots.PythonInputs(constraints, project_dependencies(REPOSITORY))
+        build_cache = None if options.relock else options.cache_dir
+        build_tar = roots.build_root_tar(inputs, runtime_tar, python, build_cache, work)
         runtime, builder = work / "runtime", work / "build"
         roots.extract(runtime_tar, runtime)
         roots.extract(build_tar, builder)
@@ -96,9 +107,11 @@ def build(options: BuildOptions) -> BuiltImage:
                 f"python3.11 differs between the cached roots ({roots.python_version(runtime)} vs "
                 f"{roots.python_version(builder)}): the mirror moved on; rebuild with --no-cache"
             )
-        shutil.copyfile("/etc/resolv.conf", builder / "etc/resolv.conf")
         venv.copy_sources(REPOSITORY, builder / "src")
-        venv.build_venv(builder, epoch, version, relock=options.relock)
+        venv.build_venv(builder, epoch, version)
+        if options.relock:
+            venv.CONSTRAINTS.write_text(venv.lock_text(builder, epoch))
+            print(f"image: wrote {venv.CONSTRAINTS}")
         oci.finish_runtime_root(runtime)
         built_venv = builder / spec.VENV.lstrip("/")
         oci.clamp_mtimes(runtime, epoch)

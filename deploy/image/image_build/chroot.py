@@ -9,6 +9,7 @@ if unshare itself is killed.
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class BuildError(RuntimeError):
 def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, quiet: bool = False) -> str:
     """Run a command on the host; its output is returned, and shown with the command if it fails."""
     print(f"image: $ {shlex.join(argv)}", file=sys.stderr, flush=True)
+    started = time.monotonic()
     done = subprocess.run(
         list(argv), env=None if env is None else dict(env), capture_output=True, text=True, check=False
     )
@@ -31,6 +33,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, quiet: boo
         )
     if not quiet and done.stderr.strip():
         print(done.stderr.rstrip()[-2000:], file=sys.stderr, flush=True)
+    print(f"image:   ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
     return done.stdout
 
 

@@ -3,9 +3,12 @@
 mmdebstrap, not debootstrap: it resolves with apt, downloads in parallel and, given
 SOURCE_DATE_EPOCH and the same mirror state (a snapshot.debian.org URL), writes a bit-identical
 tarball. The build root is the runtime tarball plus ``apt-get install`` of the build packages, so
-both carry the same python3.11 (the venv made in one runs on the other's interpreter).
+both carry the same python3.11 (the venv made in one runs on the other's interpreter); it also
+holds a build venv and the wheels of every dependency (venv.prepare), so a build with a warm cache
+needs no network.
 
-Each tarball is cached under ``cache_dir`` by what it was made from (spec.cache_key); a missing
+Each tarball is cached under ``cache_dir`` by what it was made from (spec.cache_key: the build
+root's key includes constraints.txt and pyproject's dependencies); a missing
 cache directory is created, an unwritable one or ``--no-cache`` means every build starts cold.
 """
 
@@ -15,16 +18,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from image_build import spec
+from image_build import spec, venv
 from image_build.chroot import BuildError, run, run_in_root
 
-__all__ = ["DebianInputs", "build_root_tar", "extract", "python_version", "runtime_root_tar"]
+__all__ = ["DebianInputs", "PythonInputs", "build_root_tar", "extract", "python_version", "runtime_root_tar"]
 
 _APT_ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "DEBIAN_FRONTEND": "noninteractive",
     "LANG": "C.UTF-8",
 }
+
+
+@dataclass(frozen=True)
+class PythonInputs:
+    """What the build root's wheelhouse is made from: the pins and pyproject's dependencies."""
+
+    constraints: str
+    dependencies: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -73,10 +84,17 @@ def runtime_root_tar(inputs: DebianInputs, cache_dir: Path | None, work: Path) -
     return path
 
 
-def build_root_tar(inputs: DebianInputs, runtime_tar: Path, cache_dir: Path | None, work: Path) -> Path:
-    """The runtime root plus a compiler, Python headers and venv/pip, as a tarball."""
+def build_root_tar(
+    inputs: DebianInputs,
+    runtime_tar: Path,
+    python: PythonInputs,
+    cache_dir: Path | None,
+    work: Path,
+) -> Path:
+    """The runtime root plus a compiler, a build venv and the dependencies' wheels, as a tarball."""
     key_parts = (inputs.suite, inputs.sources, spec.RUNTIME_PACKAGES, spec.BUILD_PACKAGES, inputs.epoch)
-    path, hit = _cached(cache_dir, spec.cache_key("build", *key_parts), work)
+    name = spec.cache_key("build", *key_parts, python.constraints, python.dependencies)
+    path, hit = _cached(cache_dir, name, work)
     if hit:
         print(f"image: build root from the cache: {path}")
         return path
@@ -88,6 +106,7 @@ def build_root_tar(inputs: DebianInputs, runtime_tar: Path, cache_dir: Path | No
     install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *spec.BUILD_PACKAGES]
     run_in_root(root, install, env=_APT_ENV, quiet=True)
     run_in_root(root, ["apt-get", "clean"], env=_APT_ENV)
+    venv.prepare(root, python.constraints, python.dependencies, inputs.epoch)
     partial = path.with_suffix(".partial.tar")
     run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(root), "-cf", str(partial), "."])
     shutil.rmtree(root)
