@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="make the Debian roots afresh")
     parser.add_argument("--mirror", default=spec.MIRROR, help="e.g. a snapshot.debian.org URL")
     parser.add_argument("--security-mirror", default=spec.SECURITY_MIRROR)
-    parser.add_argument("--relock", action="store_true", help="newest Python packages; rewrite constraints.txt")
+    parser.add_argument(
+        "--relock", action="store_true", help="newest Python packages; rewrite constraints.txt"
+    )
     args = parser.parse_args(argv)
     options = BuildOptions(
         out=args.out.resolve(),

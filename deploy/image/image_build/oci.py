@@ -29,7 +29,9 @@ def finish_runtime_root(root: Path) -> None:
         if line.split(":", 1)[0] + ":" not in path.read_text():
             with path.open("a") as file:
                 file.write(line)
-    for directory, owned in ((spec.HOME, True), (spec.STATE_DIR, True), (str(Path(spec.VENV).parent), False)):
+    # /etc/anycastlb: where docs/operations.md puts edge.yaml, a mount point for a ConfigMap.
+    mine = ((spec.HOME, True), (spec.STATE_DIR, True), (spec.CONFIG_DIR, False))
+    for directory, owned in (*mine, (str(Path(spec.VENV).parent), False)):
         path = root / directory.lstrip("/")
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o755)

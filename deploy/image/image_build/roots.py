@@ -23,6 +23,7 @@ from image_build.chroot import BuildError, run, run_in_root
 
 __all__ = ["DebianInputs", "PythonInputs", "build_root_tar", "extract", "python_version", "runtime_root_tar"]
 
+_TAR = ("tar", "--numeric-owner", "--xattrs", "--xattrs-include=*")  # owners, modes, capabilities
 _APT_ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "DEBIAN_FRONTEND": "noninteractive",
@@ -108,7 +109,7 @@ def build_root_tar(
     run_in_root(root, ["apt-get", "clean"], env=_APT_ENV)
     venv.prepare(root, python.constraints, python.dependencies, inputs.epoch)
     partial = path.with_suffix(".partial.tar")
-    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(root), "-cf", str(partial), "."])
+    run([*_TAR, "-C", str(root), "-cf", str(partial), "."])
     shutil.rmtree(root)
     _publish(partial, path)
     print(f"image: build root made in {time.monotonic() - started:.0f} s")
@@ -118,7 +119,7 @@ def build_root_tar(
 def extract(tar: Path, root: Path) -> None:
     """Unpack a root tarball as root: owners, modes, device nodes and capabilities kept."""
     root.mkdir(parents=True)
-    run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(root), "-xpf", str(tar)])
+    run([*_TAR, "-C", str(root), "-xpf", str(tar)])
 
 
 def python_version(root: Path) -> str:
@@ -130,4 +131,3 @@ def python_version(root: Path) -> str:
                 if line.startswith("Version: "):
                     return line.removeprefix("Version: ")
     raise BuildError(f"{root} has no python3.11 package")
-

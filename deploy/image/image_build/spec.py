@@ -53,6 +53,7 @@ USER = "anycastlb"
 HOME = f"/home/{USER}"
 VENV = "/opt/anycastlb/venv"
 STATE_DIR = "/var/lib/anycastlb"  # the edge's default --state-dir parent (edge/state_store.py)
+CONFIG_DIR = "/etc/anycastlb"  # edge.yaml / base.yaml (docs/operations.md), mounted from outside
 
 
 @dataclass(frozen=True)
