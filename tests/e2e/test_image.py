@@ -127,9 +127,12 @@ def _etc(directory: Path) -> dict[str, str]:
     return {str(directory): "/etc/anycastlb"}
 
 
-def test_bird_for_the_bfd_sidecar_is_in_the_image(bundle: BundleProcess) -> None:
-    bird = bundle.rootfs / "usr/sbin/bird"
-    assert bird.exists(), "bgp/bfd_sidecar.py runs /usr/sbin/bird for peers with bfd: true"
+def test_the_image_has_bird_for_bfd_and_no_compiler_or_pip(bundle: BundleProcess) -> None:
+    root = bundle.rootfs
+    assert (root / "usr/sbin/bird").exists(), "bgp/bfd_sidecar.py runs /usr/sbin/bird for bfd: true peers"
+    assert not (root / "usr/bin/gcc").exists()
+    assert not list((root / spec.VENV.lstrip("/")).glob("lib/python3*/site-packages/pip"))
+    assert not list((root / spec.VENV.lstrip("/")).glob("bin/pip*"))
 
 
 def test_the_control_plane_answers_healthz_on_a_read_only_root(bundle: BundleProcess) -> None:

@@ -89,7 +89,7 @@ def build(options: BuildOptions) -> BuiltImage:
     started = time.monotonic()
     version, epoch = project_version(REPOSITORY), source_date_epoch()
     sources = spec.debian_sources(options.mirror, options.security_mirror, spec.SUITE)
-    inputs = roots.DebianInputs(spec.SUITE, tuple(sources), epoch)
+    inputs = roots.DebianInputs(spec.SUITE, tuple(sources))
     options.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="anycastlb-image-", dir="/var/tmp"))
     try:

@@ -45,18 +45,33 @@ class DebianInputs:
 
     suite: str
     sources: tuple[str, ...]
-    epoch: int
+    epoch: int = spec.DEBIAN_EPOCH
+
+
+_UNUSED_DAYS = 14  # a cached root nobody used for this long is deleted
 
 
 def _cached(cache_dir: Path | None, name: str, work: Path) -> tuple[Path, bool]:
-    """Where the tarball ``name`` lives, and whether it is already there."""
+    """Where the tarball ``name`` lives, and whether it is already there.
+
+    A hit is touched; roots of the same kind untouched for two weeks (older package lists and
+    locks) are deleted, so the cache holds what the branches being built use and little more.
+    """
     if cache_dir is not None:
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
             path = cache_dir / name
-            return path, path.exists()
+            kind = name.split("-", 1)[0]
+            for old in cache_dir.glob(f"{kind}-*.tar"):
+                if old != path and time.time() - old.stat().st_mtime > _UNUSED_DAYS * 86400:
+                    old.unlink()
+            hit = path.exists()
+            if hit:
+                os.utime(path)
         except OSError as error:
             print(f"image: cache {cache_dir} unusable ({error.strerror}); building cold")
+        else:
+            return path, hit
     return work / name, False
 
 

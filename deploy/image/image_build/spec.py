@@ -48,6 +48,10 @@ DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/
 DPKG_INCLUDES = ("/usr/share/doc/*/copyright",)  # the licences stay
 
 # The charts' podSecurityContext (runAsUser/runAsGroup/fsGroup 65532; the distroless "nonroot" uid).
+# SOURCE_DATE_EPOCH of the Debian roots, fixed rather than the commit's time so that a new commit
+# reuses the cached roots; the image clamps every mtime to the commit's time later anyway.
+DEBIAN_EPOCH = 1735689600  # 2025-01-01T00:00:00Z
+
 UID = GID = 65532
 USER = "anycastlb"
 HOME = f"/home/{USER}"
@@ -167,7 +171,7 @@ def debian_sources(mirror: str, security_mirror: str, suite: str) -> list[str]:
 def cache_key(kind: str, *parts: object) -> str:
     """A cached root's file name: what it was made from, hashed (suite, sources, packages...).
 
-    A different mirror (a snapshot.debian.org URL), package list or epoch is a different root;
+    A different mirror (a snapshot.debian.org URL), package list or lock is a different root;
     the same inputs reuse one, however old: ``--no-cache`` (or deleting the cache) refreshes it.
     """
     digest = hashlib.sha256(json.dumps([kind, *parts], sort_keys=True, default=str).encode())
