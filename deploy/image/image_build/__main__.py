@@ -108,7 +108,8 @@ def build(options: BuildOptions) -> BuiltImage:
                 f"{roots.python_version(builder)}): the mirror moved on; rebuild with --no-cache"
             )
         venv.copy_sources(REPOSITORY, builder / "src")
-        venv.build_venv(builder, epoch, version)
+        compiled_cache = None if options.relock else options.cache_dir
+        venv.build_venv(builder, epoch, version, compiled_cache, build_tar.name)
         if options.relock:
             venv.CONSTRAINTS.write_text(venv.lock_text(builder, epoch))
             print(f"image: wrote {venv.CONSTRAINTS}")

@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from image_build import spec
+from image_build import compiled, spec
 from image_build.chroot import BuildError, run_in_root
 
 __all__ = ["CONSTRAINTS", "build_venv", "copy_sources", "lock_text", "locked_versions", "prepare"]
@@ -27,6 +27,7 @@ _BUILD_VENV = "/opt/build-venv"
 _WHEELS = "/wheels"
 _SOURCE = "/src"
 _CONSTRAINTS_IN_ROOT = "/etc/anycastlb-build/constraints.txt"
+_BUILD_CONFIG = "/etc/anycastlb-build/setup.cfg"
 _HOST_CA = "/etc/anycastlb-build/host-ca.crt"
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 _PIP = f"{_BUILD_VENV}/bin/pip"
@@ -63,11 +64,22 @@ def prepare(root: Path, constraints: str, dependencies: Sequence[str], epoch: in
     run_in_root(root, [_PIP, "wheel", "--quiet", "--wheel-dir", _WHEELS, *pin, *dependencies], env=env)
 
 
-def build_venv(root: Path, epoch: int, version: str) -> None:
-    """anycastlb's wheel, then the image's venv at spec.VENV inside ``root`` (the build root)."""
+def build_venv(root: Path, epoch: int, version: str, compiled_cache: Path | None, root_key: str) -> None:
+    """anycastlb's wheel, then the image's venv at spec.VENV inside ``root`` (the build root).
+
+    ``compiled_cache`` keeps the compiled data plane between builds (compiled.py); ``root_key``
+    names the build root, part of that cache's key.
+    """
+    source = root / _SOURCE.lstrip("/")
+    key = compiled.compiled_key(source, root_key)
+    compiled.restore(compiled_cache, key, source)
     env, offline = _env(epoch), ["--no-index", "--find-links", _WHEELS]
+    # setuptools reads DIST_EXTRA_CONFIG as one more setup.cfg: compile the extensions in parallel.
+    (root / _BUILD_CONFIG.lstrip("/")).write_text(f"[build_ext]\nparallel = {os.cpu_count() or 1}\n")
+    env["DIST_EXTRA_CONFIG"] = _BUILD_CONFIG
     wheel = [_PIP, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", _WHEELS, _SOURCE]
     run_in_root(root, wheel, env=env)
+    compiled.save(compiled_cache, key, source)
     run_in_root(root, ["python3", "-m", "venv", "--without-pip", spec.VENV], env=env)
     install = [_PIP, "--python", f"{spec.VENV}/bin/python", "install", "--quiet", "--no-compile", *offline]
     run_in_root(root, [*install, f"anycastlb=={version}"], env=env)
