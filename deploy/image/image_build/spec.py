@@ -13,10 +13,15 @@ from datetime import UTC, datetime
 
 __all__ = [
     "BUILD_PACKAGES",
+    "CONFIG_DIR",
+    "DEBIAN_EPOCH",
     "GID",
     "HOME",
     "IMAGE_REPOSITORY",
+    "MIRROR",
     "RUNTIME_PACKAGES",
+    "SECURITY_MIRROR",
+    "STATE_DIR",
     "SUITE",
     "UID",
     "USER",
@@ -26,6 +31,7 @@ __all__ = [
     "cache_key",
     "debian_sources",
     "image_config",
+    "rfc3339",
     "umoci_config_args",
 ]
 
