@@ -35,7 +35,10 @@ VIEW = HealthView(
     reports_through=1.0,
     listeners={
         "acme-web-443": ListenerHealth(
-            serving=True, down=frozenset({"10.0.0.12:30443"}), weights={"10.0.0.11:30443": 4}
+            serving=True,
+            down=frozenset({"10.0.0.12:30443"}),
+            weights={"10.0.0.11:30443": 4},
+            reasons={"10.0.0.12:30443": "down: connect refused (2 in a row)"},
         ),
         "acme-api-443": ListenerHealth(serving=False, down=frozenset({"10.0.0.11:30443", "10.0.0.12:30443"})),
     },
@@ -84,6 +87,13 @@ def test_each_listener_reports_serving_backends_weights_and_connections() -> Non
         ("10.0.0.12", False, None),
     ]
     assert (api.serving, [b.up for b in api.backends]) == (False, [False, False])
+
+
+def test_each_backend_reports_the_reason_of_its_last_transition_or_a_generic_one() -> None:
+    web, api, _ = report().listeners
+
+    assert [b.reason for b in web.backends] == ["", "down: connect refused (2 in a row)"]
+    assert [b.reason for b in api.backends] == ["down (health checks or failed connects)"] * 2
 
 
 def test_a_listener_without_a_health_verdict_is_not_serving_yet() -> None:

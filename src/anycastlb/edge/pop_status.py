@@ -40,13 +40,15 @@ def _listener_status(
 ) -> ListenerStatus:
     down = health.down if health is not None else frozenset()
     weights = health.weights if health is not None else {}
+    reasons = health.reasons if health is not None else {}
     backends = tuple(
         BackendStatus(
             address=backend.address,
             port=backend.port,
             up=backend.key not in down,
             weight=weights.get(backend.key),
-            reason="" if backend.key not in down else "down (health checks or failed connects)",
+            reason=reasons.get(backend.key)
+            or ("" if backend.key not in down else "down (health checks or failed connects)"),
         )
         for backend in listener.backends
     )
