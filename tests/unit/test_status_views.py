@@ -153,3 +153,4 @@ def test_a_sign_in_needs_matching_csrf_values_and_this_hosts_origin() -> None:
     assert not csrf_ok(None, "abc", None, "127.0.0.1:8700")
     assert not csrf_ok("", "", None, "127.0.0.1:8700")
     assert not csrf_ok("abc", "abc", "https://evil.example", "127.0.0.1:8700")
+    assert not csrf_ok("abc", "abc", "null", "127.0.0.1:8700")  # a sandboxed frame, a data: page

@@ -43,7 +43,9 @@ _HEADERS = {
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser posts the form with "Origin: null",
+    # which the sign-in's CSRF check must refuse.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _STATIC = {"status.js": "text/javascript; charset=utf-8", "status.css": "text/css; charset=utf-8"}
@@ -97,7 +99,11 @@ def _secure(request: Request) -> bool:
 def _csrf(request: Request) -> tuple[str, bool]:
     """This browser's CSRF value, and whether it is new (then it must be set as a cookie)."""
     value = request.cookies.get(CSRF_COOKIE)
-    return (value, False) if value else (new_csrf_value(), True)
+    if value:
+        return value, False
+    if not hasattr(request.state, "csrf"):  # one new value per request: the form's and the cookie's
+        request.state.csrf = new_csrf_value()
+    return str(request.state.csrf), True
 
 
 def _page(request: Request, title: str, body: str, *, status: int = 200, **context: Any) -> HTMLResponse:  # noqa: ANN401
