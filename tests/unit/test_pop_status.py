@@ -2,7 +2,13 @@
 announces and what it could not do."""
 
 from anycastlb.edge.pop_status import Refusal, pop_status
-from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
+from anycastlb.model.desired import (
+    BgpSession,
+    DesiredLoadBalancer,
+    PopDesiredState,
+    PopProblem,
+    PopStatusReport,
+)
 from anycastlb.wire.health_view import HealthView, ListenerHealth
 
 
@@ -163,3 +169,31 @@ def test_a_problem_kind_this_release_does_not_know_is_read_as_other() -> None:
     newer = PopProblem.model_validate({"kind": "listener_on_fire", "message": "hot", "load_balancer": "lb-a"})
 
     assert (newer.kind, newer.load_balancer) == ("other", "lb-a")
+
+
+def test_bgp_sessions_are_reported_with_a_bgp_block_only() -> None:
+    sessions = (BgpSession(peer="192.0.2.1", up=True), BgpSession(peer="192.0.2.2", up=False))
+
+    with_bgp = pop_status(
+        "fra",
+        STATE,
+        VIEW,
+        bgp=True,
+        draining=False,
+        refusals=(),
+        active_connections=lambda _: 0,
+        sessions=sessions,
+    )
+    without = pop_status(
+        "fra",
+        STATE,
+        VIEW,
+        bgp=False,
+        draining=False,
+        refusals=(),
+        active_connections=lambda _: 0,
+        sessions=sessions,
+    )
+
+    assert with_bgp.bgp_sessions == sessions
+    assert without.bgp_sessions == ()

@@ -50,6 +50,7 @@ FRA = PopRecord(
                 listener("id-acme-web", "203.0.113.10", False, "down: connect refused (2 in a row)"),
                 listener("id-globex-secret", "203.0.113.20", True),
             ],
+            "bgp_sessions": [{"peer": "192.0.2.1", "up": True}],
             "problems": [
                 {"message": "globex problem", "load_balancer": "id-globex-secret"},
                 {"message": "acme problem", "load_balancer": "id-acme-web"},
@@ -79,6 +80,7 @@ def test_the_admin_sees_every_pop_with_versions_all_vips_and_all_problems() -> N
     )
     assert (fra.listeners_serving, fra.listeners, fra.backends_up, fra.backends) == (1, 2, 1, 2)
     assert (par.reported, par.in_sync, par.stale, par.report_age_seconds) == (False, False, True, None)
+    assert [(session.peer, session.up) for session in fra.bgp_sessions] == [("192.0.2.1", True)]
 
 
 def test_a_tenant_sees_each_pop_only_through_its_own_load_balancers() -> None:
@@ -88,6 +90,7 @@ def test_a_tenant_sees_each_pop_only_through_its_own_load_balancers() -> None:
     assert fra.announced == ("203.0.113.10/32",)
     assert fra.problems == ("acme/web: acme problem",)
     assert (fra.listeners, fra.backends_up, fra.backends) == (1, 0, 1)
+    assert fra.bgp_sessions == ()  # the platform's peers are not a tenant's business
     assert "globex" not in repr(pop_rows(ACME, [FRA, PAR], LBS, NOW))
 
 

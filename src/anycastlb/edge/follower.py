@@ -35,6 +35,7 @@ import httpx
 from pydantic import ValidationError
 
 from anycastlb.dataplane.limits import SharedCounters, listener_key
+from anycastlb.edge.bgp_sessions import bgp_sessions
 from anycastlb.edge.control_metrics import (
     APPLIED_VERSION,
     CONNECTED,
@@ -336,6 +337,7 @@ class Follower:
             active_connections=self.active_connections,
             unbound=self.store.unbound(),
             metrics=self.config.metrics,
+            sessions=bgp_sessions(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) if self.config.bgp else (),
         )
         if applied is not None:
             APPLIED_VERSION.set(applied.version)

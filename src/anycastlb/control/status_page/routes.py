@@ -140,7 +140,7 @@ def _now() -> datetime:
 def _pops_view(runtime: Runtime, viewer: Principal) -> tuple[list[Any], str]:
     pops, lbs = runtime.read(lambda s: (read_pops(s), read_load_balancers(s, viewer)))
     rows = pop_rows(viewer, pops, lbs, _now())
-    return rows, _templates.get_template("pops.html").render(rows=rows)
+    return rows, _templates.get_template("pops.html").render(rows=rows, admin=viewer.kind == "admin")
 
 
 def _lbs_view(runtime: Runtime, viewer: Principal) -> tuple[list[Any], str]:

@@ -7,7 +7,7 @@ Visibility rules, all here:
   built (the HTTP shell answers 404 for them, as the API does). Of each PoP it sees whether it
   runs what it was told (not the version numbers: they count every tenant's changes), how old
   its report is, the VIPs it announces *of this tenant*, and the problems naming this tenant's
-  load balancers by id (never a PoP-wide problem: those may name anything).
+  load balancers by id (never a PoP-wide problem: those may name anything). Not its BGP sessions.
 - A PoP credential sees nothing (the shell refuses it at sign-in).
 
 The view models are pydantic models so that the page's JSON endpoint is ``model_dump`` of the
@@ -21,7 +21,7 @@ from datetime import datetime
 from anycastlb.control.principal import Principal
 from anycastlb.control.service.pops import STALE_AFTER
 from anycastlb.model.base import Frozen
-from anycastlb.model.desired import ListenerStatus, LoadBalancerSpec, PopProblem, PopStatusReport
+from anycastlb.model.desired import BgpSession, ListenerStatus, LoadBalancerSpec, PopProblem, PopStatusReport
 
 __all__ = [
     "BackendCell",
@@ -79,6 +79,7 @@ class PopRow(Frozen):
     backends: int
     announced: tuple[str, ...]
     problems: tuple[str, ...]
+    bgp_sessions: tuple[BgpSession, ...]  # the admin's only: peers are the platform's
 
 
 class BackendCell(Frozen):
@@ -199,6 +200,7 @@ def pop_rows(
                 backends=sum(len(item.backends) for item in listeners),
                 announced=_announced_of(report, addresses),
                 problems=tuple(_problem_text(item, names) for item in problems),
+                bgp_sessions=(report.bgp_sessions if report else ()) if admin else (),
             )
         )
     return rows
