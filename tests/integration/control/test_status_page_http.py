@@ -156,3 +156,10 @@ def test_every_answer_carries_a_strict_content_security_policy_and_the_script_is
     assert client.get("/status/static/../app.py").status_code == 404
     assert client.get("/status/static/other.js").status_code == 404
     assert not [path for path in api.app.openapi()["paths"] if path.startswith("/status")]
+
+
+def test_over_https_the_session_cookie_is_secure(api: ControlApi) -> None:
+    client = TestClient(api.app, base_url="https://testserver", follow_redirects=False)
+    signed_in = _sign_in(client, ADMIN_TOKEN, Origin="https://testserver")
+    assert signed_in.status_code == 303
+    assert "secure" in signed_in.headers["set-cookie"].lower()
