@@ -146,3 +146,19 @@ def test_a_control_plane_of_an_earlier_release_may_send_durations_as_bare_second
 
     settings = state.load_balancers[0].listeners[0]
     assert (settings.idle_timeout, settings.health.interval, settings.health.timeout) == (300.0, 2.0, 1.0)
+
+
+def test_a_new_health_view_makes_a_report_due_within_half_a_second_without_a_wake(tmp_path: Path) -> None:
+    watcher = follower(tmp_path, lambda _request: httpx.Response(204))
+    watcher.generation = watcher.board.generation()
+
+    async def scenario() -> float:
+        waiting = asyncio.get_running_loop().create_task(watcher.report_due())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # nothing changed: the regular report is 5 s away
+        started = asyncio.get_running_loop().time()
+        watcher.board.publish(b"{}")  # the health process published a verdict
+        await asyncio.wait_for(waiting, 2)
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(scenario()) <= 0.7

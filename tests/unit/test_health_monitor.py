@@ -218,6 +218,8 @@ def test_a_shared_backend_failing_fall_probes_is_down_for_every_listener_and_rec
         view = await h.published("A down", lambda v: A in v.listeners["web"].down)
         assert view.listeners["web"].down == {A}
         assert view.listeners["web"].serving  # B still serves
+        assert view.listeners["web"].reasons[A].startswith("down: ")  # the PoP reports why
+        assert B not in view.listeners["web"].reasons  # never changed: nothing to explain
         assert view.listeners["api"].down == {A}
         assert not view.listeners["api"].serving  # its only backend is down
         await _eventually("a probe after the ejection", lambda: len(h.probe.calls_to(A)) > first + 2)
@@ -235,6 +237,7 @@ def test_a_shared_backend_failing_fall_probes_is_down_for_every_listener_and_rec
         assert view.listeners["web"].serving
         assert view.listeners["api"].serving
         assert view.listeners["api"].down == frozenset()
+        assert view.listeners["api"].reasons[A].startswith("up: ")
         await _eventually("a probe after the recovery", lambda: len(h.probe.calls_to(A)) > first + 2)
         passing = h.probe.calls_to(A)[first : first + 3]
         assert [A in _down(call.seen, "web") for call in passing] == [True, True, False]  # rise 2

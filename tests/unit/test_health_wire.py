@@ -23,6 +23,16 @@ def test_a_view_survives_encoding() -> None:
     assert HealthView.decode(_view().encode()) == _view()
 
 
+def test_transition_reasons_survive_encoding_and_a_view_without_them_stays_as_it_was() -> None:
+    view = HealthView(
+        published_at=1.0,
+        reports_through=1.0,
+        listeners={"web": ListenerHealth(serving=True, reasons={"10.0.0.2:80": "down: refused"})},
+    )
+    assert HealthView.decode(view.encode()) == view
+    assert b"reasons" not in _view().encode()  # the workers' payload grows only by what changed
+
+
 def test_a_passive_report_survives_encoding_and_garbage_is_refused() -> None:
     report = PassiveReport("web", "[2001:db8::1]:443", "refused")
     assert PassiveReport.decode(report.encode()) == report

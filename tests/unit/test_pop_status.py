@@ -2,7 +2,13 @@
 announces and what it could not do."""
 
 from anycastlb.edge.pop_status import Refusal, pop_status
-from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
+from anycastlb.model.desired import (
+    BgpSession,
+    DesiredLoadBalancer,
+    PopDesiredState,
+    PopProblem,
+    PopStatusReport,
+)
 from anycastlb.wire.health_view import HealthView, ListenerHealth
 
 
@@ -35,7 +41,10 @@ VIEW = HealthView(
     reports_through=1.0,
     listeners={
         "acme-web-443": ListenerHealth(
-            serving=True, down=frozenset({"10.0.0.12:30443"}), weights={"10.0.0.11:30443": 4}
+            serving=True,
+            down=frozenset({"10.0.0.12:30443"}),
+            weights={"10.0.0.11:30443": 4},
+            reasons={"10.0.0.12:30443": "down: connect refused (2 in a row)"},
         ),
         "acme-api-443": ListenerHealth(serving=False, down=frozenset({"10.0.0.11:30443", "10.0.0.12:30443"})),
     },
@@ -84,6 +93,13 @@ def test_each_listener_reports_serving_backends_weights_and_connections() -> Non
         ("10.0.0.12", False, None),
     ]
     assert (api.serving, [b.up for b in api.backends]) == (False, [False, False])
+
+
+def test_each_backend_reports_the_reason_of_its_last_transition_or_a_generic_one() -> None:
+    web, api, _ = report().listeners
+
+    assert [b.reason for b in web.backends] == ["", "down: connect refused (2 in a row)"]
+    assert [b.reason for b in api.backends] == ["down (health checks or failed connects)"] * 2
 
 
 def test_a_listener_without_a_health_verdict_is_not_serving_yet() -> None:
@@ -153,3 +169,31 @@ def test_a_problem_kind_this_release_does_not_know_is_read_as_other() -> None:
     newer = PopProblem.model_validate({"kind": "listener_on_fire", "message": "hot", "load_balancer": "lb-a"})
 
     assert (newer.kind, newer.load_balancer) == ("other", "lb-a")
+
+
+def test_bgp_sessions_are_reported_with_a_bgp_block_only() -> None:
+    sessions = (BgpSession(peer="192.0.2.1", up=True), BgpSession(peer="192.0.2.2", up=False))
+
+    with_bgp = pop_status(
+        "fra",
+        STATE,
+        VIEW,
+        bgp=True,
+        draining=False,
+        refusals=(),
+        active_connections=lambda _: 0,
+        sessions=sessions,
+    )
+    without = pop_status(
+        "fra",
+        STATE,
+        VIEW,
+        bgp=False,
+        draining=False,
+        refusals=(),
+        active_connections=lambda _: 0,
+        sessions=sessions,
+    )
+
+    assert with_bgp.bgp_sessions == sessions
+    assert without.bgp_sessions == ()

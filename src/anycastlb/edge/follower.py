@@ -9,7 +9,8 @@ Forked by the supervisor in ``--control`` mode, like the health and bgp helpers.
   (refused, timeout, 5xx, bad JSON) is logged in one line and retried after 0.2 s doubling to
   5 s; a refused token or an unknown PoP after 30 s. The follower never stops the edge, and the
   supervisor never waits for it: while the control plane is away the edge serves what it runs.
-- **report**: after each version the supervisor applied or refused, and every 5 s, ``PUT
+- **report**: after each version the supervisor applied or refused, within 0.5 s of a new health
+  view (a backend went down or up: the status page shows it within seconds), and every 5 s, ``PUT
   {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`).
 
 Failing safe: a state the edge cannot turn into a config, even by a bug (an exception that is
@@ -34,6 +35,7 @@ import httpx
 from pydantic import ValidationError
 
 from anycastlb.dataplane.limits import SharedCounters, listener_key
+from anycastlb.edge.bgp_sessions import bgp_sessions
 from anycastlb.edge.control_metrics import (
     APPLIED_VERSION,
     CONNECTED,
@@ -59,6 +61,9 @@ log = logging.getLogger("anycastlb.control")
 
 _BACKOFF_FIRST, _BACKOFF_MAX, _BACKOFF_REFUSED = 0.2, 5.0, 30.0
 _REPORT_EVERY = 5.0
+# How often the reporter looks for a new health view on the board (reading its generation costs
+# nothing); also the shortest gap between two reports while backends flap.
+_BOARD_POLL = 0.5
 _OUTCOME_WAIT, _OUTCOME_POLL = 10.0, 0.005
 _QUIET_REPEATS = 60.0  # the same failure again is logged at most this often
 
@@ -332,6 +337,7 @@ class Follower:
             active_connections=self.active_connections,
             unbound=self.store.unbound(),
             metrics=self.config.metrics,
+            sessions=bgp_sessions(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) if self.config.bgp else (),
         )
         if applied is not None:
             APPLIED_VERSION.set(applied.version)
@@ -356,11 +362,21 @@ class Follower:
             log.info("status_report_ok url=%s applied_version=%d", self.settings.url, report.applied_version)
         self._report_failing = not ok
 
+    async def report_due(self) -> None:
+        """Return when a report is due: woken (a version applied or refused, a drain, a new config),
+        a new health view on the board (a backend went down or up), or ``_REPORT_EVERY`` passed."""
+        deadline = time.monotonic() + _REPORT_EVERY
+        while (remaining := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, _BOARD_POLL)):
+                    await self.wake.wait()
+                    return
+            if self.board.generation() != self.generation:
+                return
+
     async def reports(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_REPORT_EVERY):
-                    await self.wake.wait()
+            await self.report_due()
             self.wake.clear()
             try:
                 await self.await_outcome()

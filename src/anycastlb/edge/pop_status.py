@@ -16,6 +16,7 @@ from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import Listener, MetricsEndpoint
 from anycastlb.model.desired import (
     BackendStatus,
+    BgpSession,
     ListenerStatus,
     PopDesiredState,
     PopProblem,
@@ -40,13 +41,15 @@ def _listener_status(
 ) -> ListenerStatus:
     down = health.down if health is not None else frozenset()
     weights = health.weights if health is not None else {}
+    reasons = health.reasons if health is not None else {}
     backends = tuple(
         BackendStatus(
             address=backend.address,
             port=backend.port,
             up=backend.key not in down,
             weight=weights.get(backend.key),
-            reason="" if backend.key not in down else "down (health checks or failed connects)",
+            reason=reasons.get(backend.key)
+            or ("" if backend.key not in down else "down (health checks or failed connects)"),
         )
         for backend in listener.backends
     )
@@ -84,6 +87,7 @@ def pop_status(
     active_connections: Callable[[str], int],
     unbound: Mapping[str, str] | None = None,
     metrics: MetricsEndpoint | None = None,
+    sessions: Sequence[BgpSession] = (),
 ) -> PopStatusReport:
     """The report for ``applied`` (None: nothing applied yet, version 0, no listeners)."""
     applied_version = applied.version if applied is not None else 0
@@ -161,4 +165,5 @@ def pop_status(
         announced=_announced(listeners, view) if bgp and not draining else (),
         listeners=tuple(statuses),
         problems=tuple(problems),
+        bgp_sessions=tuple(sessions) if bgp else (),
     )

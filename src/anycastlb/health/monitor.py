@@ -64,6 +64,7 @@ class _Target:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     driver: "asyncio.Task[None] | None" = None
     probes: "set[asyncio.Task[None]]" = field(default_factory=set)
+    transition: str = ""  # why it last went down or up ("" until it does): the PoP reports it
 
 
 def _policy(check: HealthCheck) -> CheckPolicy:
@@ -214,6 +215,8 @@ class HealthMonitor:
     # ---- verdicts ----------------------------------------------------------------------------------
 
     def _changed(self, target: _Target, change: Change, *, publish: bool = True) -> None:
+        if change.kind != "weight":
+            target.transition = f"{change.kind}: {change.reason}"
         for listener_name, backend_key in target.members:
             members = self.listeners.get(listener_name, [])
             up = sum(1 for _, member in members if member.machine.up)
@@ -247,7 +250,10 @@ class HealthMonitor:
         for name, members in self.listeners.items():
             down = frozenset(key for key, target in members if not target.machine.up)
             weights = {key: target.machine.weight for key, target in members if target.check.type == "k8s"}
-            listeners[name] = ListenerHealth(serving=len(down) < len(members), down=down, weights=weights)
+            reasons = {key: target.transition for key, target in members if target.transition}
+            listeners[name] = ListenerHealth(
+                serving=len(down) < len(members), down=down, weights=weights, reasons=reasons
+            )
         return HealthView(time.monotonic(), self.reports_through, listeners)
 
     def publish(self) -> None:

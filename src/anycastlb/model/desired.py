@@ -24,6 +24,7 @@ from anycastlb.model.config import ListenerSettings
 __all__ = [
     "MAX_IPS_PER_LOAD_BALANCER",
     "BackendStatus",
+    "BgpSession",
     "DesiredLoadBalancer",
     "IPFamily",
     "IPRequest",
@@ -225,6 +226,13 @@ class PopProblem(Frozen):
         return value if not isinstance(value, str) or value in _PROBLEM_KINDS else "other"
 
 
+class BgpSession(Frozen):
+    """One BGP peer of the PoP, as its speaker last said (the ``anycastlb_bgp_session_up`` gauge)."""
+
+    peer: str
+    up: bool
+
+
 class PopStatusReport(Frozen):
     """What a PoP reports, every few seconds and after each change it applied."""
 
@@ -234,6 +242,7 @@ class PopStatusReport(Frozen):
     announced: tuple[str, ...] = ()  # VIP prefixes announced over BGP (empty without BGP)
     listeners: tuple[ListenerStatus, ...] = ()
     problems: tuple[PopProblem, ...] = ()
+    bgp_sessions: tuple[BgpSession, ...] = ()  # empty without a bgp: block, or before a session state
 
     @field_validator("problems", mode="before")
     @classmethod

@@ -29,6 +29,9 @@ class ListenerHealth:
     serving: bool
     down: frozenset[str] = frozenset()
     weights: dict[str, int] = field(default_factory=dict)
+    # Why each backend that changed since the check started last went down or up ("down: connect
+    # refused (2 in a row)"); the workers ignore it, the PoP's status report carries it.
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,12 @@ class HealthView:
                 "published_at": self.published_at,
                 "reports_through": self.reports_through,
                 "listeners": {
-                    name: {"serving": health.serving, "down": sorted(health.down), "weights": health.weights}
+                    name: {
+                        "serving": health.serving,
+                        "down": sorted(health.down),
+                        "weights": health.weights,
+                        **({"reasons": health.reasons} if health.reasons else {}),
+                    }
                     for name, health in self.listeners.items()
                 },
             },
@@ -60,7 +68,10 @@ class HealthView:
             reports_through=float(raw["reports_through"]),
             listeners={
                 name: ListenerHealth(
-                    serving=bool(item["serving"]), down=frozenset(item["down"]), weights=dict(item["weights"])
+                    serving=bool(item["serving"]),
+                    down=frozenset(item["down"]),
+                    weights=dict(item["weights"]),
+                    reasons=dict(item.get("reasons", {})),
                 )
                 for name, item in raw["listeners"].items()
             },

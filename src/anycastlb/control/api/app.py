@@ -26,6 +26,7 @@ from anycastlb.control.api.errors import declare_errors, install_error_handlers
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.status_page.routes import router as status_page
 from anycastlb.model.base import Frozen
 
 __all__ = ["create_app"]
@@ -136,5 +137,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
         app.include_router(module.router)
+    app.include_router(status_page)  # /status: the browser's view (not in the OpenAPI schema)
     declare_errors(app)
     return app

@@ -12,7 +12,7 @@ from anycastlb.control.errors import Unauthorized
 from anycastlb.control.principal import Principal
 from anycastlb.control.tokens import same_secret
 
-__all__ = ["Caller", "Rt"]
+__all__ = ["Caller", "Rt", "principal_of"]
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token, a tenant API token or a PoP credential")
 
@@ -30,7 +30,11 @@ async def _caller(
         if runtime.admin_token is None:  # --insecure-dev: an anonymous caller is the admin
             return Principal("admin", "admin")
         raise Unauthorized("no token: send the header 'Authorization: Bearer <token>'")
-    secret = credentials.credentials
+    return await principal_of(runtime, credentials.credentials)
+
+
+async def principal_of(runtime: Runtime, secret: str) -> Principal:
+    """Who a secret belongs to (the status page's cookie holds one too); Unauthorized if nobody."""
     if runtime.admin_token is not None and same_secret(secret, runtime.admin_token):
         return Principal("admin", "admin")
     hit, found = runtime.cached_principal(secret)
