@@ -142,3 +142,15 @@ def test_a_traceback_stays_on_the_line() -> None:
         record = logging.LogRecord("a", logging.ERROR, __file__, 1, "crashed part=x", (), sys.exc_info())
     parsed = json.loads(JsonFormatter().format(record))
     assert "ValueError: invalid literal" in parsed["exc_info"]
+
+
+@pytest.mark.parametrize("command", [["edge"], ["control"], ["controller"], ["demo"], ["lab", "up"]])
+def test_every_long_running_command_takes_log_format(command: list[str]) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from anycastlb.cli import app  # noqa: PLC0415
+
+    runner = CliRunner()
+    assert "--log-format" in runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+    refused = runner.invoke(app, [*command, "--log-format", "yaml"])
+    assert refused.exit_code == 2
