@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from anycastlb import __version__
-from anycastlb.control.cli import ips, lb, pools, pops, tenants  # light: httpx and rich load per command
+from anycastlb.control.cli import (
+    audit,
+    ips,
+    lb,
+    pools,
+    pops,
+    tenants,
+)  # light: httpx and rich load per command
 from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import LOG_FORMAT_VARIABLE, LogFormat, setup_logging
 from anycastlb.model.config import ConfigError, load_config
@@ -521,6 +528,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
+app.command("audit")(audit.audit)
 
 
 @app.command()
