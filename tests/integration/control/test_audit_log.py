@@ -208,6 +208,8 @@ def test_filters_and_the_cursor_walk_every_row_once(api: ControlApi) -> None:
     older = api.ok("GET", "/v1/audit", params={"until": middle})["entries"]
     assert {e["id"] for e in newer} | {e["id"] for e in older} == {e["id"] for e in everything}
     assert not {e["id"] for e in newer} & {e["id"] for e in older}
+    naive = api.ok("GET", "/v1/audit", params={"since": middle.removesuffix("Z")})["entries"]
+    assert naive == newer, "a time without a zone is UTC"
     assert api.call("GET", "/v1/audit", params={"cursor": "x"}).status_code == 422
 
 

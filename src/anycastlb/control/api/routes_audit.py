@@ -11,22 +11,30 @@ from anycastlb.control.errors import Forbidden
 from anycastlb.control.service import audit
 
 router = APIRouter(prefix="/v1", tags=["audit"])
+_TEXT = {"max_length": 200, "pattern": r"^[^\x00-\x1f\x7f]*$"}  # a name or an id: no control characters
 
 
 @router.get("/audit")
 def read_audit(
     caller: Caller,
     rt: Rt,
-    since: Annotated[datetime | None, Query(description="Changes at or after this time (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Changes before this time (ISO 8601)")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Changes at or after this time (ISO 8601; no zone: UTC)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="Changes before this time (ISO 8601; no zone: UTC)")
+    ] = None,
     object_type: Annotated[
-        str | None, Query(alias="type", description="tenant, token, pool, load_balancer, address, pop, …")
+        str | None,
+        Query(alias="type", description="tenant, token, pool, load_balancer, address, pop, …", **_TEXT),
     ] = None,
-    object_name: Annotated[str | None, Query(alias="object", description="The object's name")] = None,
+    object_name: Annotated[
+        str | None, Query(alias="object", description="The object's name", **_TEXT)
+    ] = None,
     actor: Annotated[
-        str | None, Query(description='"admin", a tenant or PoP name, or a token id (alb_tenant_…)')
+        str | None, Query(description='"admin", a tenant or PoP name, or a token id (alb_tenant_…)', **_TEXT)
     ] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page", **_TEXT)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE, description="Entries per page")] = 100,
 ) -> AuditPage:
     """Changes, newest first: the admin reads all of them, a tenant those of its own objects (also

@@ -6,7 +6,8 @@ the ``revision`` row, service/revision.py), so ``id`` is a stable cursor: a page
 newer changes arrive while someone reads older ones.
 """
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -19,6 +20,17 @@ from anycastlb.control.store.tables import AuditEntry, LoadBalancer, Tenant, utc
 __all__ = ["AuditQuery", "read_audit", "record", "version_before"]
 
 MAX_PAGE = 1000
+_CURSOR = re.compile(r"[0-9]{1,18}")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is read as UTC (what every time this API answers is in)."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise Invalid(f"{moment.isoformat()} is out of range once read as UTC") from None
 
 
 def version_before(session: Session, change: Change) -> int | None:
@@ -74,12 +86,12 @@ class AuditQuery:
         cursor: str | None = None,
         limit: int = 100,
     ) -> None:
-        self.since, self.until = since, until
+        self.since, self.until = _utc(since), _utc(until)
         self.object_type, self.object_name, self.actor = object_type, object_name, actor
         self.limit = limit
         self.before_id: int | None = None
         if cursor is not None:
-            if not cursor.isdigit():
+            if not _CURSOR.fullmatch(cursor):
                 raise Invalid(f"query parameter cursor: {cursor!r} is not a cursor this API answered")
             self.before_id = int(cursor)
 
