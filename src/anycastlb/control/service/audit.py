@@ -1,9 +1,9 @@
 """The audit log: written in the transaction of each change, read newest first.
 
 The row is added after the work, in its session: if the work or the commit fails, the row goes
-with it. Rows are numbered by the database in commit order (every writing transaction first locks
-the ``revision`` row, service/revision.py), so ``id`` is a stable cursor: a page never shifts when
-newer changes arrive while someone reads older ones.
+with it. The transaction takes the writers' lock (the ``revision`` row, service/revision.py)
+before anything else, so rows are numbered in commit order and ``id`` is a stable cursor: a page
+never shifts when newer changes arrive while someone reads older ones.
 """
 
 import re
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from anycastlb.control.audit import AuditEntryOut, AuditPage, Change
 from anycastlb.control.errors import Invalid
 from anycastlb.control.principal import Principal
+from anycastlb.control.service.revision import lock
 from anycastlb.control.store.tables import AuditEntry, LoadBalancer, Tenant, utcnow
 
 __all__ = ["AuditQuery", "read_audit", "record", "version_before"]
@@ -34,7 +35,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def version_before(session: Session, change: Change) -> int | None:
-    """The object's version now (before the work runs), for objects that have one."""
+    """Take the writers' lock, then read the object's version (for objects that have one) before
+    the work runs. Under the lock, no concurrent writer moves it between this read and the work
+    (PostgreSQL, READ COMMITTED), and audit ids are handed out in commit order."""
+    lock(session)
     if change.object_type != "load_balancer" or not change.name or change.tenant is None:
         return None
     return session.execute(
