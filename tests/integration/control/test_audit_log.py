@@ -45,7 +45,7 @@ def _mutating_routes(api: ControlApi) -> set[tuple[str, str]]:
         (method, route.path)
         for route in api.app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods & _MUTATING
+        for method in (route.methods or set()) & _MUTATING
     }
 
 
