@@ -9,9 +9,16 @@ from typing import Annotated
 import typer
 
 from anycastlb import __version__
-from anycastlb.control.cli import ips, lb, pools, pops, tenants  # light: httpx and rich load per command
+from anycastlb.control.cli import (
+    audit,
+    ips,
+    lb,
+    pools,
+    pops,
+    tenants,
+)  # light: httpx and rich load per command
 from anycastlb.control.limits import LIMIT_OPTIONS, Limits
-from anycastlb.logs import setup_logging
+from anycastlb.logs import LOG_FORMAT_VARIABLE, LogFormat, setup_logging
 from anycastlb.model.config import ConfigError, load_config
 
 # add_completion: typer's --install-completion / --show-completion (bash, zsh, fish, PowerShell);
@@ -49,6 +56,15 @@ def _options(
     """anycastlb: anycast L4 load balancer for Kubernetes ingress."""
 
 
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        envvar=LOG_FORMAT_VARIABLE,
+        help="text: event key=value lines. json: one JSON object per line, same fields "
+        "(docs/operations.md, Logs). Processes this one starts log the same way.",
+    ),
+]
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="edge.yaml (standalone), or base.yaml with --control (optional)."),
@@ -101,9 +117,10 @@ def edge(
     ] = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the config and exit.")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run a PoP's data plane from a config file (standalone), or following the control plane (--control)."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     if control is not None:
         raise typer.Exit(_edge_following(control, pop, token, config, state_dir, check=check))
     if pop is not None or state_dir is not None:
@@ -253,6 +270,7 @@ def control(
         bool, typer.Option("--insecure-dev", help="Run without ANYCASTLB_ADMIN_TOKEN (development only).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormatOption = LogFormat.TEXT,
     max_body_bytes: MaxBodyOption = _DEFAULTS.max_body_bytes,
     max_listeners: MaxListenersOption = _DEFAULTS.listeners,
     max_backends_per_listener: MaxBackendsOption = _DEFAULTS.backends_per_listener,
@@ -288,7 +306,7 @@ def control(
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI schema at
     /openapi.json, for any valid token)."""
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     if migrate is Migrate.ONLY:
         raise typer.Exit(_migrate_only(database))
     from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
@@ -346,11 +364,12 @@ def controller(
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="/healthz and /metrics.")] = 9101,
     resync: Annotated[float, typer.Option("--resync", help="Seconds between full resyncs.")] = 300.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run the Kubernetes controller: Services of our class in, load balancers and status out."""
     import asyncio  # noqa: PLC0415
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     from anycastlb.k8s.serve import ControllerOptions, StartError, run_controller  # noqa: PLC0415
     from anycastlb.k8s.views import ControllerSettings  # noqa: PLC0415
 
@@ -378,9 +397,9 @@ def controller(
 
 
 @app.command()
-def demo() -> None:
+def demo(log_format: LogFormatOption = LogFormat.TEXT) -> None:
     """Run an edge in front of three nginx nodes on loopback and show what they see."""
-    setup_logging("warning")
+    setup_logging("warning", log_format)
     from anycastlb.lab.demo import run_demo  # noqa: PLC0415 - keeps `anycastlb edge` start-up lean
 
     raise typer.Exit(run_demo())
@@ -404,8 +423,12 @@ def _lab_error(error: Exception) -> typer.Exit:
 
 
 @lab_app.command("up")
-def lab_up(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
-    """Build the lab (or do nothing if it is up); returns once the router forwards the VIP to fra."""
+def lab_up(
+    name: LabName = "alb", state_root: LabRoot = _LAB_ROOT, log_format: LogFormatOption = LogFormat.TEXT
+) -> None:
+    """Build the lab (or do nothing if it is up); returns once the router forwards the VIP to fra.
+    ``--log-format`` applies to the edges it starts (their logs: LAB/POP/edge.log)."""
+    setup_logging("warning", log_format)
     from anycastlb.lab.anycast import AnycastLab, LabError  # noqa: PLC0415 - lean start-up
 
     try:
@@ -505,6 +528,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
+app.command("audit")(audit.audit)
 
 
 @app.command()

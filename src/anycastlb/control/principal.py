@@ -19,6 +19,7 @@ __all__ = ["Credential", "Principal"]
 class Principal:
     kind: Literal["admin", "tenant", "pop"]
     name: str  # tenant or PoP name; "admin" for the admin
+    token_id: str | None = None  # the token used (alb_tenant_<id>, never the secret); None: the admin
 
     def require_admin(self) -> None:
         if self.kind != "admin":

@@ -12,6 +12,7 @@ from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.backend_policy import PlatformAddresses
 from anycastlb.control.limits import Limits
 from anycastlb.control.store.engine import open_store
+from anycastlb.logs import json_logs
 from anycastlb.model.addresses import AddressError, Network, parse_bind_address, parse_network
 
 __all__ = [
@@ -135,11 +136,13 @@ def serve(
     token = admin_token(insecure_dev)
     platform = platform_addresses(host, platform_networks or [], allow_backend_networks or [])
     if token is None:
-        sys.stderr.write(_INSECURE_BANNER.format(listen=listen))
+        if not json_logs():  # JSON: every line an object; the warning below says the same
+            sys.stderr.write(_INSECURE_BANNER.format(listen=listen))
         log.warning("insecure_dev admin_token=none listen=%s", listen)
     if platform.lab_networks:
         networks = ", ".join(str(network) for network in platform.lab_networks)
-        sys.stderr.write(_LAB_BANNER.format(networks=networks))
+        if not json_logs():
+            sys.stderr.write(_LAB_BANNER.format(networks=networks))
         log.warning("backend_policy_lifted networks=%s (--allow-backend-network: a lab switch)", networks)
     store = open_store(database, migrate_schema=migrate_schema)
     limits = limits or Limits()
@@ -158,6 +161,8 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        # JSON logs: uvicorn's lines go through our handler (its own config prints plain text).
+        log_config=None if json_logs() else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=3,  # long polls are cut; PoPs simply poll again
         lifespan="on",
         # httptools (a C parser, a dependency) over h11: measured with bench/control_plane.py,

@@ -123,6 +123,7 @@ TABLE = (
     Row("DELETE", "/v1/pools/{pool}", (204, 403, 403, 403, 401), _fresh_empty_pool),
     Row("GET", "/v1/ips", (200, 403, 403, 403, 401)),
     Row("GET", "/v1/limits", (200, 200, 200, 200, 401)),
+    Row("GET", "/v1/audit", (200, 200, 200, 403, 401)),  # a tenant reads its own objects' rows
     Row("GET", "/v1/tenants/{tenant}/limits", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
     Row(
         "PUT",

@@ -53,6 +53,13 @@ def _assert_no_double_allocation(
     with replica.client(token) as client:
         held = client.get("/v1/tenants/acme/ips").json()
     assert sorted(ip["address"] for ip in held) == sorted(addresses)
+    # One audit row per created load balancer, none for the refused ones (the row commits with the
+    # change), numbered in commit order.
+    with replica.client() as admin:
+        rows = admin.get("/v1/audit", params={"type": "load_balancer", "limit": 1000}).json()["entries"]
+    created = {r.headers["X-Request-Id"] for r in responses if r.status_code == 201}
+    assert sorted(row["request_id"] for row in rows) == sorted(created)
+    assert [row["at"] for row in rows] == sorted((row["at"] for row in rows), reverse=True)
 
 
 def test_two_replicas_on_postgresql_never_allocate_an_address_twice(

@@ -18,7 +18,7 @@ from tests.support.control_plane import ADMIN_TOKEN, ControlProcess
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0006"
+HEAD = "0007"  # the newest migration (0007_audit_log)
 
 
 def control(database: str, *args: str, admin_token: str | None = None, from_env: bool = False) -> Result:

@@ -63,7 +63,9 @@ def test_a_scoped_address_of_an_earlier_release_stops_the_start_until_it_is_rele
     store = open_store(database_url)  # the fixed store opens and is at head
     try:
         with store.engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+            assert (
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
+            )  # head
             assert connection.execute(text("SELECT count(*) FROM tenants")).scalar() == 1
     finally:
         store.dispose()

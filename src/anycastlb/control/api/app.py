@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from anycastlb import __version__
 from anycastlb.control.api import (
+    routes_audit,
     routes_limits,
     routes_pools,
     routes_pops,
@@ -24,6 +25,7 @@ from anycastlb.control.api import (
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.errors import declare_errors, install_error_handlers
 from anycastlb.control.api.metrics import ControlMetrics
+from anycastlb.control.api.request_id import RequestIdMiddleware
 from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.status_page.routes import router as status_page
@@ -96,6 +98,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(RequestLimits, limits=runtime.limits)
+    app.add_middleware(RequestIdMiddleware)  # outside the limits: a 413 carries the id too
     app.add_middleware(_RequestMetrics, metrics=metrics_)  # outermost: counts the 413s too
 
     @app.get(
@@ -135,7 +138,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         field, which is no secret from a client but no business of an anonymous scanner."""
         return JSONResponse(app.openapi())
 
-    for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
+    for module in (
+        routes_tenants,
+        routes_pools,
+        routes_tenant_objects,
+        routes_pops,
+        routes_limits,
+        routes_audit,
+    ):
         app.include_router(module.router)
     app.include_router(status_page)  # /status: the browser's view (not in the OpenAPI schema)
     declare_errors(app)

@@ -4,6 +4,7 @@ per-tenant quota overrides (control/limits.py says what each limit protects)."""
 from fastapi import APIRouter
 
 from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.audit import Change
 from anycastlb.control.schemas import LimitsOut, TenantLimits, TenantLimitsOut
 from anycastlb.control.service import quotas
 
@@ -35,4 +36,8 @@ def tenant_limits(tenant: str, caller: Caller, rt: Rt) -> TenantLimitsOut:
 def set_tenant_limits(tenant: str, body: TenantLimits, caller: Caller, rt: Rt) -> TenantLimitsOut:
     """Override the tenant's quotas (admin); null returns one to the process default."""
     caller.require_admin()
-    return rt.write(lambda s: quotas.set_tenant_limits(s, tenant, body, rt.limits), notify=False)
+    return rt.write(
+        lambda s: quotas.set_tenant_limits(s, tenant, body, rt.limits),
+        change=Change(caller, "update", "tenant_limits", tenant, tenant),
+        notify=False,
+    )

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, status
 
 from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.audit import Change
 from anycastlb.control.schemas import AddressOut, PoolCreate, PoolOut, PoolUpdate
 from anycastlb.control.service import addresses, pools
 
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["pools"])
 def create_pool(body: PoolCreate, caller: Caller, rt: Rt) -> PoolOut:
     """A platform pool (owner null) or a BYOIP pool owned by one tenant. Prefixes may not overlap."""
     caller.require_admin()
-    return rt.write(lambda s: pools.create_pool(s, body))
+    return rt.write(lambda s: pools.create_pool(s, body), change=Change(caller, "create", "pool", body.name))
 
 
 @router.get("/pools")
@@ -33,13 +34,13 @@ def get_pool(pool: str, caller: Caller, rt: Rt) -> PoolOut:
 @router.patch("/pools/{pool}")
 def update_pool(pool: str, body: PoolUpdate, caller: Caller, rt: Rt) -> PoolOut:
     caller.require_admin()
-    return rt.write(lambda s: pools.update_pool(s, pool, body))
+    return rt.write(lambda s: pools.update_pool(s, pool, body), change=Change(caller, "update", "pool", pool))
 
 
 @router.delete("/pools/{pool}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_pool(pool: str, caller: Caller, rt: Rt) -> None:
     caller.require_admin()
-    rt.write(lambda s: pools.delete_pool(s, pool))
+    rt.write(lambda s: pools.delete_pool(s, pool), change=Change(caller, "delete", "pool", pool))
 
 
 @router.get("/ips")

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.audit import Change
 from anycastlb.control.errors import Invalid
 from anycastlb.control.schemas import PopCreate, PopCreated, PopOut, TokenCreated, TokenOut, TokenRotate
 from anycastlb.control.service import pops, tokens
@@ -32,7 +33,9 @@ WATCH_TIMEOUT_HEADER = "Anycastlb-Watch-Timeout"
 def create_pop(body: PopCreate, caller: Caller, rt: Rt) -> PopCreated:
     """Register a PoP; the answer carries its credential (shown once)."""
     caller.require_admin()
-    return rt.write(lambda s: pops.create_pop(s, body.name))
+    return rt.write(
+        lambda s: pops.create_pop(s, body.name), change=Change(caller, "create", "pop", body.name)
+    )
 
 
 @router.get("")
@@ -56,7 +59,7 @@ def get_pop(pop: str, caller: Caller, rt: Rt) -> PopOut:
 @router.delete("/{pop}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_pop(pop: str, caller: Caller, rt: Rt) -> None:
     caller.require_admin()
-    rt.write(lambda s: pops.delete_pop(s, pop))
+    rt.write(lambda s: pops.delete_pop(s, pop), change=Change(caller, "delete", "pop", pop))
     rt.forget_tokens()
 
 
@@ -73,7 +76,11 @@ def rotate_credential(pop: str, body: TokenRotate, caller: Caller, rt: Rt) -> To
     """A new credential for the PoP (shown once). Its old ones keep working for ``grace_seconds``
     (default an hour): install the new one on the PoP and restart its agent within that time."""
     caller.require_admin()
-    created = rt.write(lambda s: tokens.rotate_pop_credential(s, pop, body), notify=False)
+    created = rt.write(
+        lambda s: tokens.rotate_pop_credential(s, pop, body),
+        change=Change(caller, "rotate", "pop_credential", pop),
+        notify=False,
+    )
     rt.forget_tokens()
     return created
 
@@ -155,4 +162,6 @@ def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> 
     caller.require_pop_itself(pop)
     if report.pop != pop:
         raise Invalid(f"the report's pop {report.pop!r} differs from the path's {pop!r}")
-    rt.write(lambda s: pops.store_status(s, report), notify=False)  # no PoP's desired state changed
+    # Not audited: an observation the PoP repeats every few seconds, not a change of configuration
+    # (control/audit.py). No PoP's desired state changed either: no wake-up.
+    rt.write(lambda s: pops.store_status(s, report), change=None, notify=False)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from anycastlb.control.api.deps import Caller, Rt
+from anycastlb.control.audit import Change
 from anycastlb.control.errors import Invalid
 from anycastlb.control.preconditions import etag, parse_if_match
 from anycastlb.control.schemas import (
@@ -47,6 +48,10 @@ def _json(out: LoadBalancerOut, status_code: int) -> Response:
     )
 
 
+def _address(reserved: AddressOut) -> str:
+    return reserved.address
+
+
 @router.get("/loadbalancers")
 def list_load_balancers(tenant: str, caller: Caller, rt: Rt) -> list[LoadBalancerOut]:
     caller.require_tenant_access(tenant)
@@ -72,7 +77,10 @@ def create_load_balancer(tenant: str, spec: LoadBalancerSpec, caller: Caller, rt
     caller.require_tenant_access(tenant)
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
     rt.read(lambda s: load_balancers.check_backends(s, tenant, spec, rt.platform))  # and this
-    out = rt.write(lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits))
+    out = rt.write(
+        lambda s: load_balancers.create_load_balancer(s, tenant, prepared, rt.limits),
+        change=Change(caller, "create", "load_balancer", spec.name, tenant),
+    )
     return _json(out, status.HTTP_201_CREATED)
 
 
@@ -108,7 +116,8 @@ def ensure_load_balancer(
     prepared = PreparedSpec.of(spec)  # here, in the worker thread: not under the writers' lock
     rt.read(lambda s: load_balancers.check_backends(s, tenant, spec, rt.platform))  # and this
     out, created = rt.write(
-        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, precondition)
+        lambda s: load_balancers.ensure_load_balancer(s, tenant, prepared, rt.limits, precondition),
+        change=Change(caller, "update", "load_balancer", name, tenant),
     )
     return _json(out, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -130,7 +139,10 @@ def load_balancer_status(tenant: str, name: str, caller: Caller, rt: Rt) -> Load
 def delete_load_balancer(tenant: str, name: str, caller: Caller, rt: Rt) -> None:
     """Stop serving it everywhere; dynamic VIPs are freed, reserved ones stay with the tenant."""
     caller.require_tenant_access(tenant)
-    rt.write(lambda s: load_balancers.delete_load_balancer(s, tenant, name))
+    rt.write(
+        lambda s: load_balancers.delete_load_balancer(s, tenant, name),
+        change=Change(caller, "delete", "load_balancer", name, tenant),
+    )
 
 
 @router.get("/ips", tags=["ips"])
@@ -145,7 +157,10 @@ def reserve_address(tenant: str, body: IPReservation, caller: Caller, rt: Rt) ->
     its load balancers are deleted, until released. Reserving one of the tenant's dynamic VIPs
     makes it static."""
     caller.require_tenant_access(tenant)
-    return rt.write(lambda s: addresses.reserve(s, tenant, body, rt.limits))
+    return rt.write(
+        lambda s: addresses.reserve(s, tenant, body, rt.limits),
+        change=Change(caller, "reserve", "address", tenant=tenant, name_of=_address),
+    )
 
 
 @router.delete("/ips/{address}", status_code=status.HTTP_204_NO_CONTENT, tags=["ips"])
@@ -155,4 +170,7 @@ def release_address(tenant: str, address: str, caller: Caller, rt: Rt) -> None:
         parsed = parse_address(address)
     except AddressError as error:
         raise Invalid(f"path parameter address: {error}") from None
-    rt.write(lambda s: addresses.release(s, tenant, parsed))
+    rt.write(
+        lambda s: addresses.release(s, tenant, parsed),
+        change=Change(caller, "release", "address", str(parsed), tenant),
+    )

@@ -12,15 +12,19 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from anycastlb.control.api.metrics import ControlMetrics
+from anycastlb.control.api.request_id import current_request_id
+from anycastlb.control.audit import Change
 from anycastlb.control.backend_policy import PlatformAddresses
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.limits import Limits
 from anycastlb.control.principal import Credential
 from anycastlb.control.render import DesiredRenderer
+from anycastlb.control.service import audit
 from anycastlb.control.service.pops import all_desired_versions
 from anycastlb.control.service.revision import token_generation
 from anycastlb.control.service.tokens import authenticate
 from anycastlb.control.store.engine import Store
+from anycastlb.control.store.tables import AuditEntry
 from anycastlb.control.tokens import secret_hash
 
 __all__ = ["ChangeNotifier", "Runtime"]
@@ -173,11 +177,13 @@ class Runtime:
         with self.store.readers() as session:
             return work(session)
 
-    def write(self, work: Callable[[Session], T], *, notify: bool = True) -> T:
-        """Run ``work`` in one transaction; retry when a concurrent writer won a race (a unique key,
-        a serialization failure, SQLite busy), then wake the watchers (``notify``: the change may
-        concern a PoP's desired state)."""
+    def write(self, work: Callable[[Session], T], *, change: Change | None, notify: bool = True) -> T:
+        """Run ``work`` in one transaction with the audit row of ``change`` (None: not a change of
+        configuration, i.e. a PoP's status report; control/audit.py says what is recorded); retry
+        when a concurrent writer won a race (a unique key, a serialization failure, SQLite busy),
+        then wake the watchers (``notify``: the change may concern a PoP's desired state)."""
         serialize = self.store.dialect == "sqlite"
+        request_id = current_request_id()
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 if serialize:
@@ -185,22 +191,47 @@ class Runtime:
                 try:
                     started = time.perf_counter()
                     with self.store.sessions.begin() as session:
+                        before = None if change is None else audit.version_before(session, change)
                         result = work(session)
+                        entry = (
+                            None
+                            if change is None
+                            else audit.record(session, change, result, before, request_id)
+                        )
+                        if entry is not None:
+                            line = _change_line(entry)  # read before the session closes
                     self.metrics.write_transaction.observe(time.perf_counter() - started)
                 finally:
                     if serialize:
                         self._write_lock.release()
             except (IntegrityError, OperationalError) as error:
                 if attempt == _ATTEMPTS:
-                    log.error("write_failed attempts=%d error=%r", attempt, str(error.orig))
+                    log.error(
+                        "write_failed attempts=%d request_id=%s error=%r",
+                        attempt,
+                        request_id,
+                        str(error.orig),
+                    )
                     raise Conflict(
                         "a concurrent change won the race several times; retry the request"
                     ) from None
-                log.info("write_retry attempt=%d error=%r", attempt, str(error.orig))
+                log.info(
+                    "write_retry attempt=%d request_id=%s error=%r", attempt, request_id, str(error.orig)
+                )
                 self.metrics.write_retries.inc()
                 time.sleep(0.01 * attempt)
                 continue
+            if entry is not None:
+                log.info("%s", line)
             if notify:
                 self.notifier.publish()
             return result
         raise AssertionError("unreachable")
+
+
+def _change_line(entry: AuditEntry) -> str:
+    return (
+        f"changed action={entry.action} object={entry.object_type} name={entry.object_name} "
+        f"tenant={entry.tenant or '-'} actor={entry.actor_kind}:{entry.actor} "
+        f"token={entry.actor_token or '-'} request_id={entry.request_id}"
+    )

@@ -189,7 +189,7 @@ def authenticate(session: Session, secret: str) -> Credential | None:
         return None
     kind, token_id, expires_at, tenant_name, pop_name = row
     if kind == "tenant" and tenant_name is not None:
-        return Credential(Principal("tenant", tenant_name), token_id, expires_at)
+        return Credential(Principal("tenant", tenant_name, token_id), token_id, expires_at)
     if kind == "pop" and pop_name is not None:
-        return Credential(Principal("pop", pop_name), token_id, expires_at)
+        return Credential(Principal("pop", pop_name, token_id), token_id, expires_at)
     return None

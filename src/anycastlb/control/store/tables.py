@@ -18,6 +18,7 @@ from anycastlb.control.store.utc import UTCDateTime
 __all__ = [
     "Address",
     "ApiToken",
+    "AuditEntry",
     "Base",
     "LoadBalancer",
     "LoadBalancerAddress",
@@ -147,3 +148,29 @@ class LoadBalancerAddress(Base):
     )
     address_id: Mapped[int] = mapped_column(ForeignKey("addresses.id", ondelete="RESTRICT"), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class AuditEntry(Base):
+    """One change made through the API, written in the transaction that made it (service/audit.py):
+    a change that rolled back leaves no row, and no committed change lacks one. Never a secret."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_tenant", "tenant", "id"),
+        Index("ix_audit_log_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the cursor; grows in commit order
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    actor_kind: Mapped[str] = mapped_column(String(8), nullable=False)  # admin | tenant | pop
+    actor: Mapped[str] = mapped_column(String(63), nullable=False)  # "admin", the tenant or the PoP
+    actor_token: Mapped[str | None] = mapped_column(String(32), nullable=True)  # token id, never a secret
+    action: Mapped[str] = mapped_column(String(16), nullable=False)  # create | update | delete | ...
+    object_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    object_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The tenant whose object it is (what a tenant may read); NULL for platform objects.
+    tenant: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # The object's version before and after (load balancers; NULL where an object has none, or
+    # before a create and after a delete).
+    version_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
