@@ -10,7 +10,10 @@ Forked by the supervisor in ``--control`` mode, like the health and bgp helpers.
   5 s; a refused token or an unknown PoP after 30 s. The follower never stops the edge, and the
   supervisor never waits for it: while the control plane is away the edge serves what it runs.
 - **report**: after each version the supervisor applied or refused, and every 5 s, ``PUT
-  {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`).
+  {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`). It carries
+  the traffic counters of every listener, cumulative since the counter epoch began
+  (:mod:`usage_counters`): a failed report loses nothing, the next carries the totals. At SIGTERM
+  (sent once the workers are gone, so their last counts are in) one last report is sent.
 
 Failing safe: a state the edge cannot turn into a config, even by a bug (an exception that is
 not a ConfigError), is refused like an invalid one and reported; any other exception in a watch or
@@ -29,6 +32,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from pydantic import ValidationError
@@ -42,13 +46,15 @@ from anycastlb.edge.control_metrics import (
     LAST_SYNC,
     WATCH_ERRORS,
 )
-from anycastlb.edge.desired_listeners import edge_config_for
+from anycastlb.edge.desired_listeners import ListenerOrigin, edge_config_for, listener_origins
 from anycastlb.edge.pop_status import Refusal, pop_status
 from anycastlb.edge.state_store import StateStore
+from anycastlb.edge.usage_counters import counter_epoch, read_listener_counts, usage_report
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.model.duration import STORED_SECONDS
+from anycastlb.model.usage import UsageReport
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView
@@ -61,6 +67,7 @@ _BACKOFF_FIRST, _BACKOFF_MAX, _BACKOFF_REFUSED = 0.2, 5.0, 30.0
 _REPORT_EVERY = 5.0
 _OUTCOME_WAIT, _OUTCOME_POLL = 10.0, 0.005
 _QUIET_REPEATS = 60.0  # the same failure again is logged at most this often
+_LAST_REPORT_WAIT = 5.0  # seconds the last report at SIGTERM may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,12 @@ class Follower:
             APPLIED_VERSION.set(saved.state.version)
         self.last_success = LAST_SUCCESS.labels(settings.url)
         self.last_success.set(0)  # never reached yet: alerts count from 1970, so they fire
+        # Accounting: where the workers' counters are, and every listener's origin seen in this
+        # process (a removed listener's last bytes are still attributed to its load balancer).
+        counters_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.counters_dir = Path(counters_dir) if counters_dir else None
+        self.origins: dict[str, ListenerOrigin] = {}
+        self._origins_version: int | None = None
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -314,6 +327,23 @@ class Follower:
         # table carries. A source that hashes to the same bucket (rare: 2^18 buckets) is counted in too.
         return self.counters.total(self.counters.bucket(listener_key(listener)))
 
+    def usage(self, applied: PopDesiredState | None) -> UsageReport | None:
+        """The cumulative counters of every listener counted in this epoch (None: no counters)."""
+        if self.counters_dir is None:
+            return None
+        try:
+            return self._usage(applied, self.counters_dir)
+        except Exception as error:  # the status still goes; the counters go with the next report
+            survived(log, "control", "report-without-usage", error)
+            return None
+
+    def _usage(self, applied: PopDesiredState | None, counters_dir: Path) -> UsageReport:
+        if applied is not None and applied.version != self._origins_version:
+            self.origins.update(listener_origins(applied, self.config.metrics))
+            self._origins_version = applied.version
+        epoch = counter_epoch(counters_dir)
+        return usage_report(epoch, read_listener_counts(counters_dir), self.origins)
+
     async def report(self) -> None:
         saved = self.store.last_known_good()
         applied = saved.state if saved is not None else None
@@ -332,7 +362,7 @@ class Follower:
             active_connections=self.active_connections,
             unbound=self.store.unbound(),
             metrics=self.config.metrics,
-        )
+        ).model_copy(update={"usage": self.usage(applied)})
         if applied is not None:
             APPLIED_VERSION.set(applied.version)
         try:
@@ -393,6 +423,7 @@ async def _serve(
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    terminated = False
     control = ConfigPipeReader(control_fd)
     async with httpx.AsyncClient() as client:
         follower = Follower(settings, config, board, counters, client)
@@ -414,7 +445,12 @@ async def _serve(
             follower.draining = True
             follower.wake.set()
 
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGTERM, terminate)
         loop.add_signal_handler(signal.SIGUSR1, drain)
         os.set_blocking(control_fd, False)
         loop.add_reader(control_fd, on_control)
@@ -425,5 +461,13 @@ async def _serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if terminated:  # the supervisor stops us after its workers: their last counts are in
+            try:
+                async with asyncio.timeout(_LAST_REPORT_WAIT):
+                    await follower.report()
+            except TimeoutError:
+                log.warning("last_report_timeout url=%s after=%.0fs", settings.url, _LAST_REPORT_WAIT)
+            except Exception as error:
+                survived(log, "control", "last-report", error)
     log.info("follower_stopped")
     return 0
