@@ -20,6 +20,7 @@ from anycastlb.control.api import (
     routes_pops,
     routes_tenant_objects,
     routes_tenants,
+    routes_usage,
 )
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.errors import declare_errors, install_error_handlers
@@ -134,7 +135,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         field, which is no secret from a client but no business of an anonymous scanner."""
         return JSONResponse(app.openapi())
 
-    for module in (routes_tenants, routes_pools, routes_tenant_objects, routes_pops, routes_limits):
+    for module in (
+        routes_tenants,
+        routes_pools,
+        routes_tenant_objects,
+        routes_pops,
+        routes_limits,
+        routes_usage,
+    ):
         app.include_router(module.router)
     declare_errors(app)
     return app

@@ -9,6 +9,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.deps import Caller, Rt
@@ -16,6 +17,8 @@ from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.errors import Invalid
 from anycastlb.control.schemas import PopCreate, PopCreated, PopOut, TokenCreated, TokenOut, TokenRotate
 from anycastlb.control.service import pops, tokens
+from anycastlb.control.service.usage import StoredUsage, record_usage
+from anycastlb.control.store.tables import utcnow
 from anycastlb.model.desired import PopDesiredState, PopStatusReport
 
 router = APIRouter(prefix="/v1/pops", tags=["pops"])
@@ -155,4 +158,13 @@ def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> 
     caller.require_pop_itself(pop)
     if report.pop != pop:
         raise Invalid(f"the report's pop {report.pop!r} differs from the path's {pop!r}")
-    rt.write(lambda s: pops.store_status(s, report), notify=False)  # no PoP's desired state changed
+
+    def store(session: Session) -> list[StoredUsage]:
+        pops.store_status(session, report)
+        if report.usage is None:  # a PoP of an earlier release
+            return []
+        return record_usage(session, pop, report.usage, utcnow())
+
+    stored = rt.write(store, notify=False)  # no PoP's desired state changed
+    if report.usage is not None:
+        rt.metrics.usage.stored(pop, stored)
