@@ -54,7 +54,9 @@ def all_usage(
     since: Since = None,
     until: Until = None,
     step: Step = "1h",
-    tenant: Annotated[str | None, Query(max_length=63, description="Only this tenant")] = None,
+    tenant: Annotated[
+        str | None, Query(max_length=63, description="Only this tenant (a deleted one's too)")
+    ] = None,
     load_balancer: LoadBalancerName = None,
 ) -> UsageOut:
     """Traffic of every tenant's load balancers, per VIP (admin)."""
@@ -76,4 +78,4 @@ def tenant_usage(
     """Traffic of the tenant's load balancers, per VIP, including deleted ones."""
     caller.require_tenant_access(tenant)
     found = _window(since, until, step)
-    return rt.read(lambda s: query_usage(s, found, tenant, load_balancer))
+    return rt.read(lambda s: query_usage(s, found, tenant, load_balancer, own=True))

@@ -152,11 +152,20 @@ def _counts(counts: Counts) -> UsageCounts:
 
 
 def query_usage(
-    session: Session, window: Window, tenant: str | None = None, load_balancer: str | None = None
+    session: Session,
+    window: Window,
+    tenant: str | None = None,
+    load_balancer: str | None = None,
+    *,
+    own: bool = False,
 ) -> UsageOut:
-    """Usage in ``window`` per (tenant, load balancer, VIP), summed over PoPs; ``tenant`` None: all."""
+    """Usage in ``window`` per (tenant, load balancer, VIP), summed over PoPs; ``tenant`` None: all.
+    ``own``: the tenant asks for its own (it must exist; a deleted namesake's usage is not its own),
+    else the admin filters by name (a deleted tenant's usage included)."""
     query = select(UsageBucket).where(UsageBucket.start >= window.since, UsageBucket.start < window.until)
-    if tenant is not None:
+    if tenant is not None and not own:
+        query = query.where(UsageBucket.tenant == tenant)
+    elif tenant is not None:
         tenant_id = session.execute(select(Tenant.id).where(Tenant.name == tenant)).scalar_one_or_none()
         if tenant_id is None:
             raise NotFound(f"tenant {tenant!r} not found")
