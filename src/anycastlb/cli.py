@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from anycastlb import __version__
-from anycastlb.control.cli import ips, lb, pools, pops, tenants  # light: httpx and rich load per command
+from anycastlb.control.cli import ips, lb, pools, pops, tenants, usage  # light: httpx and rich load per command
 from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import setup_logging
 from anycastlb.model.config import ConfigError, load_config
@@ -505,6 +505,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
+app.command("usage")(usage.usage)
 
 
 @app.command()
