@@ -96,7 +96,11 @@ def _usage(control: ControlProcess, token: str, path: str) -> dict[str, tuple[in
         answer = client.get(path, params={"since": "2020-01-01T00:00:00Z", "step": "1000h"})
     assert answer.status_code == 200, answer.text
     return {
-        f"{s['tenant']}/{s['load_balancer']}": (s["total"]["bytes_in"], s["total"]["bytes_out"], s["total"]["connections"])
+        f"{s['tenant']}/{s['load_balancer']}": (
+            s["total"]["bytes_in"],
+            s["total"]["bytes_out"],
+            s["total"]["connections"],
+        )
         for s in answer.json()["series"]
     }
 
@@ -191,7 +195,13 @@ def test_usage_equals_what_clients_relayed_across_an_outage_and_an_edge_restart(
         assert table.exit_code == 0, table.output
         for key, (vip, _, tally) in targets.items():
             line = next(row for row in table.output.splitlines() if vip in row)
-            assert line.split() == [*key.split("/"), vip, str(tally.bytes_in), str(tally.bytes_out), str(tally.connections)]
+            assert line.split() == [
+                *key.split("/"),
+                vip,
+                str(tally.bytes_in),
+                str(tally.bytes_out),
+                str(tally.connections),
+            ]
         with control.client() as admin:
             metrics = admin.get("/metrics").text
         assert 'anycastlb_control_accounting_last_report_timestamp_seconds{pop="fra"}' in metrics

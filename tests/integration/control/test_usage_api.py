@@ -21,7 +21,9 @@ def _world(api: ControlApi) -> tuple[str, dict[str, Any], str, dict[str, Any], s
     return acme, web, globex, shop, fra
 
 
-def _entry(lb: dict[str, Any], listener: str, counts: tuple[int, int, int], port: int = 443) -> dict[str, Any]:
+def _entry(
+    lb: dict[str, Any], listener: str, counts: tuple[int, int, int], port: int = 443
+) -> dict[str, Any]:
     bytes_in, bytes_out, connections = counts
     return {
         "listener": listener,
@@ -39,7 +41,9 @@ def _report(api: ControlApi, token: str, epoch: str, *entries: dict[str, Any]) -
     api.ok("PUT", "/v1/pops/fra/status", token, json=body)
 
 
-def _totals(api: ControlApi, path: str, token: str = ADMIN_TOKEN, **params: str) -> dict[str, tuple[int, int, int]]:
+def _totals(
+    api: ControlApi, path: str, token: str = ADMIN_TOKEN, **params: str
+) -> dict[str, tuple[int, int, int]]:
     answer = api.ok("GET", path, token, params=params)
     return {
         f"{series['tenant']}/{series['load_balancer']}/{series['vip']}": (
@@ -54,8 +58,20 @@ def _totals(api: ControlApi, path: str, token: str = ADMIN_TOKEN, **params: str)
 def test_cumulative_reports_are_stored_as_deltas_across_restarts_and_resets(api: ControlApi) -> None:
     acme, web, globex, shop, fra = _world(api)
     web_key, shop_key = f"acme/web/{web['addresses'][0]}", f"globex/shop/{shop['addresses'][0]}"
-    _report(api, fra, "e1", _entry(web, "acme-web-443", (100, 1000, 1)), _entry(shop, "globex-shop-443", (5, 6, 1)))
-    _report(api, fra, "e1", _entry(web, "acme-web-443", (150, 1500, 2)), _entry(shop, "globex-shop-443", (5, 6, 1)))
+    _report(
+        api,
+        fra,
+        "e1",
+        _entry(web, "acme-web-443", (100, 1000, 1)),
+        _entry(shop, "globex-shop-443", (5, 6, 1)),
+    )
+    _report(
+        api,
+        fra,
+        "e1",
+        _entry(web, "acme-web-443", (150, 1500, 2)),
+        _entry(shop, "globex-shop-443", (5, 6, 1)),
+    )
     # a report lost in between changes nothing: the next carries the totals
     _report(api, fra, "e1", _entry(web, "acme-web-443", (200, 2000, 3)))
     # the edge restarted: a new epoch counts from zero, even when its values are larger
@@ -72,8 +88,12 @@ def test_cumulative_reports_are_stored_as_deltas_across_restarts_and_resets(api:
     assert api.call("GET", "/v1/usage", acme).status_code == 403
     metrics = api.call("GET", "/metrics").text
     vip = web["addresses"][0]
-    assert f'anycastlb_control_usage_bytes_total{{direction="in",load_balancer="web",tenant="acme",vip="{vip}"}} 507.0' in metrics
-    assert f'anycastlb_control_usage_connections_total{{load_balancer="web",tenant="acme",vip="{vip}"}} 6.0' in metrics
+    labels = f'load_balancer="web",tenant="acme",vip="{vip}"'
+    assert f'anycastlb_control_usage_bytes_total{{direction="in",{labels}}} 507.0' in metrics
+    assert (
+        f'anycastlb_control_usage_connections_total{{load_balancer="web",tenant="acme",vip="{vip}"}} 6.0'
+        in metrics
+    )
     assert 'anycastlb_control_accounting_last_report_timestamp_seconds{pop="fra"}' in metrics
 
 
@@ -88,7 +108,9 @@ def test_usage_outlives_the_load_balancer(api: ControlApi) -> None:
 
 def test_steps_split_the_window_and_listeners_of_one_vip_add_up(api: ControlApi) -> None:
     acme, web, _, _, fra = _world(api)
-    _report(api, fra, "e1", _entry(web, "acme-web-443", (10, 1, 1)), _entry(web, "acme-web-80", (5, 1, 1), 80))
+    _report(
+        api, fra, "e1", _entry(web, "acme-web-443", (10, 1, 1)), _entry(web, "acme-web-80", (5, 1, 1), 80)
+    )
     now = datetime.now(UTC)
     since = (now - timedelta(hours=1)).isoformat()
     answer = api.ok("GET", "/v1/tenants/acme/usage", acme, params={"since": since, "step": "5m"})

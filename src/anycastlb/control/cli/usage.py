@@ -83,8 +83,8 @@ def table(answer: dict[str, Any]) -> Any:  # noqa: ANN401 - a rich Table, import
     title = f"{answer['since']} to {answer['until']}"
     result = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE)
     for header in ("TENANT", "LOAD BALANCER", "VIP", "BYTES IN", "BYTES OUT", "CONNECTIONS"):
-        justify = "right" if header.startswith(("BYTES", "CONN")) else "left"
-        result.add_column(header, overflow="fold", justify=justify)
+        numbers = header.startswith(("BYTES", "CONN"))
+        result.add_column(header, overflow="fold", justify="right" if numbers else "left")
     for series in answer["series"]:
         total = series["total"]
         result.add_row(

@@ -71,7 +71,8 @@ def record_usage(session: Session, pop_name: str, usage: UsageReport, now: datet
         for row in session.execute(select(UsageCursor).where(UsageCursor.pop_id == pop_id)).scalars()
     }
     current = {
-        entry.listener: Counts(entry.bytes_in, entry.bytes_out, entry.connections) for entry in usage.listeners
+        entry.listener: Counts(entry.bytes_in, entry.bytes_out, entry.connections)
+        for entry in usage.listeners
     }
     stored_epoch = state.epoch if state is not None else None
     deltas = advance(

@@ -10,7 +10,6 @@ New tables only. usage_buckets has no foreign keys: stored usage outlives what i
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0008"
 down_revision = "0006"
 branch_labels = None
