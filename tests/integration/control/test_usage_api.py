@@ -2,6 +2,7 @@
 stored deltas (across failed reports, an edge restart and a counter reset), queryable per tenant,
 load balancer and VIP, and counted in the control plane's metrics."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,14 @@ from tests.support.control_plane import ADMIN_TOKEN, ControlApi, spec
 
 pytestmark = pytest.mark.integration
 
+_LAST_REPORT = "anycastlb_control_accounting_last_report_timestamp_seconds"
+
 
 def _world(api: ControlApi) -> tuple[str, dict[str, Any], str, dict[str, Any], str]:
     api.pool("platform", "203.0.113.0/28")
     acme, globex = api.tenant("acme"), api.tenant("globex")
     fra = api.pop("fra")
+    api.pop("ams")
     web = api.ok("POST", "/v1/tenants/acme/loadbalancers", acme, json=spec("web"))
     shop = api.ok("POST", "/v1/tenants/globex/loadbalancers", globex, json=spec("shop"))
     return acme, web, globex, shop, fra
@@ -94,7 +98,23 @@ def test_cumulative_reports_are_stored_as_deltas_across_restarts_and_resets(api:
         f'anycastlb_control_usage_connections_total{{load_balancer="web",tenant="acme",vip="{vip}"}} 6.0'
         in metrics
     )
-    assert 'anycastlb_control_accounting_last_report_timestamp_seconds{pop="fra"}' in metrics
+    (fra_at,) = [line for line in metrics.splitlines() if line.startswith(_LAST_REPORT + '{pop="fra"}')]
+    assert abs(float(fra_at.split()[-1]) - time.time()) < 60
+    assert _LAST_REPORT + '{pop="ams"} 0.0' in metrics  # registered, never reported
+
+
+def test_every_replica_exports_the_last_report_time_from_the_store(
+    api: ControlApi, database_url: str
+) -> None:
+    _, web, _, _, fra = _world(api)
+    _report(api, fra, "e1", _entry(web, "acme-web-443", (1, 1, 1)))
+    other = ControlApi(database_url)  # a second replica on the same store: it stored nothing itself
+    try:
+        metrics = other.call("GET", "/metrics").text
+    finally:
+        other.close()
+    assert _LAST_REPORT + '{pop="fra"} 0.0' not in metrics
+    assert _LAST_REPORT + '{pop="fra"}' in metrics
 
 
 def test_usage_outlives_the_load_balancer(api: ControlApi) -> None:

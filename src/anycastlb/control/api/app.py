@@ -27,6 +27,7 @@ from anycastlb.control.api.errors import declare_errors, install_error_handlers
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.service import usage
 from anycastlb.model.base import Frozen
 
 __all__ = ["create_app"]
@@ -127,6 +128,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics(caller: Caller, _rt: Rt) -> Response:
         """Prometheus metrics (admin token)."""
         caller.require_admin()
+        metrics_.usage.last_reports(runtime.read(usage.last_reports))  # from the store: every replica alike
         return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json", include_in_schema=False)

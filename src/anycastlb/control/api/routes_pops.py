@@ -166,5 +166,4 @@ def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> 
         return record_usage(session, pop, report.usage, utcnow())
 
     stored = rt.write(store, notify=False)  # no PoP's desired state changed
-    if report.usage is not None:
-        rt.metrics.usage.stored(pop, stored)
+    rt.metrics.usage.stored(stored)

@@ -1,12 +1,12 @@
 """The control plane's accounting metrics: what this replica stored, per tenant, load balancer and
 VIP, and when it last stored each PoP's accounting report.
 
-Counters count what *this process* stored (each replica its own share; sum them across replicas);
-the timestamp is this replica's last for the PoP (take the max across replicas).
+Counters count what *this process* stored (each replica its own share; sum them across replicas).
+The timestamp is read from the store at each scrape, so every replica exports every registered PoP
+(0: it never sent a report) and they agree; a deleted PoP disappears.
 """
 
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -32,12 +32,12 @@ class UsageMetrics:
         )
         self.last_report = Gauge(
             "anycastlb_control_accounting_last_report_timestamp_seconds",
-            "When this replica last stored the PoP's accounting report (Unix time)",
+            "When the PoP's last accounting report was stored (Unix time; 0: never)",
             ["pop"],
             registry=registry,
         )
 
-    def stored(self, pop: str, items: Iterable[StoredUsage]) -> None:
+    def stored(self, items: Iterable[StoredUsage]) -> None:
         """After the commit (a retried transaction must not count twice)."""
         for item in items:
             labels = (item.tenant, item.load_balancer, item.vip)
@@ -47,4 +47,9 @@ class UsageMetrics:
                 self.bytes.labels(*labels, "out").inc(item.counts.bytes_out)
             if item.counts.connections:
                 self.connections.labels(*labels).inc(item.counts.connections)
-        self.last_report.labels(pop).set(time.time())
+
+    def last_reports(self, reported: Mapping[str, float]) -> None:
+        """Before a scrape: every registered PoP's last report, as the store has it."""
+        self.last_report.clear()
+        for pop, timestamp in reported.items():
+            self.last_report.labels(pop).set(timestamp)

@@ -14,7 +14,7 @@ from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, UsageBucke
 from anycastlb.control.usage_schemas import UsageCounts, UsageOut, UsagePoint, UsageSeries
 from anycastlb.model.usage import UsageReport
 
-__all__ = ["StoredUsage", "query_usage", "record_usage"]
+__all__ = ["StoredUsage", "last_reports", "query_usage", "record_usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,16 @@ def _owners(session: Session, ids: set[str]) -> dict[str, _Owner]:
         if row is not None:
             found[lb_id] = _Owner(row[0], row[1], row[2])
     return found
+
+
+def last_reports(session: Session) -> dict[str, float]:
+    """Every registered PoP: when its last accounting report was stored (Unix time; 0: never)."""
+    return {
+        name: reported_at.timestamp() if reported_at is not None else 0.0
+        for name, reported_at in session.execute(
+            select(Pop.name, UsageEpoch.reported_at).outerjoin(UsageEpoch, UsageEpoch.pop_id == Pop.id)
+        )
+    }
 
 
 def record_usage(session: Session, pop_name: str, usage: UsageReport, now: datetime) -> list[StoredUsage]:
