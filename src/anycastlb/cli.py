@@ -9,14 +9,9 @@ from typing import Annotated
 import typer
 
 from anycastlb import __version__
-from anycastlb.control.cli import (
-    ips,
-    lb,
-    pools,
-    pops,
-    tenants,
-    usage,
-)  # light: httpx and rich load per command
+
+# light: httpx and rich load per command
+from anycastlb.control.cli import ips, lb, pools, pops, tenants, usage
 from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import setup_logging
 from anycastlb.model.config import ConfigError, load_config
