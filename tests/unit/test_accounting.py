@@ -14,6 +14,7 @@ from anycastlb.control.accounting import (
     advance,
     bucket_start,
     into_steps,
+    is_stale,
     window,
 )
 
@@ -97,6 +98,22 @@ def test_stored_deltas_are_the_traffic_of_every_delivered_report(events: list) -
             counters = {}
     expected += delivered_in_epoch
     assert stored == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "epoch", "sequence", "stale"),
+    [
+        (None, "e1", 0, False),  # the PoP's first report
+        (("e1", 10), "e1", 11, False),
+        (("e1", 10), "e1", 10, True),  # the same report again
+        (("e1", 10), "e1", 9, True),  # sent before the stored one
+        (("e1", 10), "e2", 1, False),  # another epoch: sequences start again
+    ],
+)
+def test_a_report_older_than_the_stored_one_is_stale(
+    stored: tuple[str, int] | None, epoch: str, sequence: int, stale: bool
+) -> None:
+    assert is_stale(stored, epoch, sequence) is stale
 
 
 def test_buckets_start_on_whole_minutes() -> None:

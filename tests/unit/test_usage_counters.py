@@ -48,8 +48,8 @@ def test_the_epoch_lives_with_the_directory(tmp_path: Path) -> None:
 def test_the_report_names_each_listener_s_load_balancer_and_vip_and_skips_unknown_ones() -> None:
     origins = {"acme-web-443": ListenerOrigin("lb-1", "127.79.0.1", 443, "tcp")}
     counts = {"acme-web-443": (10, 20, 1), "gone-80": (5, 5, 1)}
-    report = usage_report("e1", counts, origins)
-    assert report.epoch == "e1"
+    report = usage_report("e1", 7, counts, origins)
+    assert (report.epoch, report.sequence) == ("e1", 7)
     (entry,) = report.listeners
     assert (entry.listener, entry.load_balancer, str(entry.address), entry.port) == (
         "acme-web-443",

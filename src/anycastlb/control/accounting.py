@@ -12,6 +12,11 @@ listener), the *cursor*, and stores what grew since:
   together, and a reset hidden in one of them would count the others twice;
 - a listener without a cursor: new, its whole value is new.
 
+A report also carries a *sequence* that grows within an epoch. One whose sequence is not above the
+stored one (same epoch) is stale: sent before a report already stored, delivered late (a request
+the edge gave up on, committed by one replica after the next report was committed by another). It
+is ignored: taken as counters, its lower values would read as a reset and count twice.
+
 A report that never arrives loses nothing: the next carries the same totals and more. What is lost
 is only what an edge counted after its last accepted report and before it stopped (the follower
 sends a last report after the workers finished, so a clean stop loses nothing).
@@ -32,6 +37,7 @@ __all__ = [
     "advance",
     "bucket_start",
     "into_steps",
+    "is_stale",
     "window",
 ]
 
@@ -89,6 +95,12 @@ def advance(
         else:
             deltas[listener] = value - before
     return deltas
+
+
+def is_stale(stored: tuple[str, int] | None, epoch: str, sequence: int) -> bool:
+    """A report older than the one stored: same epoch, sequence not above (``stored``: the stored
+    report's epoch and sequence; None: none yet)."""
+    return stored is not None and stored[0] == epoch and sequence <= stored[1]
 
 
 def bucket_start(moment: datetime) -> datetime:

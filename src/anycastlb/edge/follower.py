@@ -342,7 +342,11 @@ class Follower:
             self.origins.update(listener_origins(applied, self.config.metrics))
             self._origins_version = applied.version
         epoch = counter_epoch(counters_dir)
-        return usage_report(epoch, read_listener_counts(counters_dir), self.origins)
+        # The sequence: the host's monotonic clock, read before the counters. It grows across
+        # follower restarts within the epoch (one edge's life on one host), which a counter in
+        # this process would not.
+        sequence = time.monotonic_ns()
+        return usage_report(epoch, sequence, read_listener_counts(counters_dir), self.origins)
 
     async def report(self) -> None:
         saved = self.store.last_known_good()

@@ -76,11 +76,14 @@ def read_listener_counts(directory: Path) -> dict[str, ListenerCounts]:
 
 
 def usage_report(
-    epoch: str, counts: Mapping[str, ListenerCounts], origins: Mapping[str, ListenerOrigin]
+    epoch: str,
+    sequence: int,
+    counts: Mapping[str, ListenerCounts],
+    origins: Mapping[str, ListenerOrigin],
 ) -> UsageReport:
     """The report of every counted listener whose origin is known (pure). A listener without one
     (removed before this follower started) cannot be attributed and is left out."""
-    return UsageReport(epoch=epoch, listeners=tuple(_entries(counts, origins)))
+    return UsageReport(epoch=epoch, sequence=sequence, listeners=tuple(_entries(counts, origins)))
 
 
 def _entries(

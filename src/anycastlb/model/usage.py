@@ -41,4 +41,10 @@ class UsageReport(Frozen):
     epoch: str = Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="Names the counters' start"
     )
+    sequence: int = Field(
+        ge=0,
+        le=2**63 - 1,
+        description="Grows with every report of the epoch: a report older than one already stored "
+        "(delivered late, e.g. a timed-out request a replica committed after the next) is ignored",
+    )
     listeners: tuple[ListenerUsage, ...] = ()

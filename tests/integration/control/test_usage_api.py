@@ -2,6 +2,7 @@
 stored deltas (across failed reports, an edge restart and a counter reset), queryable per tenant,
 load balancer and VIP, and counted in the control plane's metrics."""
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,8 +41,14 @@ def _entry(
     }
 
 
-def _report(api: ControlApi, token: str, epoch: str, *entries: dict[str, Any]) -> None:
-    body = {"pop": "fra", "applied_version": 1, "usage": {"epoch": epoch, "listeners": list(entries)}}
+_sequence = itertools.count(1)
+
+
+def _report(
+    api: ControlApi, token: str, epoch: str, *entries: dict[str, Any], sequence: int | None = None
+) -> None:
+    usage = {"epoch": epoch, "sequence": next(_sequence) if sequence is None else sequence}
+    body = {"pop": "fra", "applied_version": 1, "usage": {**usage, "listeners": list(entries)}}
     api.ok("PUT", "/v1/pops/fra/status", token, json=body)
 
 
@@ -156,3 +163,16 @@ def test_windows_that_cannot_be_answered_are_a_422_that_says_why(
     answer = api.call("GET", "/v1/usage", params=params)
     assert answer.status_code == 422, answer.text
     assert message in answer.json()["detail"]
+
+
+def test_a_report_delivered_after_a_newer_one_is_ignored(api: ControlApi) -> None:
+    # The edge gave up on report 10 (a timeout), sent 11 to another replica, which stored it first;
+    # then 10 is committed. Its lower values are older, not a reset: counting them would count twice.
+    acme, web, _, _, fra = _world(api)
+    _report(api, fra, "e1", _entry(web, "acme-web-443", (100, 100, 1)), sequence=11)
+    _report(api, fra, "e1", _entry(web, "acme-web-443", (60, 60, 1)), sequence=10)
+    _report(api, fra, "e1", _entry(web, "acme-web-443", (100, 100, 1)), sequence=11)  # sent again
+    assert _totals(api, "/v1/tenants/acme/usage", acme) == {f"acme/web/{web['addresses'][0]}": (100, 100, 1)}
+    # a lower sequence in a new epoch is no older: the edge restarted (its clock did not go back)
+    _report(api, fra, "e2", _entry(web, "acme-web-443", (5, 5, 1)), sequence=3)
+    assert _totals(api, "/v1/tenants/acme/usage", acme) == {f"acme/web/{web['addresses'][0]}": (105, 105, 2)}

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from anycastlb.control.accounting import Counts, Window, advance, bucket_start, into_steps
+from anycastlb.control.accounting import Counts, Window, advance, bucket_start, into_steps, is_stale
 from anycastlb.control.errors import NotFound
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, UsageBucket, UsageCursor, UsageEpoch
 from anycastlb.control.usage_schemas import UsageCounts, UsageOut, UsagePoint, UsageSeries
@@ -76,6 +76,8 @@ def record_usage(session: Session, pop_name: str, usage: UsageReport, now: datet
     state = session.execute(
         select(UsageEpoch).where(UsageEpoch.pop_id == pop_id).with_for_update()
     ).scalar_one_or_none()
+    if state is not None and is_stale((state.epoch, state.sequence), usage.epoch, usage.sequence):
+        return []  # sent before what is stored: its counters are in the stored ones already
     cursors = {
         row.listener: row
         for row in session.execute(select(UsageCursor).where(UsageCursor.pop_id == pop_id)).scalars()
@@ -92,9 +94,9 @@ def record_usage(session: Session, pop_name: str, usage: UsageReport, now: datet
         current,
     )
     if state is None:
-        session.add(UsageEpoch(pop_id=pop_id, epoch=usage.epoch, reported_at=now))
+        session.add(UsageEpoch(pop_id=pop_id, epoch=usage.epoch, sequence=usage.sequence, reported_at=now))
     else:
-        state.epoch, state.reported_at = usage.epoch, now
+        state.epoch, state.sequence, state.reported_at = usage.epoch, usage.sequence, now
     if stored_epoch != usage.epoch and cursors:
         session.execute(delete(UsageCursor).where(UsageCursor.pop_id == pop_id))
         session.flush()

@@ -160,6 +160,7 @@ class UsageEpoch(Base):
     __tablename__ = "usage_epochs"
     pop_id: Mapped[int] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[str] = mapped_column(String(64), nullable=False)
+    sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reported_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 

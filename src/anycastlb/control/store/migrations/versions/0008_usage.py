@@ -21,6 +21,7 @@ def upgrade() -> None:
         "usage_epochs",
         sa.Column("pop_id", sa.Integer(), sa.ForeignKey("pops.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("epoch", sa.String(64), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
         sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
