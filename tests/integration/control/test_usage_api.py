@@ -3,6 +3,7 @@ stored deltas (across failed reports, an edge restart and a counter reset), quer
 load balancer and VIP, and counted in the control plane's metrics."""
 
 import itertools
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -176,3 +177,35 @@ def test_a_report_delivered_after_a_newer_one_is_ignored(api: ControlApi) -> Non
     # a lower sequence in a new epoch is no older: the edge restarted (its clock did not go back)
     _report(api, fra, "e2", _entry(web, "acme-web-443", (5, 5, 1)), sequence=3)
     assert _totals(api, "/v1/tenants/acme/usage", acme) == {f"acme/web/{web['addresses'][0]}": (105, 105, 2)}
+
+
+def test_reports_racing_on_two_replicas_count_every_byte_once(api: ControlApi, database_url: str) -> None:
+    # Two replicas storing reports of one PoP at once must not both count the same growth from the
+    # same cursor. Serialized twice over: the status write locks the PoP's row first, and the usage
+    # is stored under its usage_epochs row lock (either alone passes this test).
+    acme, web, _, _, fra = _world(api)
+    other = ControlApi(database_url)
+    sequences = itertools.count(1)
+    lock = threading.Lock()
+
+    def send(replica: ControlApi) -> None:
+        for _ in range(15):
+            with lock:  # the edge's order: a later sequence carries larger totals
+                sequence = next(sequences)
+            entry = _entry(web, "acme-web-443", (1000 * sequence, 10 * sequence, sequence))
+            _report(replica, fra, "e1", entry, sequence=sequence)
+
+    try:
+        threads = [threading.Thread(target=send, args=(replica,)) for replica in (api, other) * 2]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        last = next(sequences) - 1
+        _report(
+            api, fra, "e1", _entry(web, "acme-web-443", (1000 * last, 10 * last, last)), sequence=last + 1
+        )
+    finally:
+        other.close()
+    expected = (1000 * last, 10 * last, last)
+    assert _totals(api, "/v1/tenants/acme/usage", acme) == {f"acme/web/{web['addresses'][0]}": expected}
