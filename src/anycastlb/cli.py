@@ -16,6 +16,7 @@ from anycastlb.control.cli import (
     pools,
     pops,
     tenants,
+    usage,
 )  # light: httpx and rich load per command
 from anycastlb.control.limits import LIMIT_OPTIONS, Limits
 from anycastlb.logs import LOG_FORMAT_VARIABLE, LogFormat, setup_logging
@@ -529,6 +530,7 @@ app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
 app.command("audit")(audit.audit)
+app.command("usage")(usage.usage)
 
 
 @app.command()

@@ -11,7 +11,10 @@ Forked by the supervisor in ``--control`` mode, like the health and bgp helpers.
   supervisor never waits for it: while the control plane is away the edge serves what it runs.
 - **report**: after each version the supervisor applied or refused, within 0.5 s of a new health
   view (a backend went down or up: the status page shows it within seconds), and every 5 s, ``PUT
-  {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`).
+  {url}/v1/pops/{pop}/status`` with a :class:`PopStatusReport` (:mod:`pop_status`). It carries
+  the traffic counters of every listener, cumulative since the counter epoch began
+  (:mod:`usage_counters`): a failed report loses nothing, the next carries the totals. At SIGTERM
+  (sent once the workers are gone, so their last counts are in) one last report is sent.
 
 Failing safe: a state the edge cannot turn into a config, even by a bug (an exception that is
 not a ConfigError), is refused like an invalid one and reported; any other exception in a watch or
@@ -30,6 +33,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from pydantic import ValidationError
@@ -44,13 +48,15 @@ from anycastlb.edge.control_metrics import (
     LAST_SYNC,
     WATCH_ERRORS,
 )
-from anycastlb.edge.desired_listeners import edge_config_for
+from anycastlb.edge.desired_listeners import ListenerOrigin, edge_config_for, listener_origins
 from anycastlb.edge.pop_status import Refusal, pop_status
 from anycastlb.edge.state_store import StateStore
+from anycastlb.edge.usage_counters import counter_epoch, read_listener_counts, usage_report
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.model.duration import STORED_SECONDS
+from anycastlb.model.usage import UsageReport
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
 from anycastlb.wire.health_view import HealthView
@@ -66,6 +72,7 @@ _REPORT_EVERY = 5.0
 _BOARD_POLL = 0.5
 _OUTCOME_WAIT, _OUTCOME_POLL = 10.0, 0.005
 _QUIET_REPEATS = 60.0  # the same failure again is logged at most this often
+_LAST_REPORT_WAIT = 5.0  # seconds the last report at SIGTERM may take
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,12 @@ class Follower:
             APPLIED_VERSION.set(saved.state.version)
         self.last_success = LAST_SUCCESS.labels(settings.url)
         self.last_success.set(0)  # never reached yet: alerts count from 1970, so they fire
+        # Accounting: where the workers' counters are, and every listener's origin seen in this
+        # process (a removed listener's last bytes are still attributed to its load balancer).
+        counters_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.counters_dir = Path(counters_dir) if counters_dir else None
+        self.origins: dict[str, ListenerOrigin] = {}
+        self._origins_version: int | None = None
 
     @property
     def _headers(self) -> dict[str, str]:
@@ -319,6 +332,27 @@ class Follower:
         # table carries. A source that hashes to the same bucket (rare: 2^18 buckets) is counted in too.
         return self.counters.total(self.counters.bucket(listener_key(listener)))
 
+    def usage(self, applied: PopDesiredState | None) -> UsageReport | None:
+        """The cumulative counters of every listener counted in this epoch (None: no counters)."""
+        if self.counters_dir is None:
+            return None
+        try:
+            return self._usage(applied, self.counters_dir)
+        except Exception as error:  # the status still goes; the counters go with the next report
+            survived(log, "control", "report-without-usage", error)
+            return None
+
+    def _usage(self, applied: PopDesiredState | None, counters_dir: Path) -> UsageReport:
+        if applied is not None and applied.version != self._origins_version:
+            self.origins.update(listener_origins(applied, self.config.metrics))
+            self._origins_version = applied.version
+        epoch = counter_epoch(counters_dir)
+        # The sequence: the host's monotonic clock, read before the counters. It grows across
+        # follower restarts within the epoch (one edge's life on one host), which a counter in
+        # this process would not.
+        sequence = time.monotonic_ns()
+        return usage_report(epoch, sequence, read_listener_counts(counters_dir), self.origins)
+
     async def report(self) -> None:
         saved = self.store.last_known_good()
         applied = saved.state if saved is not None else None
@@ -338,7 +372,7 @@ class Follower:
             unbound=self.store.unbound(),
             metrics=self.config.metrics,
             sessions=bgp_sessions(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) if self.config.bgp else (),
-        )
+        ).model_copy(update={"usage": self.usage(applied)})
         if applied is not None:
             APPLIED_VERSION.set(applied.version)
         try:
@@ -409,6 +443,7 @@ async def _serve(
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    terminated = False
     control = ConfigPipeReader(control_fd)
     async with httpx.AsyncClient() as client:
         follower = Follower(settings, config, board, counters, client)
@@ -430,7 +465,12 @@ async def _serve(
             follower.draining = True
             follower.wake.set()
 
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGTERM, terminate)
         loop.add_signal_handler(signal.SIGUSR1, drain)
         os.set_blocking(control_fd, False)
         loop.add_reader(control_fd, on_control)
@@ -441,5 +481,13 @@ async def _serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if terminated:  # the supervisor stops us after its workers: their last counts are in
+            try:
+                async with asyncio.timeout(_LAST_REPORT_WAIT):
+                    await follower.report()
+            except TimeoutError:
+                log.warning("last_report_timeout url=%s after=%.0fs", settings.url, _LAST_REPORT_WAIT)
+            except Exception as error:
+                survived(log, "control", "last-report", error)
     log.info("follower_stopped")
     return 0

@@ -60,8 +60,8 @@ def read_yaml_file(path: Path) -> object:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         if "maximum nesting depth" in (error.problem or ""):  # libyaml's own bound (PyYAML >= 6.0.4)
-            line = f"line {mark.line + 1}" if mark is not None else "a line"
-            raise ConfigError(_too_deep(path, line)) from None
+            at = f"line {mark.line + 1}" if mark is not None else "a line"
+            raise ConfigError(_too_deep(path, at)) from None
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         what = " ".join(part for part in (error.context, error.problem) if part)
         raise ConfigError(f"{path} is not valid YAML{where}: {what}; {_hint(error)}") from None

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from anycastlb.model.base import Frozen, IPAddress, check_name
 from anycastlb.model.bounds import check_spec_size, spec_bounds
 from anycastlb.model.config import ListenerSettings
+from anycastlb.model.usage import UsageReport
 
 __all__ = [
     "MAX_IPS_PER_LOAD_BALANCER",
@@ -243,6 +244,8 @@ class PopStatusReport(Frozen):
     listeners: tuple[ListenerStatus, ...] = ()
     problems: tuple[PopProblem, ...] = ()
     bgp_sessions: tuple[BgpSession, ...] = ()  # empty without a bgp: block, or before a session state
+    # Traffic accounting (model/usage.py); None from a PoP of an earlier release.
+    usage: UsageReport | None = None
 
     @field_validator("problems", mode="before")
     @classmethod

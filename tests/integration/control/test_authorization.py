@@ -125,6 +125,8 @@ TABLE = (
     Row("GET", "/v1/limits", (200, 200, 200, 200, 401)),
     Row("GET", "/v1/audit", (200, 200, 200, 403, 401)),  # a tenant reads its own objects' rows
     Row("GET", "/v1/tenants/{tenant}/limits", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
+    Row("GET", "/v1/usage", (200, 403, 403, 403, 401)),
+    Row("GET", "/v1/tenants/{tenant}/usage", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
     Row(
         "PUT",
         "/v1/tenants/{tenant}/limits",

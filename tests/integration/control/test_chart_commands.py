@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 CHART = Path(__file__).resolve().parents[3] / "deploy" / "helm" / "anycastlb-control"
 ADMIN_TOKEN = "chart-commands-admin-token-0123456789"  # noqa: S105 - a test value
-HEAD = "0007"  # the newest migration (0007_audit_log)
+HEAD = "0008"  # the newest migration (0008_usage)
 
 
 def render(port: int) -> list[Obj]:

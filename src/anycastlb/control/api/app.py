@@ -21,6 +21,7 @@ from anycastlb.control.api import (
     routes_pops,
     routes_tenant_objects,
     routes_tenants,
+    routes_usage,
 )
 from anycastlb.control.api.deps import Caller, Rt
 from anycastlb.control.api.errors import declare_errors, install_error_handlers
@@ -28,6 +29,7 @@ from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.api.request_id import RequestIdMiddleware
 from anycastlb.control.api.request_limits import RequestLimits
 from anycastlb.control.api.runtime import Runtime
+from anycastlb.control.service import usage
 from anycastlb.control.status_page.routes import router as status_page
 from anycastlb.model.base import Frozen
 
@@ -130,6 +132,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     def metrics(caller: Caller, _rt: Rt) -> Response:
         """Prometheus metrics (admin token)."""
         caller.require_admin()
+        metrics_.usage.last_reports(runtime.read(usage.last_reports))  # from the store: every replica alike
         return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -145,6 +148,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_pops,
         routes_limits,
         routes_audit,
+        routes_usage,
     ):
         app.include_router(module.router)
     app.include_router(status_page)  # /status: the browser's view (not in the OpenAPI schema)

@@ -2,6 +2,8 @@
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from anycastlb.control.api.usage_metrics import UsageMetrics
+
 __all__ = ["ControlMetrics"]
 
 
@@ -36,3 +38,4 @@ class ControlMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.usage = UsageMetrics(self.registry)

@@ -9,6 +9,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from anycastlb.control.api.deps import Caller, Rt
@@ -17,6 +18,8 @@ from anycastlb.control.audit import Change
 from anycastlb.control.errors import Invalid
 from anycastlb.control.schemas import PopCreate, PopCreated, PopOut, TokenCreated, TokenOut, TokenRotate
 from anycastlb.control.service import pops, tokens
+from anycastlb.control.service.usage import StoredUsage, record_usage
+from anycastlb.control.store.tables import utcnow
 from anycastlb.model.desired import PopDesiredState, PopStatusReport
 
 router = APIRouter(prefix="/v1/pops", tags=["pops"])
@@ -162,6 +165,14 @@ def report_status(pop: str, report: PopStatusReport, caller: Caller, rt: Rt) -> 
     caller.require_pop_itself(pop)
     if report.pop != pop:
         raise Invalid(f"the report's pop {report.pop!r} differs from the path's {pop!r}")
+
+    def store(session: Session) -> list[StoredUsage]:
+        pops.store_status(session, report)
+        if report.usage is None:  # a PoP of an earlier release
+            return []
+        return record_usage(session, pop, report.usage, utcnow())
+
     # Not audited: an observation the PoP repeats every few seconds, not a change of configuration
     # (control/audit.py). No PoP's desired state changed either: no wake-up.
-    rt.write(lambda s: pops.store_status(s, report), change=None, notify=False)
+    stored = rt.write(store, change=None, notify=False)
+    rt.metrics.usage.stored(stored)

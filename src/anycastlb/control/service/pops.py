@@ -153,7 +153,7 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
 
 def store_status(session: Session, report: PopStatusReport) -> None:
     pop = _pop(session, report.pop)
-    pop.status = report.model_dump(mode="json")
+    pop.status = report.model_dump(mode="json", exclude={"usage"})  # accounting: service/usage.py
     pop.status_at = utcnow()
 
 

@@ -10,7 +10,7 @@ model is the schema, the table only indexes what queries need.
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from anycastlb.control.store.utc import UTCDateTime
@@ -27,6 +27,9 @@ __all__ = [
     "Revision",
     "Tenant",
     "TokenGeneration",
+    "UsageBucket",
+    "UsageCursor",
+    "UsageEpoch",
     "utcnow",
 ]
 
@@ -174,3 +177,50 @@ class AuditEntry(Base):
     # before a create and after a delete).
     version_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class UsageEpoch(Base):
+    """Per PoP: the counter epoch of its last accounting report, and when it was stored. Its row is
+    locked while a report is stored, so two reports of one PoP (a retry racing the original on
+    another replica) cannot both count the same growth (control/service/usage.py)."""
+
+    __tablename__ = "usage_epochs"
+    pop_id: Mapped[int] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(64), nullable=False)
+    sequence: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class UsageCursor(Base):
+    """Per (PoP, edge listener): the cumulative values last stored, in the PoP's current epoch."""
+
+    __tablename__ = "usage_cursors"
+    pop_id: Mapped[int] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), primary_key=True)
+    listener: Mapped[str] = mapped_column(String(63), primary_key=True)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    connections: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class UsageBucket(Base):
+    """Traffic stored in one minute (control/accounting.py RESOLUTION) at one PoP for one load
+    balancer's VIP. No foreign keys on purpose: usage outlives the load balancer, the tenant and
+    the PoP it was counted for (it is billed after they are gone), so their names are kept too."""
+
+    __tablename__ = "usage_buckets"
+    __table_args__ = (
+        UniqueConstraint("start", "pop", "load_balancer_id", "vip", name="uq_usage_buckets_key"),
+        Index("ix_usage_buckets_tenant_start", "tenant_id", "start"),
+        Index("ix_usage_buckets_start", "start"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    pop: Mapped[str] = mapped_column(String(63), nullable=False)
+    tenant_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    tenant: Mapped[str] = mapped_column(String(63), nullable=False)
+    load_balancer_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    load_balancer: Mapped[str] = mapped_column(String(63), nullable=False)
+    vip: Mapped[str] = mapped_column(String(45), nullable=False)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    connections: Mapped[int] = mapped_column(BigInteger, nullable=False)
