@@ -10,7 +10,7 @@ SETUP = (ROOT / "scripts" / "setup").read_text()
 
 
 def _apt_packages() -> list[str]:
-    match = re.search(r"^APT_PACKAGES=\(([^)]*)\)", SETUP, re.MULTILINE)
+    match = re.search(r"^APT_PACKAGES=\(([^)]*)\)", SETUP, re.MULTILINE | re.DOTALL)
     assert match, "scripts/setup has no APT_PACKAGES=(...) line"
     return match.group(1).split()
 
