@@ -1,6 +1,6 @@
 """The alert rules in deploy/prometheus load in Prometheus and behave as documented: ``promtool check
 rules``, then ``promtool test rules`` with a test file in which every alert fires and, next to the
-series that make it fire, others keep it quiet. The proposed accounting rule is held to the same."""
+series that make it fire, others keep it quiet."""
 
 import re
 import subprocess
@@ -15,7 +15,6 @@ from tests.support.prometheus import require_binary
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULES = {
     "anycastlb-alerts.yml": "anycastlb-alerts.test.yml",
-    "proposed/accounting-alerts.yml": "proposed/accounting-alerts.test.yml",
 }
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
