@@ -1,8 +1,9 @@
 """The status page in a real browser (Debian's chromium driven by Playwright) against a real
 ``anycastlb control`` and, for the key sentence, a real edge following it.
 
-Sentences: the page renders for the admin and for a tenant; a tenant sees nothing of another
-tenant (not in the HTML, not in the JSON, and a direct URL to its load balancer is a 404); a bad
+Sentences: the pages (PoPs, load balancers, usage) render for the admin and for a tenant; a tenant
+sees nothing of another tenant (not in the HTML, not in the JSON, and a direct URL to its load
+balancer is a 404); a bad
 token gets a clear error; a hostile text from a PoP is shown as text; and a backend killed behind
 a running edge is shown down within 5 s, without a reload.
 """
@@ -100,12 +101,12 @@ def test_each_viewer_sees_only_its_own_and_a_bad_token_is_told(tmp_path: Path, b
                 admin.post("/v1/tenants", json={"name": tenant}).raise_for_status()
                 tokens[tenant] = admin.post(f"/v1/tenants/{tenant}/tokens", json={}).json()["secret"]
             pop_token = admin.post("/v1/pops", json={"name": "fra"}).json()["token"]["secret"]
-        ids = {}
+        ids, vips = {}, {}
         for tenant, name in (("acme", "web"), ("globex", "hidden-shop")):
             with control.client(tokens[tenant]) as client:
                 created = client.post(f"/v1/tenants/{tenant}/loadbalancers", json=spec(name))
                 assert created.status_code == 201, created.text
-                ids[tenant] = created.json()["id"]
+                ids[tenant], vips[tenant] = created.json()["id"], created.json()["addresses"][0]
         hostile = '<img src=x onerror="document.title=1">pwned'
         with control.client(pop_token) as pop:
             pop.put(
@@ -117,6 +118,22 @@ def test_each_viewer_sees_only_its_own_and_a_bad_token_is_told(tmp_path: Path, b
                         {"message": f"acme {hostile}", "load_balancer": ids["acme"]},
                         {"message": "globex-only trouble", "load_balancer": ids["globex"]},
                     ],
+                    "usage": {
+                        "epoch": "e1",
+                        "sequence": 1,
+                        "listeners": [
+                            {
+                                "listener": f"{tenant}-443",
+                                "load_balancer": ids[tenant],
+                                "address": vips[tenant],
+                                "port": 443,
+                                "bytes_in": bytes_in,
+                                "bytes_out": 2 * bytes_in,
+                                "connections": 3,
+                            }
+                            for tenant, bytes_in in (("acme", 2048), ("globex", 5 << 20))
+                        ],
+                    },
                 },
             ).raise_for_status()
 
@@ -156,12 +173,25 @@ def test_each_viewer_sees_only_its_own_and_a_bad_token_is_told(tmp_path: Path, b
             assert acme.request.get(f"{control.url}{url}").status == 404, url
         assert acme.goto(f"{control.url}/status/load-balancers/globex/hidden-shop").status == 404
         assert acme.request.get(f"{control.url}/status/data/load-balancers/acme/web").status == 200
+        acme.click("text=Usage")
+        acme.wait_for_url(f"{control.url}/status/usage")
+        assert "2.0 KiB" in acme.inner_text(f"tr[data-usage='acme/web/{vips['acme']}']")
+        assert acme.locator("table.tenants").count() == 0  # totals per tenant: the admin's
+        acme.click("text=1h")
+        acme.wait_for_url(f"{control.url}/status/usage?window=1h")
+        assert "acme/web" in acme.inner_text("table.usage")
+        for url in ("/status/usage", "/status/data/usage?window=30d"):
+            body = acme.request.get(f"{control.url}{url}").text()
+            assert "globex" not in body and "hidden-shop" not in body and vips["globex"] not in body, url
 
         # the admin: everything
         root = _sign_in(browser, control.url, ADMIN_TOKEN)
         assert "globex/hidden-shop: globex-only trouble" in root.inner_text("table.pops")
         root.goto(f"{control.url}/status/load-balancers")
         assert {"acme/web", "globex/hidden-shop"} <= set(root.inner_text("table.lbs").split())
+        root.goto(f"{control.url}/status/usage")
+        assert "5.0 MiB" in root.inner_text(f"tr[data-usage='globex/hidden-shop/{vips['globex']}']")
+        assert {"acme", "globex"} <= set(root.inner_text("table.tenants").split())
         csp = root.request.get(f"{control.url}/status/pops").headers["content-security-policy"]
         assert "script-src 'self'" in csp and "default-src 'none'" in csp
 

@@ -3,6 +3,7 @@ and its refusals, the cookie, what a tenant may fetch, and the headers every ans
 The browser itself (rendering, the refresh without reload) is tests/integration/test_status_page.py."""
 
 import re
+from typing import Any
 
 import httpx2
 import pytest
@@ -163,3 +164,79 @@ def test_over_https_the_session_cookie_is_secure(api: ControlApi) -> None:
     signed_in = _sign_in(client, ADMIN_TOKEN, Origin="https://testserver")
     assert signed_in.status_code == 303
     assert "secure" in signed_in.headers["set-cookie"].lower()
+
+
+def _usage_report(api: ControlApi, pop_token: str, *lbs: tuple[dict[str, Any], tuple[int, int, int]]) -> None:
+    """A PoP's status report with a usage block, as tests/integration/control/test_usage_api.py sends."""
+    listeners = [
+        {
+            "listener": f"{lb['id']}-443",
+            "load_balancer": lb["id"],
+            "address": lb["addresses"][0],
+            "port": 443,
+            "bytes_in": counts[0],
+            "bytes_out": counts[1],
+            "connections": counts[2],
+        }
+        for lb, counts in lbs
+    ]
+    usage = {"epoch": "e1", "sequence": 1, "listeners": listeners}
+    api.ok("PUT", "/v1/pops/ams/status", pop_token, json={"pop": "ams", "applied_version": 1, "usage": usage})
+
+
+def test_the_usage_page_shows_the_admin_every_tenants_numbers_and_a_tenant_only_its_own(
+    api: ControlApi,
+) -> None:
+    api.pool("platform", "203.0.113.0/28")
+    acme, globex = api.tenant("acme"), api.tenant("globex")
+    web = api.ok("POST", "/v1/tenants/acme/loadbalancers", acme, json=spec("web"))
+    shop = api.ok("POST", "/v1/tenants/globex/loadbalancers", globex, json=spec("hidden-shop"))
+    gone = api.ok("POST", "/v1/tenants/acme/loadbalancers", acme, json=spec("gone"))
+    _usage_report(api, api.pop("ams"), (web, (1536, 3 << 30, 1234)), (shop, (5, 6, 1)), (gone, (7, 8, 2)))
+    api.ok("DELETE", "/v1/tenants/acme/loadbalancers/gone", acme)
+    web_vip, shop_vip = web["addresses"][0], shop["addresses"][0]
+
+    admin = _browser(api)
+    assert _sign_in(admin, ADMIN_TOKEN).status_code == 303
+    data = admin.get("/status/data/usage", params={"window": "1h"}).json()["usage"]
+    assert data["span"] == "1h"
+    assert {
+        (row["tenant"], row["load_balancer"], row["vip"], row["deleted"]): (
+            row["total"]["bytes_in"],
+            row["total"]["bytes_out"],
+            row["total"]["connections"],
+        )
+        for row in data["rows"]
+    } == {
+        ("acme", "gone", gone["addresses"][0], True): (7, 8, 2),
+        ("acme", "web", web_vip, False): (1536, 3 << 30, 1234),
+        ("globex", "hidden-shop", shop_vip, False): (5, 6, 1),
+    }
+    assert [(item["tenant"], item["total"]["bytes_in"]) for item in data["tenants"]] == [
+        ("acme", 1543),
+        ("globex", 5),
+    ]
+    page = admin.get("/status/usage")
+    assert page.status_code == 200
+    assert 'data-refresh="/status/data/usage?window=24h"' in page.text  # the default window
+    assert all(text in page.text for text in ("1.5 KiB", "3.0 GiB", "1,234", "globex/hidden-shop", shop_vip))
+    assert '<a href="/status/usage" aria-current="page">Usage</a>' in page.text
+    hostile = admin.get("/status/usage", params={"window": '"><script>x</script>'})
+    assert "<script>x" not in hostile.text and 'data-refresh="/status/data/usage?window=24h"' in hostile.text
+
+    tenant = _browser(api)
+    assert _sign_in(tenant, acme).status_code == 303
+    for path in ("/status/usage", "/status/usage?window=30d", "/status/data/usage"):
+        answer = tenant.get(path)
+        assert answer.status_code == 200, path
+        assert (
+            "globex" not in answer.text and "hidden-shop" not in answer.text and shop_vip not in answer.text
+        ), path
+        assert "acme/web" in answer.text and "acme/gone" in answer.text, path
+    mine = tenant.get("/status/data/usage").json()["usage"]
+    assert [(row["load_balancer"], row["total"]["connections"]) for row in mine["rows"]] == [
+        ("gone", 2),
+        ("web", 1234),
+    ]
+    assert mine["tenants"] == []
+    assert _browser(api).get("/status/data/usage").status_code == 401

@@ -1,4 +1,4 @@
-"""The status page's HTTP shell: sign-in and sign-out, three pages and their JSON twins.
+"""The status page's HTTP shell: sign-in and sign-out, four pages and their JSON twins.
 
 Pages are rendered on the server (Jinja2, every value escaped); each page's ``main`` names its
 JSON twin, which ``status.js`` polls every ``REFRESH_SECONDS`` to replace the page's content
@@ -30,7 +30,8 @@ from anycastlb.control.status_page.sign_in import (
     new_csrf_value,
     session_value,
 )
-from anycastlb.control.status_page.snapshot import read_load_balancers, read_pops
+from anycastlb.control.status_page.snapshot import read_load_balancers, read_pops, read_usage
+from anycastlb.control.status_page.usage_view import span_of, usage_view, usage_window
 from anycastlb.control.status_page.views import lb_detail, lb_rows, pop_rows
 
 __all__ = ["REFRESH_SECONDS", "router"]
@@ -155,6 +156,12 @@ def _lb_view(runtime: Runtime, viewer: Principal, tenant: str, name: str) -> tup
     if detail is None:
         return None, ""
     return detail, _templates.get_template("load_balancer.html").render(detail=detail)
+
+
+def _usage_view(runtime: Runtime, viewer: Principal, span: str) -> tuple[Any, str]:
+    usage, live = runtime.read(lambda s: read_usage(s, viewer, usage_window(span, _now())))
+    view = usage_view(viewer, usage, live, span)
+    return view, _templates.get_template("usage.html").render(view=view, admin=viewer.kind == "admin")
 
 
 async def _html(request: Request, page: str, title: str, data_url: str, build: Any) -> Response:  # noqa: ANN401
@@ -289,6 +296,24 @@ async def lb_data(request: Request, tenant: str, name: str) -> Response:
     return await _data(
         request, "load_balancer", lambda runtime, viewer: _lb_view(runtime, viewer, tenant, name)
     )
+
+
+@router.get("/usage")
+async def usage_page(request: Request) -> Response:
+    span = span_of(request.query_params.get("window"))
+    return await _html(
+        request,
+        "usage",
+        "Usage",
+        f"/status/data/usage?window={span}",
+        lambda runtime, viewer: _usage_view(runtime, viewer, span),
+    )
+
+
+@router.get("/data/usage")
+async def usage_data(request: Request) -> Response:
+    span = span_of(request.query_params.get("window"))
+    return await _data(request, "usage", lambda runtime, viewer: _usage_view(runtime, viewer, span))
 
 
 @router.get("/static/{name}")

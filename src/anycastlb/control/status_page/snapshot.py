@@ -1,17 +1,21 @@
-"""Read what the status page shows from the store: the PoPs with their last reports, and the load
-balancers the viewer may see (a tenant's query never loads another tenant's rows)."""
+"""Read what the status page shows from the store: the PoPs with their last reports, the load
+balancers the viewer may see and their usage (a tenant's query never loads another tenant's rows)."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anycastlb.control.accounting import Window
+from anycastlb.control.errors import NotFound
 from anycastlb.control.principal import Principal
 from anycastlb.control.service.load_balancers import addresses_of
+from anycastlb.control.service.usage import query_usage
 from anycastlb.control.status_page.views import LbRecord, PopRecord
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant
+from anycastlb.control.usage_schemas import UsageOut
 from anycastlb.model.desired import LoadBalancerSpec, PopStatusReport
 from anycastlb.model.duration import STORED_SECONDS
 
-__all__ = ["read_load_balancers", "read_pops"]
+__all__ = ["read_load_balancers", "read_pops", "read_usage"]
 
 
 def read_pops(session: Session) -> list[PopRecord]:
@@ -50,3 +54,19 @@ def read_load_balancers(
         )
         for lb, tenant in rows
     ]
+
+
+def read_usage(session: Session, viewer: Principal, window: Window) -> tuple[UsageOut, set[str]]:
+    """The usage API's answer for ``viewer`` (the admin's: every tenant's; a tenant's: its own,
+    deleted load balancers included; a PoP's: none), and the ids of the load balancers that exist."""
+    empty = UsageOut(since=window.since, until=window.until, step_seconds=window.step, series=())
+    if viewer.kind == "admin":
+        usage = query_usage(session, window)
+    elif viewer.kind == "tenant":
+        try:
+            usage = query_usage(session, window, viewer.name, own=True)
+        except NotFound:  # the tenant was deleted since its token was accepted
+            usage = empty
+    else:
+        usage = empty
+    return usage, {lb.id for lb in read_load_balancers(session, viewer)}
