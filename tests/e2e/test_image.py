@@ -99,7 +99,7 @@ def test_the_entrypoint_prints_the_version_as_the_non_root_user(bundle: BundlePr
     assert bundle.entrypoint == f"{spec.VENV}/bin/anycastlb"
     done = _run(bundle, "version")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == VERSION
+    assert done.stdout.strip() == f"anycastlb {VERSION}"  # as `anycastlb --version` prints it
     assert done.stderr == ""  # no warning about an unwritable .pyc or home
 
 

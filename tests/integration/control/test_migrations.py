@@ -20,6 +20,7 @@ from anycastlb.control.store.engine import normalize_url, open_store
 from anycastlb.control.store.tables import Base
 from anycastlb.control.store.utc import UTCDateTime
 from anycastlb.model.desired import LoadBalancerSpec
+from anycastlb.model.duration import STORED_SECONDS
 from tests.support.control_plane import ControlApi, spec
 
 pytestmark = pytest.mark.integration
@@ -155,6 +156,8 @@ _CHANGES: dict[str, dict[str, dict[str, Any] | list[dict[str, Any]]]] = {
     "0004": {"api_tokens": {"expires_at": None}, "token_generation": [{"id": 1, "value": 0}]},
     "0005": {"tenants": {"max_load_balancers": None, "max_addresses": None}},  # process defaults
     "0006": {},  # an audit only
+    "0007": {"audit_log": []},  # a new table: no change before it is recorded
+    "0008": {"usage_epochs": [], "usage_cursors": [], "usage_buckets": []},  # traffic from now on
 }
 _JSON_COLUMNS = {"spec", "networks", "reserved", "status", "allowed_backend_networks"}
 _TIME_COLUMNS = {"created_at", "updated_at", "status_at", "expires_at"}
@@ -240,7 +243,9 @@ def test_rows_of_the_first_release_go_through_every_migration_intact_and_still_s
         # The old credentials still work (issued without an expiry: they never expire).
         got = api.ok("GET", "/v1/tenants/acme/loadbalancers/web", _TENANT_SECRET)
         assert (got["id"], got["version"], got["addresses"]) == (_LB_ID, 2, ["203.0.113.1"])
-        assert got["spec"] == LoadBalancerSpec.model_validate(_SPEC_0001).model_dump(mode="json")
+        # 0001 wrote durations as bare seconds; a stored spec is read as such (model/duration.py).
+        old_spec = LoadBalancerSpec.model_validate(_SPEC_0001, context=STORED_SECONDS)
+        assert got["spec"] == old_spec.model_dump(mode="json")
         desired = api.ok("GET", "/v1/pops/fra1/desired", _POP_SECRET)
         served = [(lb["id"], lb["vips"], lb["listeners"][0]["port"]) for lb in desired["load_balancers"]]
         assert served == [(_LB_ID, ["203.0.113.1"], 443)]
