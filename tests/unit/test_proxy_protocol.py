@@ -484,3 +484,11 @@ def test_corrupted_valid_headers_are_parsed_or_rejected(header: bytes, data: st.
     index = data.draw(st.integers(0, len(header) - 1))
     byte = data.draw(st.integers(0, 255))
     parses_or_rejects(header[:index] + bytes([byte]) + header[index + 1 :] + PAYLOAD)
+
+
+def test_the_encoder_never_writes_a_unique_id_its_own_decoder_refuses() -> None:
+    exactly = pp.encode_v2(CLIENT, SERVER, socket.AF_INET, tlvs=[(pp.PP2_TYPE_UNIQUE_ID, b"u" * 128)])
+    assert dict(pp.parse(exactly)[0].tlvs)[pp.PP2_TYPE_UNIQUE_ID] == b"u" * 128
+
+    with pytest.raises(pp.ProxyProtocolError, match="UNIQUE_ID TLV of 129 bytes"):
+        pp.encode_v2(CLIENT, SERVER, socket.AF_INET, tlvs=[(pp.PP2_TYPE_UNIQUE_ID, b"u" * 129)])

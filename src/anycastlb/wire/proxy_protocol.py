@@ -165,6 +165,10 @@ def encode_v2(
         parts = [_V2_PREFIXES[family, protocol], b""]
         for kind, value in tlvs:  # §2.2: type, 16-bit length, value; the header length covers them all
             n = len(value)
+            if kind == PP2_TYPE_UNIQUE_ID and n > UNIQUE_ID_MAX_LENGTH:  # what decode_v2 would refuse
+                raise ProxyProtocolError(
+                    f"v2 UNIQUE_ID TLV of {n} bytes; §2.2.5 allows at most {UNIQUE_ID_MAX_LENGTH}"
+                )
             size += 3 + n
             parts.append(_tlv_head(kind, n))
             parts.append(value)
