@@ -1,6 +1,7 @@
 """``anycastlb audit`` against a real ``anycastlb control`` process."""
 
 import json
+import re
 
 import pytest
 
@@ -23,6 +24,10 @@ def test_the_admin_reads_every_change_as_a_table_and_a_tenant_its_own_as_json(
     assert [entry["object_type"] for entry in own["entries"]] == ["token", "tenant"]
     pools_only = json.loads(ok(control.url, "audit", "--type", "pool", "-o", "json").output)
     assert [entry["object_name"] for entry in pools_only["entries"]] == ["platform-v4"]
+    # Each CLI request carries its own id, stored with the change it made.
+    ids = [entry["request_id"] for entry in json.loads(ok(control.url, "audit", "--json").output)["entries"]]
+    assert all(re.fullmatch(r"cli-[0-9a-f]{16}", request_id) for request_id in ids), ids
+    assert len(set(ids)) == len(ids)
 
 
 def test_pages_follow_the_cursor(control: ControlProcess) -> None:

@@ -1,5 +1,6 @@
 """An HTTP client of the control plane API whose failures are :mod:`errors` that say what to do."""
 
+import uuid
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -13,7 +14,7 @@ from anycastlb.control.cli.options import ADMIN_TOKEN_ENV, TOKEN_ENV, URL_ENV
 __all__ = ["Answer", "ControlClient"]
 
 _TIMEOUT = 30.0  # seconds; longer than any API call but the PoP long poll, which the CLI never uses
-_UNAUTHORIZED, _FIRST_ERROR = 401, 400
+_UNAUTHORIZED, _FIRST_ERROR, _SERVER_ERROR = 401, 400, 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,13 @@ class ControlClient:
     def send(
         self, method: str, path: str, body: object = None, params: dict[str, str] | None = None
     ) -> Answer:
+        # Our own request id (the API echoes it, stores it in the audit row of the change and logs
+        # it): a refusal names it, so an operator can find the request in the control plane's log.
+        request_id = f"cli-{uuid.uuid4().hex[:16]}"
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            response = self._http.request(
+                method, path, json=body, params=params, headers={"X-Request-Id": request_id}
+            )
         except httpx.ConnectError as error:
             raise UnreachableError(
                 f"cannot reach the control plane at {self.url}: {error}; is `anycastlb control` running? "
@@ -52,6 +58,11 @@ class ControlClient:
             ) from None
         except httpx.HTTPError as error:
             raise UnreachableError(f"talking to the control plane at {self.url} failed: {error}") from None
+        if response.status_code >= _SERVER_ERROR:
+            detail = _detail(response)
+            raise RefusedError(
+                response.status_code, f"{detail} (HTTP {response.status_code}, request id {request_id})"
+            )
         if response.status_code >= _FIRST_ERROR:
             raise self._refusal(response)
         if not response.content:
