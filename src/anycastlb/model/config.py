@@ -21,6 +21,8 @@ from anycastlb.model.base import BindAddress, Frozen, IPAddress, Port, check_nam
 from anycastlb.model.bgp import BgpConfig
 from anycastlb.model.config_file import ConfigError, read_yaml_file
 from anycastlb.model.duration import Duration
+from anycastlb.model.hostnames import check_hostnames
+from anycastlb.model.tunnel import TunnelInterface
 from anycastlb.model.validation_errors import without_echoes
 
 __all__ = [
@@ -140,6 +142,18 @@ class ListenerSettings(Frozen):
     server_speaks_first: bool = False
     sni_authority: bool = True
     client_hello_wait: Duration = 0.2
+    # SNI-routed sharing (model/hostnames.py): the TLS server names this listener serves. Several
+    # listeners (of several load balancers) may then share one VIP and port: the edge reads the
+    # ClientHello's SNI and routes to the listener that names it. ``sni_default``: this listener also
+    # takes a ClientHello whose name no sharer claims, or one with no SNI; with none so marked such a
+    # connection is refused with a reset.
+    hostnames: tuple[str, ...] = ()
+    sni_default: bool = False
+
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_hostnames(value)
 
     @field_validator("backends")
     @classmethod
@@ -158,6 +172,19 @@ class ListenerSettings(Frozen):
             raise ValueError("connect_timeout must be > 0")
         if self.idle_timeout <= 0:
             raise ValueError("idle_timeout must be > 0")
+        return self
+
+    @model_validator(mode="after")
+    def _sni_routing(self) -> "ListenerSettings":
+        if self.sni_default and not self.hostnames:
+            raise ValueError("sni_default applies only with hostnames; name the hostnames it serves")
+        if self.hostnames and self.protocol != "tcp":
+            raise ValueError("hostnames apply to tcp listeners only (the SNI is in a TLS ClientHello)")
+        if self.hostnames and self.server_speaks_first:
+            raise ValueError(
+                "hostnames need the client to speak first (its ClientHello carries the SNI); "
+                "remove server_speaks_first"
+            )
         return self
 
     @model_validator(mode="after")
@@ -213,6 +240,8 @@ class EdgeConfig(Frozen):
     relay: RelayMode = "auto"
     pipe_size: Annotated[int, Field(ge=4096, le=16 * 1024 * 1024)] = 1024 * 1024
     bgp: BgpConfig | None = None  # announce the VIPs (listener addresses) this PoP can serve
+    # WireGuard interfaces to nodes that dial in (model/tunnel.py); backends may be tunnel addresses
+    tunnels: tuple[TunnelInterface, ...] = ()
 
     @field_validator("pop")
     @classmethod

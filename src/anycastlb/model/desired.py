@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from anycastlb.model.base import Frozen, IPAddress, check_name
 from anycastlb.model.bounds import check_spec_size, spec_bounds
 from anycastlb.model.config import ListenerSettings
+from anycastlb.model.tunnel import TunnelInterface
 from anycastlb.model.usage import UsageReport
 
 __all__ = [
@@ -171,6 +172,9 @@ class PopDesiredState(Frozen):
     pop: str
     version: int
     load_balancers: tuple[DesiredLoadBalancer, ...] = ()
+    # WireGuard interfaces to the nodes of the clusters this PoP serves (model/tunnel.py): one per
+    # cluster, with only that cluster's node peers
+    tunnels: tuple[TunnelInterface, ...] = ()
 
 
 class BackendStatus(Frozen):
