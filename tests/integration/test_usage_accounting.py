@@ -161,9 +161,10 @@ def test_usage_equals_what_clients_relayed_across_an_outage_and_an_edge_restart(
         _traffic(targets, 1)
         _exact(control, expected(), views)
         # 2. the control plane is away: reports fail, the edge keeps counting; totals exact after
+        failures = edge.log().count("status_report_failed")
         control.stop()
         _traffic(targets, 2)
-        time.sleep(6)  # at least one report fails
+        edge.wait_for_log("status_report_failed", timeout=30, count=failures + 1)  # a report failed
         control.start()
         _exact(control, expected(), views)
         # 3. traffic, then at once an edge restart (a new counter epoch), then more traffic

@@ -6,8 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, Self
 
 import httpx
 import httpx2
@@ -18,6 +17,7 @@ from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.server import platform_addresses
 from anycastlb.control.store.engine import open_store
 from anycastlb.lab.ports import free_port
+from tests.support.processes import ChildProcess
 
 __all__ = ["ADMIN_TOKEN", "LAB_BACKEND_NETWORKS", "ControlApi", "ControlProcess", "listener", "spec"]
 
@@ -92,7 +92,7 @@ class ControlApi:
         return str(self.ok("POST", "/v1/pops", json={"name": name})["token"]["secret"])
 
 
-class ControlProcess:
+class ControlProcess(ChildProcess):
     """``anycastlb control`` as a child process (what the e2e tests and benchmarks drive)."""
 
     def __init__(
@@ -104,6 +104,7 @@ class ControlProcess:
         *,
         allow_backend_networks: tuple[str, ...] = LAB_BACKEND_NETWORKS,
     ) -> None:
+        super().__init__()
         self.allow_backend_networks = allow_backend_networks
         self.workdir = workdir
         self.extra_args = extra_args  # e.g. ("--max-listeners", "3")
@@ -111,12 +112,10 @@ class ControlProcess:
         self.database = database or f"sqlite:///{workdir / 'control.db'}"
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "control.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: BinaryIO | None = None
 
-    def start(self) -> "ControlProcess":
+    def start(self) -> Self:
         env = dict(os.environ, ANYCASTLB_ADMIN_TOKEN=ADMIN_TOKEN)
-        self._log = self.log_path.open("ab")
+        log = self._open_log(self.log_path)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -132,7 +131,7 @@ class ControlProcess:
                 *self.extra_args,
                 *(f"--allow-backend-network={network}" for network in self.allow_backend_networks),
             ],
-            stdout=self._log,
+            stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
         )
@@ -152,24 +151,3 @@ class ControlProcess:
 
     def client(self, token: str = ADMIN_TOKEN) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "ControlProcess":
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -1,24 +1,23 @@
 """``anycastlb controller`` as a real child process, pointed at a kubeconfig and a control plane."""
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO
+from typing import Self
 
 import httpx
 
 from anycastlb.lab.ports import free_port
+from tests.support.processes import ChildProcess, exited, signal_group
 
 PORT_TAKEN = "cannot serve /healthz, /readyz and /metrics on"  # the controller's start error
 _PORT_ATTEMPTS = 5
 
 
-class ControllerProcess:
+class ControllerProcess(ChildProcess):
     """One controller in its own process group, logging to ``workdir/controller-PORT.log``.
 
     Cleanup is unconditional: :meth:`stop` (also when :meth:`start` fails) ends the whole group and
@@ -26,6 +25,8 @@ class ControllerProcess:
     port comes from :func:`free_port`; if another process binds it first, the controller exits
     saying so and the start is retried on a new port.
     """
+
+    stop_group = True  # its own session: stop() ends anything it started, too
 
     def __init__(
         self,
@@ -38,6 +39,7 @@ class ControllerProcess:
         extra: tuple[str, ...] = (),
         metrics_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.workdir = workdir
         self.control_url = control_url
         self.token = token
@@ -46,8 +48,6 @@ class ControllerProcess:
         self.extra = extra
         self._fixed_port = metrics_port  # a test that wants the port taken passes it
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: BinaryIO | None = None
 
     @property
     def log_path(self) -> Path:
@@ -57,7 +57,7 @@ class ControllerProcess:
         """Start the process without waiting for it (:meth:`start` waits for /healthz)."""
         self.stop()
         env = dict(os.environ, ANYCASTLB_TOKEN=self.token)
-        self._log = self.log_path.open("ab")
+        log = self._open_log(self.log_path)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -76,14 +76,14 @@ class ControllerProcess:
                 "kube-system",
                 *self.extra,
             ],
-            stdout=self._log,
+            stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # its own process group: stop() ends anything it started
         )
         return self.process
 
-    def start(self) -> "ControllerProcess":
+    def start(self) -> Self:
         try:
             self._start_on_a_free_port()
         except BaseException:
@@ -119,12 +119,9 @@ class ControllerProcess:
             time.sleep(0.05)
 
     def exited(self) -> bool:
-        """Whether the process has exited, without reaping it: until it is reaped its pid stays
-        taken, so signalling its process group can never reach a stranger that reused the number."""
+        """Whether the process has exited, without reaping it (see :func:`processes.exited`)."""
         assert self.process is not None
-        if self.process.returncode is not None:
-            return True
-        return os.waitid(os.P_PID, self.process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return exited(self.process)
 
     def wait(self, timeout: float = 20.0) -> int:
         """Wait for the process to exit on its own; its exit code (the group is ended, too)."""
@@ -147,37 +144,11 @@ class ControllerProcess:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2)
 
     def _signal_group(self, signum: signal.Signals) -> None:
-        """Signal the whole group, only while the leader is not reaped (see :meth:`exited`)."""
         assert self.process is not None
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signum)
+        signal_group(self.process, signum)
 
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would: no Lease release."""
         if self.process is not None:
             self._signal_group(signal.SIGKILL)
             self.process.wait()
-
-    def stop(self) -> None:
-        """SIGTERM to the group (a clean stop), SIGKILL after 10 s and to whatever else is left in
-        it, then reap and close the log. Safe to call at any point, and again."""
-        if self.process is not None:
-            if not self.exited():
-                self._signal_group(signal.SIGTERM)
-                deadline = time.monotonic() + 10
-                while not self.exited() and time.monotonic() < deadline:
-                    time.sleep(0.02)
-            self._signal_group(signal.SIGKILL)
-            self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> "ControllerProcess":
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

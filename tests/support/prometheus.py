@@ -8,19 +8,18 @@ since CI installs it (scripts/setup's apt list must carry ``prometheus``).
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import yaml
 
 from anycastlb.lab.ports import free_port
+from tests.support.processes import ChildProcess
 
 __all__ = ["PrometheusServer", "require_binary"]
 
@@ -36,7 +35,7 @@ def require_binary(name: str) -> str:
     pytest.skip(message)
 
 
-class PrometheusServer:
+class PrometheusServer(ChildProcess):
     """``prometheus`` on a free loopback port with a temporary config and storage, stopped (and its
     directory left to pytest's tmp_path) on exit, even when the test fails."""
 
@@ -47,6 +46,7 @@ class PrometheusServer:
         interval: str = "1s",
         rule_files: tuple[Path, ...] = (),
     ) -> None:
+        super().__init__()
         self.binary = require_binary("prometheus")
         self.workdir = workdir
         self.port = free_port()
@@ -57,9 +57,8 @@ class PrometheusServer:
             "rule_files": [str(path) for path in rule_files],
         }
         self.log_path = workdir / "prometheus.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "PrometheusServer":
+    def start(self) -> Self:
         config = self.workdir / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.config))
         with self.log_path.open("ab") as log:
@@ -106,23 +105,3 @@ class PrometheusServer:
     def rules(self) -> list[dict[str, Any]]:
         """Every loaded rule with its health (ok, err, unknown), lastError and alerts."""
         return [rule for group in self.api("rules")["groups"] for rule in group["rules"]]
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def __enter__(self) -> "PrometheusServer":
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

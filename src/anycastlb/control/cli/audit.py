@@ -4,7 +4,14 @@ from typing import Annotated, Any
 
 import typer
 
-from anycastlb.control.cli.options import DEFAULT_URL, OutputOption, TokenOption, UrlOption
+from anycastlb.control.cli.options import (
+    DEFAULT_URL,
+    JsonOption,
+    OutputOption,
+    TokenOption,
+    UrlOption,
+    output_format,
+)
 from anycastlb.control.cli.session import command, print_json, print_rich
 
 __all__ = ["audit", "audit_table"]
@@ -32,16 +39,14 @@ def audit(
         str | None, typer.Option("--cursor", help="Continue after a page (the cursor it printed).")
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Follow the cursor to the oldest entry.")] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="The API's answer as JSON (same as -o json).")
-    ] = False,
+    as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
 ) -> None:
     """Changes made through the control plane, newest first: the admin sees all, a tenant those of
     its own objects."""
-    output = "json" if as_json else output
+    output = output_format(output, as_json)
     query = {
         "since": since,
         "until": until,

@@ -8,7 +8,15 @@ from urllib.parse import quote
 import typer
 
 from anycastlb.control.cli.errors import InputError
-from anycastlb.control.cli.options import DEFAULT_URL, OutputOption, TokenOption, UrlOption
+from anycastlb.control.cli.options import (
+    DEFAULT_URL,
+    JsonOption,
+    OutputOption,
+    TokenOption,
+    UrlOption,
+    output_format,
+    tenant_option,
+)
 from anycastlb.control.cli.session import command, print_json, print_rich
 from anycastlb.model.duration import parse_duration
 
@@ -16,12 +24,7 @@ __all__ = ["usage"]
 
 TenantOption = Annotated[
     str | None,
-    typer.Option(
-        "--tenant",
-        envvar="ANYCASTLB_TENANT",
-        show_default=False,
-        help="Only this tenant. Default: the token's own tenant; for the admin, every tenant.",
-    ),
+    tenant_option("Only this tenant. Default: the token's own tenant; for the admin, every tenant."),
 ]
 _TIME_HELP = "An RFC 3339 time (2026-12-01T00:00:00Z) or a duration before now (24h, 30m)."
 
@@ -46,7 +49,7 @@ def usage(
     load_balancer: Annotated[
         str | None, typer.Option("--load-balancer", "--lb", help="Only this load balancer.")
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="The API's answer as JSON (as -o json).")] = False,
+    json_: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
@@ -54,7 +57,7 @@ def usage(
     """Bytes in (clients to the VIP), bytes out (back to clients) and connections per load
     balancer and VIP, summed over every PoP. A tenant sees its own; the admin every tenant's
     (--tenant for one)."""
-    output = "json" if json_ else output
+    output = output_format(output, json_)
     now = datetime.now(UTC)
     params = {"since": moment(since, now, "--since"), "step": step}
     if until is not None:
