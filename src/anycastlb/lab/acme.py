@@ -207,13 +207,16 @@ class AcmeLab:
         path = self.dir / "node" / "access.log"
         return parse_access_log(path.read_text()) if path.exists() else []
 
-    def issue(self) -> Issued:
-        """Order a certificate for the domain; pebble validates HTTP-01 through VIP:80."""
+    def issue(self, webroot: Path | None = None) -> Issued:
+        """Order a certificate for the domain; pebble validates HTTP-01 through VIP:80.
+
+        ``webroot``: where the ACME client writes the tokens; by default where the node serves them
+        (another directory stands for a solver the ingress does not route to)."""
         before = connections(self.edge_metrics(), "http")
         data = self._client(
             "order",
             *("--directory", self.topology.directory_url, "--roots", self.topology.roots_url),
-            *("--domain", self.topology.domain, "--webroot", str(self.webroot), "--out", str(self.certs)),
+            *("--domain", self.topology.domain, "--webroot", str(webroot or self.webroot), "--out", str(self.certs)),
         )
         tokens = [str(token) for token in data["tokens"]]  # type: ignore[attr-defined]
         uris = {CHALLENGE_PREFIX + token for token in tokens}
