@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
@@ -69,7 +70,10 @@ __all__ = ["PEBBLE", "AcmeLab", "missing_acme_peer", "run_acme_lab"]
 
 PEBBLE = "/usr/bin/pebble"
 _NETNS_ETC = Path("/etc/netns")
-_FETCH = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())"
+_FETCH = (
+    "import sys, urllib.request;"
+    " sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())"
+)
 
 
 def missing_acme_peer() -> str | None:
@@ -193,14 +197,14 @@ class AcmeLab:
 
     # ---- the flow ------------------------------------------------------------------------------
 
-    def _client(self, *args: str) -> dict[str, object]:
+    def _client(self, *args: str) -> dict[str, Any]:
         env = checkout_env() | {"REQUESTS_CA_BUNDLE": str(self.dir / "pebble" / "api-cert.pem")}
         argv = ["env", *(f"{k}={v}" for k, v in env.items() if k in ("PYTHONPATH", "REQUESTS_CA_BUNDLE"))]
         argv += [sys.executable, "-m", "anycastlb.lab.acme_client", *args]
         done = run_inside(self.topology.client, argv, timeout=60, check=False)
         if done.returncode != 0:
             raise LabError(f"ACME lab: {args[0]} failed: {done.stderr.strip()[-1500:]}")
-        data: dict[str, object] = json.loads(done.stdout)
+        data: dict[str, Any] = json.loads(done.stdout)
         return data
 
     def access_log(self) -> list[AccessLine]:
@@ -213,12 +217,14 @@ class AcmeLab:
         ``webroot``: where the ACME client writes the tokens; by default where the node serves them
         (another directory stands for a solver the ingress does not route to)."""
         before = connections(self.edge_metrics(), "http")
+        topology = self.topology
         data = self._client(
             "order",
-            *("--directory", self.topology.directory_url, "--roots", self.topology.roots_url),
-            *("--domain", self.topology.domain, "--webroot", str(webroot or self.webroot), "--out", str(self.certs)),
+            *("--directory", topology.directory_url, "--roots", topology.roots_url),
+            *("--domain", topology.domain, "--webroot", str(webroot or self.webroot)),
+            *("--out", str(self.certs)),
         )
-        tokens = [str(token) for token in data["tokens"]]  # type: ignore[attr-defined]
+        tokens = [str(token) for token in data["tokens"]]
         uris = {CHALLENGE_PREFIX + token for token in tokens}
         hits = [line for line in self.access_log() if line.uri in uris]
         return Issued.from_client(data, hits, self._counted_since("http", before))
@@ -277,5 +283,10 @@ def run_acme_lab(workdir: Path, name: str = "acme") -> AcmeRun:
         probed = lab.verify_tls()
         topology = lab.topology
         return AcmeRun(
-            topology.domain, topology.vip, topology.client_address, topology.pop_cluster_address, issued, probed
+            topology.domain,
+            topology.vip,
+            topology.client_address,
+            topology.pop_cluster_address,
+            issued,
+            probed,
         )

@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import josepy as jose
 import requests
 from acme import challenges, client, crypto_util, errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from josepy.jwa import ES256
+from josepy.jwk import JWKEC
 
 __all__ = ["main", "order", "probe"]
 
@@ -45,11 +46,16 @@ def _leaf_sha256(chain_pem: bytes) -> str:
     return hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
+def _dns_names(certificate: x509.Certificate) -> list[str]:
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return names.get_values_for_type(x509.DNSName)
+
+
 def order(directory_url: str, roots_url: str, domain: str, webroot: Path, out: Path) -> dict[str, Any]:
     """Obtain a certificate for ``domain`` by HTTP-01; writes key.pem, fullchain.pem, root.pem."""
     started = time.monotonic()
-    account_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = client.ClientNetwork(account_key, alg=jose.ES256, user_agent="anycastlb-lab-acme")
+    account_key = JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    net = client.ClientNetwork(account_key, alg=ES256, user_agent="anycastlb-lab-acme")
     acme = client.ClientV2(client.ClientV2.get_directory(directory_url, net), net)
     acme.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
     key_pem = _new_key_pem()
@@ -77,11 +83,10 @@ def order(directory_url: str, roots_url: str, domain: str, webroot: Path, out: P
     root.raise_for_status()
     (out / "root.pem").write_text(root.text)
     leaf = x509.load_pem_x509_certificates(done.fullchain_pem.encode())[0]
-    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return {
         "domain": domain,
         "tokens": tokens,
-        "san": names.get_values_for_type(x509.DNSName),
+        "san": _dns_names(leaf),
         "issuer": leaf.issuer.rfc4514_string(),
         "leaf_sha256": _leaf_sha256(done.fullchain_pem.encode()),
         "chain_length": len(x509.load_pem_x509_certificates(done.fullchain_pem.encode())),
@@ -96,19 +101,19 @@ def probe(address: str, port: int, domain: str, root: Path, timeout: float = 5.0
         socket.create_connection((address, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=domain) as tls,
     ):
-        peer = tls.getpeercert()
         der = tls.getpeercert(binary_form=True)
         version = tls.version()
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n\r\n".encode())
         answer = b""
         while chunk := tls.recv(65536):
             answer += chunk
-    san = [value for kind, value in (peer or {}).get("subjectAltName", ()) if kind == "DNS"]
+    if der is None:
+        raise RuntimeError(f"{address}:{port} sent no certificate")
     return {
         "verified": True,  # wrap_socket raised otherwise
         "tls_version": version,
-        "san": san,
-        "leaf_sha256": hashlib.sha256(der or b"").hexdigest(),
+        "san": _dns_names(x509.load_der_x509_certificate(der)),
+        "leaf_sha256": hashlib.sha256(der).hexdigest(),
         "body": answer.split(b"\r\n\r\n", 1)[-1].decode(errors="replace").strip(),
     }
 
@@ -139,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             result = probe(args.address, args.port, args.domain, args.root)
     except (errors.Error, messages.Error, requests.RequestException, OSError, RuntimeError) as error:
         bundle = os.environ.get("REQUESTS_CA_BUNDLE", "unset")
-        print(f"{args.command} failed: {type(error).__name__}: {error} (REQUESTS_CA_BUNDLE={bundle})", file=sys.stderr)
+        why = f"{type(error).__name__}: {error}"
+        print(f"{args.command} failed: {why} (REQUESTS_CA_BUNDLE={bundle})", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0

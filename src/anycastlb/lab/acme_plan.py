@@ -109,10 +109,8 @@ def ip_commands(topology: AcmeTopology) -> list[list[str]]:
         commands.append(["-n", ns, "link", "set", "lo", "up"])
     for cable in topology.cables():
         a, b = cable.a, cable.b
-        commands.append(
-            ["-n", a.namespace, "link", "add", a.interface, "type", "veth", "peer", "name", b.interface]
-            + ["netns", b.namespace]
-        )
+        veth = ["type", "veth", "peer", "name", b.interface, "netns", b.namespace]
+        commands.append(["-n", a.namespace, "link", "add", a.interface, *veth])
         for end in (a, b):
             commands += [["-n", end.namespace, "addr", "add", c, "dev", end.interface] for c in end.addresses]
             commands.append(["-n", end.namespace, "link", "set", end.interface, "up"])
@@ -187,9 +185,9 @@ def node_nginx_config(topology: AcmeTopology, directory: Path, webroot: Path, tl
     does while exempting the challenge path. Port 8443 exists once ``tls`` does, as a Secret's
     certificate appears in ingress-nginx after cert-manager wrote it: a reload (SIGHUP), so nginx
     runs with its master process here (without one, a reload binds the new port but never accepts
-    on it), and its worker as root, as the master would otherwise drop to ``nobody``, who cannot read a
-    private work dir (pytest's tmp_path is 0700). The access log records what nginx believed: ``$remote_addr`` from the PROXY header,
-    ``$realip_remote_addr`` the TCP peer.
+    on it), and its worker as root, as the master would otherwise drop to ``nobody``, who cannot
+    read a private work dir (pytest's tmp_path is 0700). The access log records what nginx
+    believed: ``$remote_addr`` from the PROXY header, ``$realip_remote_addr`` the TCP peer.
     """
     d = directory
     tls_server = ""
@@ -199,7 +197,9 @@ def node_nginx_config(topology: AcmeTopology, directory: Path, webroot: Path, tl
             listen {topology.node_address}:{TLS_NODE_PORT} ssl proxy_protocol;
             server_name {topology.domain};
             ssl_certificate {tls.fullchain}; ssl_certificate_key {tls.key};
-            location / {{ default_type text/plain; return 200 "tls {topology.domain} client=$remote_addr\\n"; }}
+            ssl_protocols TLSv1.2 TLSv1.3;  # ingress-nginx's default (nginx 1.22's still has TLS 1.0)
+            default_type text/plain;
+            location / {{ return 200 "tls {topology.domain} client=$remote_addr\\n"; }}
           }}"""
     return textwrap.dedent(f"""
         daemon off; master_process on; worker_processes 1; user root;
