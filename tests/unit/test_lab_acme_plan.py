@@ -36,7 +36,8 @@ def test_the_ip_commands_match_the_golden_file() -> None:
 
 def test_the_node_nginx_config_with_the_certificate_matches_the_golden_file() -> None:
     tls = NodeTls(Path("/lab/certs/fullchain.pem"), Path("/lab/certs/key.pem"))
-    _golden("acme_node_nginx.conf", node_nginx_config(AcmeTopology(), Path("/lab/node"), Path("/lab/www"), tls))
+    rendered = node_nginx_config(AcmeTopology(), Path("/lab/node"), Path("/lab/www"), tls)
+    _golden("acme_node_nginx.conf", rendered)
 
 
 def test_commands_touch_only_the_lab_namespaces_never_the_host() -> None:
