@@ -21,6 +21,7 @@ Every process is started detached in its namespace and recorded (:mod:`anycastlb
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -109,7 +110,10 @@ class AcmeLab:
             raise LabError(f"cannot run the ACME lab: {problem}")
         for ns in self.topology.namespaces():
             if namespace_exists(ns):
-                raise LabError(f"namespace {ns} exists already: another ACME lab of that name runs here")
+                raise LabError(
+                    f"namespace {ns} exists already: an ACME lab named {self.topology.name} runs, or an "
+                    f"earlier run was killed (then remove it: ip netns del {ns})"
+                )
         try:
             apply_commands(ip_commands(self.topology))
             etc = _NETNS_ETC / self.topology.client
@@ -174,8 +178,8 @@ class AcmeLab:
             try:
                 if ready():
                     return
-            except (LabError, ValueError):
-                pass  # not answering yet
+            except (LabError, ValueError, OSError):
+                pass  # not answering yet (or gone: the check below names the process that died)
             dead = [record for record in self.processes.values() if not record.alive()]
             if dead or time.monotonic() > deadline:
                 why = f"{dead[0].role} exited" if dead else f"not within {self.timeout:.0f}s"
@@ -201,7 +205,10 @@ class AcmeLab:
         env = checkout_env() | {"REQUESTS_CA_BUNDLE": str(self.dir / "pebble" / "api-cert.pem")}
         argv = ["env", *(f"{k}={v}" for k, v in env.items() if k in ("PYTHONPATH", "REQUESTS_CA_BUNDLE"))]
         argv += [sys.executable, "-m", "anycastlb.lab.acme_client", *args]
-        done = run_inside(self.topology.client, argv, timeout=60, check=False)
+        try:
+            done = run_inside(self.topology.client, argv, timeout=60, check=False)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"ACME lab: {args[0]} did not finish within 60s; logs under {self.dir}") from None
         if done.returncode != 0:
             raise LabError(f"ACME lab: {args[0]} failed: {done.stderr.strip()[-1500:]}")
         data: dict[str, Any] = json.loads(done.stdout)
@@ -258,15 +265,25 @@ class AcmeLab:
     # ---- down ----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop every process, kill what else runs in the namespaces, delete them: always safe."""
+        """Stop every process, kill what else runs in the namespaces, delete them: always safe, and
+        a step that fails does not keep the others from running (the first failure is raised)."""
+        failures: list[LabError] = []
         for role in ("edge", "node", "pebble"):
             if (record := self.processes.pop(role, None)) is not None:
-                record.stop(timeout=5.0)
+                try:
+                    record.stop(timeout=5.0)
+                except LabError as error:
+                    failures.append(error)
         for ns in self.topology.namespaces():
-            for pid in namespace_pids(ns):
-                kill(pid)
-            delete_namespace(ns)
+            try:
+                for pid in namespace_pids(ns):
+                    kill(pid)
+                delete_namespace(ns)
+            except LabError as error:
+                failures.append(error)
         shutil.rmtree(_NETNS_ETC / self.topology.client, ignore_errors=True)
+        if failures:
+            raise failures[0]
 
     def __enter__(self) -> "AcmeLab":
         return self.start()
