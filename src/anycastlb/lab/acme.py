@@ -19,6 +19,7 @@ Every process is started detached in its namespace and recorded (:mod:`anycastlb
 """
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -59,7 +60,6 @@ from anycastlb.lab.netns import (
     LabError,
     apply_commands,
     delete_namespace,
-    missing_capability,
     namespace_exists,
     namespace_pids,
     run_inside,
@@ -78,12 +78,13 @@ _FETCH = (
 
 
 def missing_acme_peer() -> str | None:
-    """None if the ACME lab can run here; else what is missing and how to get it."""
-    problem = missing_capability()
-    if problem is not None:
-        return problem
-    if shutil.which("pebble") is None and not Path(PEBBLE).exists():
-        return "`pebble` is not installed: apt-get install pebble (scripts/setup installs it)"
+    """None if the ACME lab can run here; else what is missing and how to get it. (Not the anycast
+    lab's check: this lab needs no BIRD. A kernel without veth support shows at ``ip link add``.)"""
+    if os.geteuid() != 0:
+        return "root is required (ip netns add needs CAP_SYS_ADMIN): run as root, e.g. with sudo"
+    for tool, package in (("ip", "iproute2"), ("nginx", "nginx-light"), ("pebble", "pebble")):
+        if shutil.which(tool) is None and not any(Path(d, tool).exists() for d in ("/usr/sbin", "/usr/bin")):
+            return f"`{tool}` is not installed: apt-get install {package} (scripts/setup installs it)"
     try:
         import acme.client  # noqa: F401, PLC0415 - only a probe
     except ImportError:
