@@ -7,6 +7,8 @@ domain. See anycastlb.lab.acme for the lab and why it has no router.
 """
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from anycastlb.lab.acme import AcmeLab, missing_acme_peer
 from anycastlb.lab.acme_plan import HTTP_NODE_PORT, TLS_NODE_PORT
 from anycastlb.lab.acme_result import Issued
 from anycastlb.lab.netns import LabError, namespace_exists, namespace_pids
+from anycastlb.lab.processes import checkout_env
 from tests.support.peers import ACME, NETNS, NGINX, PEBBLE, absent, require
 
 # One worker runs this module's tests in order: they share one lab (pytest-xdist group "acme").
@@ -83,3 +86,21 @@ def test_a_token_the_ingress_does_not_serve_fails_validation_and_the_lab_is_remo
     assert not any(namespace_exists(ns) or namespace_pids(ns) for ns in lab.topology.namespaces())
     assert not Path(f"/etc/netns/{lab.topology.client}").exists()
     assert lab.processes == {}
+
+
+def test_the_demo_step_prints_each_step_says_acme_ok_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    name, root = f"ad{os.getpid() % 100000}", tmp_path / "labs"
+    done = subprocess.run(
+        [sys.executable, "-m", "anycastlb.cli", "lab", "acme", "--name", name, "--state-root", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=checkout_env(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = ("1. challenge validated via VIP:80", "2. certificate issued", "3. TLS through VIP:443 verified")
+    assert all(step in done.stdout for step in steps), done.stdout
+    assert "(the issued one)" in done.stdout and "acme ok" in done.stdout, done.stdout
+    assert not root.exists(), "the state dir of a run that held every promise is removed"
+    assert not any(namespace_exists(f"{name}-{role}") for role in ("client", "pop", "node"))
