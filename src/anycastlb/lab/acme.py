@@ -37,6 +37,7 @@ from anycastlb.lab.acme_plan import (
     ACME_PORT,
     CHALLENGE_PREFIX,
     HTTP_NODE_PORT,
+    MANAGEMENT_PORT,
     METRICS_PORT,
     TLS_NODE_PORT,
     AcmeTopology,
@@ -143,8 +144,10 @@ class AcmeLab:
         # validated through the edge.
         env |= {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
         pebble = shutil.which("pebble") or PEBBLE
+        # -strict: the ACME protocol as pebble will enforce it next, so the client is held to it.
         self._spawn("pebble", self.topology.client, [pebble, "-config", str(config), "-strict"], env)
         self._wait_listening("pebble", self.topology.client_address, ACME_PORT)
+        self._wait_listening("pebble", self.topology.client_address, MANAGEMENT_PORT)
 
     def _start_node(self, tls: NodeTls | None) -> None:
         directory = self.dir / "node"
