@@ -1,6 +1,7 @@
 """The one ``anycastlb`` command, with a sub-command per part of the system."""
 
 import resource
+import shutil
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -521,6 +522,36 @@ def lab_down(name: LabName = "alb", state_root: LabRoot = _LAB_ROOT) -> None:
         return
     stopped, deleted = len(result.stopped), len(result.namespaces)
     typer.echo(f"lab {name} removed: {stopped} processes stopped, {deleted} namespaces deleted")
+
+
+@lab_app.command("acme")
+def lab_acme(name: LabName = "acme", state_root: LabRoot = _LAB_ROOT) -> None:
+    """cert-manager's HTTP-01 through the edge, in a small lab of its own (client, PoP, node): pebble
+    validates via VIP:80, the certificate is issued, a TLS client verifies it via VIP:443."""
+    from rich.console import Console  # noqa: PLC0415 - lean start-up
+
+    from anycastlb.lab.acme import run_acme_lab  # noqa: PLC0415
+    from anycastlb.lab.acme_report import problems, render_acme  # noqa: PLC0415
+    from anycastlb.lab.netns import LabError  # noqa: PLC0415
+
+    workdir = state_root / name
+    try:
+        workdir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        why = f"{workdir} exists: an ACME lab named {name} runs, or its last run failed (read it, then rm it)"
+        raise _lab_error(LabError(why)) from None
+    try:
+        run = run_acme_lab(workdir, name)
+    except (LabError, ValueError) as error:
+        typer.echo(f"(configs and logs kept in {workdir})", err=True)
+        raise _lab_error(error) from None
+    render_acme(Console(), run)
+    if problems(run):
+        typer.echo(f"(configs and logs kept in {workdir})", err=True)
+        raise typer.Exit(1)
+    shutil.rmtree(workdir)
+    if not any(state_root.iterdir()):
+        state_root.rmdir()
 
 
 # The control plane's CLI: talks to `anycastlb control` over HTTP (anycastlb.control.cli).

@@ -19,11 +19,13 @@ import pytest
 from tests.support.postgres import postgres_binaries
 
 __all__ = [
+    "ACME",
     "BIRD",
     "EXABGP",
     "HAPROXY",
     "NETNS",
     "NGINX",
+    "PEBBLE",
     "POSTGRESQL",
     "Peer",
     "absent",
@@ -34,6 +36,7 @@ __all__ = [
 
 NGINX, POSTGRESQL, BIRD, EXABGP, HAPROXY = "nginx", "PostgreSQL", "BIRD", "ExaBGP", "HAProxy"
 NETNS = "root + network namespaces"
+PEBBLE, ACME = "pebble", "acme (certbot's ACME library)"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ def _exabgp() -> tuple[str | None, str | None]:
     return str(spec.origin), None
 
 
+def _acme() -> tuple[str | None, str | None]:
+    spec = importlib.util.find_spec("acme")
+    if spec is None:
+        return None, "the acme package is not importable: pip install -e .[dev] (a dev dependency)"
+    return str(spec.origin), None
+
+
 def _netns() -> tuple[str | None, str | None]:
     if os.geteuid() != 0:
         return None, "not root: `ip netns add` needs CAP_SYS_ADMIN (run as root, e.g. with sudo)"
@@ -96,6 +106,8 @@ def survey() -> tuple[Peer, ...]:
         (EXABGP, "the BGP e2e tests (the edge's speaker)", _exabgp()),
         (NETNS, "the e2e tests and test_fast_open", _netns()),
         (HAPROXY, "bench/ only (no test)", _program("haproxy", package="haproxy")),
+        (PEBBLE, "the ACME e2e test (the ACME server)", _program("pebble", package="pebble")),
+        (ACME, "the ACME e2e test (the ACME client)", _acme()),
     ]
     return tuple(Peer(name, needed_by, where, missing) for name, needed_by, (where, missing) in found)
 
