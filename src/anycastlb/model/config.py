@@ -288,7 +288,8 @@ def check_sharers(first: Listener, second: Listener) -> None:
     if without:
         raise ValueError(
             f"listeners {first.name!r} and {second.name!r} both bind {where}; to share it give each "
-            f"hostnames (SNI routing: {' and '.join(repr(name) for name in without)} names none), "
+            f"hostnames (SNI routing: {' and '.join(repr(name) for name in without)} "
+            f"{'names' if len(without) == 1 else 'name'} none), "
             "or move one to another address or port"
         )
     shared = sorted(set(first.hostnames) & set(second.hostnames))

@@ -98,8 +98,8 @@ def route_for(server_name: str | None, members: Sequence[SniRouted]) -> int | No
     if not name:
         return default
     for index, member in enumerate(members):
-        if name in member.hostnames:
-            return index
+        if any(pattern == name and not pattern.startswith("*.") for pattern in member.hostnames):
+            return index  # (a name "*.example.com" is no exact match of the pattern: "*" is not a label)
     for index, member in enumerate(members):
         if any(pattern.startswith("*.") and hostname_matches(pattern, name) for pattern in member.hostnames):
             return index
