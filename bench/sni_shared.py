@@ -97,11 +97,12 @@ def _add_sharers(config_path: Path, contender: Contender) -> None:
         sharer.pop("sni_default", None)
         config["listeners"].append(sharer)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    assert contender.proc is not None
-    before = contender.log.read_text(errors="replace").count("config_applied")
+    assert contender.proc is not None and contender.log is not None
+    log = contender.log
+    before = log.read_text(errors="replace").count("config_applied")
     contender.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 30
-    while contender.log.read_text(errors="replace").count("config_applied") < before + EDGE_WORKERS:
+    while log.read_text(errors="replace").count("config_applied") < before + EDGE_WORKERS:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{contender.name}: the reload adding the sharers was not applied")
         time.sleep(0.05)
