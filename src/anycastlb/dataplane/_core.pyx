@@ -63,6 +63,17 @@ Reloads. Each listener's configuration is an immutable C snapshot with a referen
 connections hold the one they started with, a reload installs a new one for the listening socket.
 Python keeps the objects a snapshot points into (the Admission, the CompiledMaglev) alive until the
 core reports the snapshot freed.
+
+Sharing one port by SNI (issue 15, docs/dataplane.md). Listeners that name hostnames share their
+endpoint's one socket: its snapshot is a *group* (``members_count`` > 0) holding a reference on each
+member's own snapshot and a table of their names (``Route``). A connection starts on the group
+(the group's admission, timeouts and counter row), always peeks the ClientHello, and once the
+first bytes are decided (``connect_next`` from AWAIT_DATA) ``route`` moves it to the member that
+``route_of`` picks: a reference on the member, the group's released, the member's admission
+checked; from then on the connection is the member's as if it had been accepted there. No member:
+a reset counted as ``no_route``. A plain listener pays one test of ``members_count`` at accept,
+first bytes, connect and close; ``current`` (installed now) replaces "is the fd's snapshot" for
+the passive-fall ejection, since a member is never the fd's snapshot itself.
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -672,7 +683,7 @@ cdef class Core:
         if old == NULL:
             return NULL
         if old.members_count == 0:
-            return old if old.row == row else NULL
+            return old  # (backends match by target row, which is per listener name)
         for index in range(old.members_count):
             if old.members[index].row == row:
                 return old.members[index]
