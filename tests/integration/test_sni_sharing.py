@@ -236,3 +236,36 @@ def test_each_sharer_counts_exactly_its_own_bytes(
     # the group's own series counts only connections no member got: here the fixture's readiness
     # probes (a connect per listener, closed without a byte)
     wait_for_metric(agent, "anycastlb_connections_total", 2, listener=f"sni:127.0.0.1:{port}")
+
+
+def test_a_members_own_limits_apply_once_routed_and_refuse_only_its_connections(
+    stream_backend: StreamBackend, tls_nodes: Callable[[str], TlsBackend], edge: Callable[..., EdgeProcess]
+) -> None:
+    shop = tls_nodes("shop-node")
+    port = free_port()
+    agent = edge(
+        {
+            "listeners": [
+                sharer(
+                    "limited", port, stream_backend.port, "limited.example.com", max_connections_per_source=1
+                ),
+                sharer("shop", port, shop.port, "shop.example.com"),
+            ]
+        }
+    )
+    hello = client_hello("limited.example.com")
+
+    with connect(port) as first:
+        first.sendall(hello)
+        wait_for_headers(stream_backend, 1)  # routed to "limited": its one connection from this source
+        with connect(port) as second:
+            second.sendall(hello)
+            with pytest.raises(ConnectionResetError):
+                second.recv(1)
+        # the other member's limits are its own: the same source still gets through to shop
+        assert tls_request(port, "shop.example.com").text == "shop-node shop.example.com hello\n"
+
+    wait_for_metric(
+        agent, "anycastlb_connections_rejected_total", 1, listener="limited", reason="source_limit"
+    )
+    assert len(stream_backend.headers) == 1

@@ -391,6 +391,7 @@ cdef struct Conn:
     bint fast_opened           # connect() returned at once (TFO cookie): the SYN carries our first send
     bint primed_first          # fast open: the part of the first send the SYN had no room for waits in c2b
     bint replayable
+    bint slots_released        # a group's connection gave its admission slots back (route refused it)
     uint32_t client_events
     Py_ssize_t skip_counting
     double deadline
@@ -1173,13 +1174,17 @@ cdef class Core:
             self.close_conn(conn, True)
             return False
         member = group.members[index]
+        # The group's slots go back first: a source's open connections are counted PoP-wide (the
+        # source key names no listener), so holding them would count this connection twice.
+        release_peer(group.admission, conn.source_bucket)
+        conn.slots_released = True
         refused = admit_peer(member.admission, <sockaddr *>&conn.peer, self.now, &bucket)
         if refused:
             self.listener_counters[member.row * L_COLUMNS + L_REJECTED + refused - 1] += 1
             memcpy(&self.last_refused[member.row * 6 + refused - 1], &conn.peer, sizeof(sockaddr_storage))
             self.close_conn(conn, True)
             return False
-        release_peer(group.admission, conn.source_bucket)
+        conn.slots_released = False
         conn.source_bucket = bucket
         self.listener_counters[group.row * L_COLUMNS + L_ACTIVE] -= 1
         self.listener_counters[member.row * L_COLUMNS + L_ACCEPTED] += 1
@@ -1849,7 +1854,10 @@ cdef class Core:
         self.listener_counters[listener.row * L_COLUMNS + L_ACTIVE] -= 1
         if listener.members_count:  # closed before it was routed (refused, silent, gone)
             self.listener_counters[listener.row * L_COLUMNS + L_ACCEPTED] += 1
-        release_peer(listener.admission, conn.source_bucket)
+            if not conn.slots_released:
+                release_peer(listener.admission, conn.source_bucket)
+        else:
+            release_peer(listener.admission, conn.source_bucket)
         self.unref(listener)
         conn.listener = NULL
         self.open_connections -= 1

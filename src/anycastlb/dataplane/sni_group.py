@@ -11,8 +11,9 @@ What the group's socket itself needs is decided here, before any SNI is known:
 
 - admission at accept: the group admits under limits no stricter than any member's (the sum of the
   members' ``max_connections`` and rates, the largest per-source limits, the finest source prefix),
-  a coarse guard against a flood of connections that never say a name; once routed, the member's
-  own limits apply (a refusal is counted on the member, under its reason, and is a reset);
+  a coarse guard against a flood of connections that never say a name; once routed, the group's
+  open-connection slots are given back and the member's own limits apply (a refusal is counted on
+  the member, under its reason, and is a reset);
 - waiting for the first bytes: the longest ``first_data_timeout`` / ``client_hello_wait`` /
   ``idle_timeout`` of the members (a member's own apply from the moment of routing);
 - its metrics row, named :func:`group_name` (``sni:203.0.113.10:443``): connections that never
