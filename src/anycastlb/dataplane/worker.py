@@ -208,6 +208,7 @@ class Worker:
                 member = previous.get(listener.name)
                 if member is None:
                     member = self._runtime(listener, group.sock)
+                    self._log_sharing(listener.name, config.name)
                 else:
                     self._update(member, listener)
                 members.append(member)
@@ -224,12 +225,10 @@ class Worker:
         if runtime is not None:
             self.listeners[endpoint] = runtime
             for member in runtime.members:
-                log.info(
-                    "listener_shares listener=%s group=%s worker=%d",
-                    member.config.name,
-                    config.name,
-                    self.index,
-                )
+                self._log_sharing(member.config.name, config.name)
+
+    def _log_sharing(self, name: str, group: str) -> None:
+        log.info("listener_shares listener=%s group=%s worker=%d", name, group, self.index)
 
     def _runtime(self, listener: Listener, sock: socket.socket) -> ListenerRuntime:
         view = self.health_view
