@@ -173,9 +173,11 @@ def start_edge(
     settings: Mapping[str, object] | None = None,
     name: str = "",
     relay: str | None = None,
+    src: Path | None = None,
 ) -> Contender:
     """``settings``: extra listener settings (e.g. rate limits); ``name`` defaults to ``edge-<N>w``;
-    ``relay``: the edge's ``relay`` mode (default: the config's default, ``auto``)."""
+    ``relay``: the edge's ``relay`` mode (default: the config's default, ``auto``); ``src``: the
+    ``src/`` of another build of the edge to run (a baseline), default this repository's."""
     name = name or f"edge-{workers}w"
     port = free_port()
     config: dict[str, object] = {
@@ -200,7 +202,7 @@ def start_edge(
     cfg = workdir / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     log = workdir / f"{name}.log"
-    paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
+    paths = [str(src or REPO / "src"), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in paths if path))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     argv = [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(cfg)]

@@ -15,7 +15,7 @@ def test_reasons_are_the_metric_labels_documented() -> None:
         "listener_rate",
         "listener_limit",
     )
-    assert core_module.REJECT_REASONS[4:] == ("no_backend", "backends_failed")
+    assert core_module.REJECT_REASONS[4:] == ("no_backend", "backends_failed", "no_route")
     assert core_module.CONNECT_ERRORS == ("refused", "timeout", "unreachable", "reset", "other")
 
 
@@ -23,6 +23,6 @@ def test_rows_do_not_overlap() -> None:
     layout = core_module.LAYOUT
     listener = sorted(v for k, v in layout.items() if k.startswith("L_"))
     assert listener == list(range(len(listener)))
-    assert layout["L_REJECTED"] + len(core_module.REJECT_REASONS) == 12
+    assert layout["L_REJECTED"] + len(core_module.REJECT_REASONS) == 13
     assert layout["T_ERRORS"] + len(core_module.CONNECT_ERRORS) == layout["T_BUCKETS"]
     assert layout["T_BUCKETS"] + len(CONNECT_BUCKETS) + 1 == layout["T_SUM_NS"]

@@ -233,3 +233,43 @@ def test_adding_a_second_vip_renames_no_listener() -> None:
     )
     assert one == ["acme-web-443"]
     assert two[0] == one[0]
+
+
+def test_load_balancers_naming_disjoint_hostnames_share_a_vip_port_as_listeners_of_their_own() -> None:
+    shop = lb(name="shop", hostnames=["shop.example.com"], sni_default=True)
+    blog = lb(name="blog", tenant="other", hostnames=["blog.example.com", "*.blog.example.com"])
+
+    listeners, skipped = listeners_for(state(shop, blog), None)
+
+    assert skipped == ()
+    assert [(listener.name, listener.endpoint) for listener in listeners] == [
+        ("acme-shop-443", ("203.0.113.10", 443, "tcp")),
+        ("other-blog-443", ("203.0.113.10", 443, "tcp")),
+    ]
+    EdgeConfig.model_validate({"pop": "fra", "listeners": listeners})  # the edge's own rule agrees
+
+
+@pytest.mark.parametrize(
+    ("second", "reason"),
+    [
+        (lb(name="two"), "203.0.113.10 port 443/tcp is served by load balancer lb-acme-one"),
+        (
+            lb(name="two", hostnames=["Shop.example.com"]),
+            "hostname 'shop.example.com' on 203.0.113.10 port 443/tcp is served by load balancer lb-acme-one",
+        ),
+        (
+            lb(name="two", hostnames=["two.example.com"], sni_default=True),
+            "load balancer lb-acme-one is already the sni_default of 203.0.113.10 port 443/tcp",
+        ),
+    ],
+    ids=["no-hostnames", "same-hostname", "second-default"],
+)
+def test_a_sharer_that_clashes_is_skipped_and_the_first_claim_keeps_the_port(
+    second: DesiredLoadBalancer, reason: str
+) -> None:
+    first = lb(name="one", hostnames=["shop.example.com"], sni_default=True)
+
+    listeners, skipped = listeners_for(state(first, second), None)
+
+    assert [listener.name for listener in listeners] == ["acme-one-443"]
+    assert [item.reason for item in skipped] == [reason]

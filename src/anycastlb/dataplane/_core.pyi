@@ -13,6 +13,10 @@ CONNECT_ERRORS: tuple[str, ...]
 CONNECT_BOUNDS: tuple[float, ...]
 LAYOUT: dict[str, int]
 
+def route_server_name(
+    server_name: bytes | None, routes: list[tuple[str, int]], default_member: int
+) -> int: ...
+
 class Core:
     open_connections: int
     seen_generation: int
@@ -38,12 +42,24 @@ class Core:
         backends: list[tuple[str, int, int, bytes]],
         reported_down: bytes,
     ) -> None: ...
+    def install_group(
+        self,
+        listening: socket.socket,
+        row: int,
+        config: Listener,
+        admission: Admission,
+        members: list[
+            tuple[int, Listener, Admission, CompiledMaglev, list[tuple[str, int, int, bytes]], bytes]
+        ],
+        routes: list[tuple[str, int]],
+        default_member: int,
+    ) -> None: ...
     def remove(self, listening: socket.socket) -> None: ...
     def accept_queued(self, listening: socket.socket) -> None: ...
     def apply_health(
-        self, listening: socket.socket, reported_down: bytes, reports_through: float
+        self, listening: socket.socket, reported_down: bytes, reports_through: float, member: int = -1
     ) -> None: ...
-    def down_flags(self, listening: socket.socket) -> bytes: ...
+    def down_flags(self, listening: socket.socket, member: int = -1) -> bytes: ...
     def freed_snapshots(self) -> int: ...
     def sweep(self, now: float) -> None: ...
     def close_all(self) -> int: ...

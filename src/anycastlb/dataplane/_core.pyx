@@ -63,11 +63,22 @@ Reloads. Each listener's configuration is an immutable C snapshot with a referen
 connections hold the one they started with, a reload installs a new one for the listening socket.
 Python keeps the objects a snapshot points into (the Admission, the CompiledMaglev) alive until the
 core reports the snapshot freed.
+
+Sharing one port by SNI (issue 15, docs/dataplane.md). Listeners that name hostnames share their
+endpoint's one socket: its snapshot is a *group* (``members_count`` > 0) holding a reference on each
+member's own snapshot and a table of their names (``Route``). A connection starts on the group
+(the group's admission, timeouts and counter row), always peeks the ClientHello, and once the
+first bytes are decided (``connect_next`` from AWAIT_DATA) ``route`` moves it to the member that
+``route_of`` picks: a reference on the member, the group's released, the member's admission
+checked; from then on the connection is the member's as if it had been accepted there. No member:
+a reset counted as ``no_route``. A plain listener pays one test of ``members_count`` at accept,
+first bytes, connect and close; ``current`` (installed now) replaces "is the fd's snapshot" for
+the passive-fall ejection, since a member is never the fd's snapshot itself.
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset, strlen
+from libc.string cimport memchr, memcmp, memcpy, memset, strlen
 
 from anycastlb.dataplane._c_net cimport *
 from anycastlb.dataplane._maglev_c cimport CompiledMaglev, MaglevView, candidates, client_key
@@ -152,7 +163,8 @@ cdef enum:
     L_REJECTED = 6
     REJECT_NO_BACKEND = 4        # index in REJECT_REASONS
     REJECT_BACKENDS_FAILED = 5
-    L_COLUMNS = 12
+    REJECT_NO_ROUTE = 6          # a shared port: no member names the SNI and none is the default
+    L_COLUMNS = 13
 
 # per-target (listener, backend) counters
 cdef enum:
@@ -168,7 +180,9 @@ cdef enum:
     T_SUM_NS = 22
     T_COLUMNS = 23
 
-REJECT_REASONS = ("source_rate", "source_limit", "listener_rate", "listener_limit", "no_backend", "backends_failed")
+REJECT_REASONS = (
+    "source_rate", "source_limit", "listener_rate", "listener_limit", "no_backend", "backends_failed", "no_route"
+)
 CONNECT_ERRORS = ("refused", "timeout", "unreachable", "reset", "other")
 LAYOUT = {
     "RELAY_COPY": RELAY_COPY, "RELAY_SPLICE": RELAY_SPLICE, "RELAY_AUTO": RELAY_AUTO,
@@ -229,6 +243,78 @@ cdef struct Backend:
     Py_ssize_t report_length
 
 
+cdef struct Route:
+    const char *name           # exact: the whole name; wildcard: the parent after "*." (canonical, lowercase)
+    int length
+    int member                 # index in the group's members
+    bint wildcard
+
+
+cdef int route_of(const Route *routes, int count, const char *server_name, Py_ssize_t length,
+                  int default_member) noexcept nogil:
+    """hostnames.route_for in C: the member serving ``server_name`` (any case, a trailing dot
+    ignored), exact names before wildcards (``*.`` + one label), else ``default_member`` (-1: none).
+
+    A linear scan: a group has a few dozen names at most (64 per member), and it runs once per
+    connection of a shared port only, after the first bytes arrived."""
+    cdef char name[SNI_MAX + 1]
+    cdef Py_ssize_t index, head
+    cdef const char *dot
+    cdef char c
+    if length > 0 and server_name[length - 1] == 46:  # "."
+        length -= 1
+    if length <= 0 or length > SNI_MAX:
+        return default_member
+    for index in range(length):
+        c = server_name[index]
+        name[index] = c + 32 if 65 <= c <= 90 else c
+    for index in range(count):
+        if not routes[index].wildcard and routes[index].length == length and memcmp(routes[index].name, name, length) == 0:
+            return routes[index].member
+    dot = <const char *>memchr(name, 46, length)
+    if dot == NULL:
+        return default_member
+    head = dot - name
+    if head == 0 or (head == 1 and name[0] == 42):  # "" or "*": a wildcard label never matches itself
+        return default_member
+    for index in range(count):
+        if (
+            routes[index].wildcard and routes[index].length == length - head - 1
+            and memcmp(routes[index].name, dot + 1, length - head - 1) == 0
+        ):
+            return routes[index].member
+    return default_member
+
+
+def route_server_name(server_name, list routes, int default_member):
+    """Tests only: :c:func:`route_of` on ``server_name`` (bytes, or None: no SNI) with a table of
+    ``(pattern, member index)``, as ``install_group`` builds it."""
+    cdef Route *table = <Route *>calloc(max(len(routes), 1), sizeof(Route))
+    cdef bytes keep = b""
+    cdef list kept = []
+    cdef int index
+    cdef bytes name = server_name if server_name is not None else b""
+    if table == NULL:
+        raise MemoryError()
+    try:
+        for index, (pattern, member) in enumerate(routes):
+            _fill_route(&table[index], pattern, member, kept)
+        return route_of(table, len(routes), name, len(name), default_member)
+    finally:
+        free(table)
+
+
+cdef void _fill_route(Route *route, str pattern, int member, list kept):
+    """One row of a route table; ``kept`` holds the bytes its name points into."""
+    cdef bytes text
+    route.wildcard = pattern.startswith("*.")
+    text = (pattern[2:] if route.wildcard else pattern).encode("ascii")
+    kept.append(text)
+    route.name = text
+    route.length = len(text)
+    route.member = member
+
+
 cdef struct Listener:
     int refs                   # the listening socket's install + every connection that started on it
     int fd
@@ -254,6 +340,15 @@ cdef struct Listener:
     uint8_t *skip              # per backend: pass over it (down), or NULL: skip none (all up, or fail open)
     int64_t key                # Python's handle for the objects this snapshot points into
     bint paused
+    bint current               # installed now (on its socket, or as a member of the installed group)
+    # A sharing group's socket (members_count > 0): connections start here, and once the SNI is
+    # known move to a member's own snapshot (Core.route); it holds one reference on each member.
+    int members_count
+    Listener **members
+    int default_member         # index in members, or -1: an unmatched connection is reset
+    Route *routes
+    int routes_count
+    char *route_names          # the routes' names point into this one block
 
 
 cdef struct Flow:
@@ -296,6 +391,7 @@ cdef struct Conn:
     bint fast_opened           # connect() returned at once (TFO cookie): the SYN carries our first send
     bint primed_first          # fast open: the part of the first send the SYN had no room for waits in c2b
     bint replayable
+    bint slots_released        # a group's connection gave its admission slots back (route refused it)
     uint32_t client_events
     Py_ssize_t skip_counting
     double deadline
@@ -517,7 +613,86 @@ cdef class Core:
         ``maglev``'s indices. Open connections keep the snapshot they started with.
         """
         cdef int fd = listening.fileno()
-        cdef Listener *old
+        cdef Listener *old = self.listener_of(fd)
+        cdef Listener *snapshot = self.build(
+            fd, listening.family, row, config, admission, maglev, backends, reported_down,
+            self.previous(old, row),
+        )
+        self.put(fd, snapshot)
+
+    def install_group(
+        self,
+        listening,
+        uint32_t row,
+        config,
+        Admission admission,
+        list members,
+        list routes,
+        int default_member,
+    ):
+        """Serve ``listening`` as a sharing group (``sni_group.py``): ``config`` and ``admission`` are
+        the group socket's own (until the SNI is known), ``members`` one ``(row, config, admission,
+        maglev, backends, reported_down)`` each (as :meth:`install` takes them), ``routes`` the
+        ``(hostname pattern, member index)`` table, ``default_member`` an index or -1.
+
+        Every member gets a new snapshot, as a reload of a plain listener does; open connections keep
+        theirs (those still waiting for their first bytes keep the old group and its members)."""
+        cdef int fd = listening.fileno(), index, count = len(members)
+        cdef Listener *old = self.listener_of(fd)
+        cdef Listener *group
+        cdef Py_ssize_t names = 0, at = 0
+        cdef bytes text
+        if not 0 < count <= 65535 or not -1 <= default_member < count:
+            raise ValueError(f"a sharing group needs 1-65535 members and a default in range, not {count}, {default_member}")
+        for pattern, member in routes:
+            if not 0 <= member < count:
+                raise ValueError(f"route {pattern!r} names member {member} of {count}")
+            names += len(pattern) + 1
+        group = self.build(fd, listening.family, row, config, admission, None, [], b"", NULL)
+        try:
+            group.members = <Listener **>calloc(count, sizeof(Listener *))
+            group.routes = <Route *>calloc(max(len(routes), 1), sizeof(Route))
+            group.route_names = <char *>malloc(max(names, 1))
+            if group.members == NULL or group.routes == NULL or group.route_names == NULL:
+                raise MemoryError()
+            group.default_member = default_member
+            for index in range(count):
+                member_row, member_config, member_admission, maglev, backends, reported_down = members[index]
+                group.members[index] = self.build(
+                    fd, listening.family, member_row, member_config, member_admission, maglev, backends,
+                    reported_down, self.previous(old, member_row),
+                )
+                group.members_count = index + 1
+            for index, (pattern, member) in enumerate(routes):
+                wildcard = pattern.startswith("*.")
+                text = (pattern[2:] if wildcard else pattern).encode("ascii")
+                memcpy(group.route_names + at, <char *>text, len(text) + 1)
+                group.routes[index].name = group.route_names + at
+                group.routes[index].length = len(text)
+                group.routes[index].member = member
+                group.routes[index].wildcard = wildcard
+                at += len(text) + 1
+            group.routes_count = len(routes)
+        except BaseException:
+            self.unref(group)  # frees it and the members built so far
+            raise
+        self.put(fd, group)
+
+    cdef Listener *previous(self, Listener *old, uint32_t row) noexcept:
+        """The snapshot a new one for ``row`` replaces (to carry local ejections over), or NULL."""
+        cdef int index
+        if old == NULL:
+            return NULL
+        if old.members_count == 0:
+            return old  # (backends match by target row, which is per listener name)
+        for index in range(old.members_count):
+            if old.members[index].row == row:
+                return old.members[index]
+        return NULL
+
+    cdef Listener *build(self, int fd, int family, uint32_t row, config, Admission admission,
+                         CompiledMaglev maglev, list backends, bytes reported_down, Listener *old) except NULL:
+        """A snapshot of one listener (``maglev`` None: a group's socket, which has no backends)."""
         cdef Listener *snapshot
         cdef Backend *backend
         cdef int index, other, count = len(backends)
@@ -533,7 +708,8 @@ cdef class Core:
         snapshot.refs = 1
         snapshot.fd = fd
         snapshot.row = row
-        snapshot.family = listening.family
+        snapshot.family = family
+        snapshot.default_member = -1
         snapshot.proxy = {"none": 0, "v1": 1, "v2": 2}[config.proxy_protocol]
         snapshot.sni_authority = config.sni_authority
         snapshot.server_speaks_first = config.server_speaks_first
@@ -549,14 +725,13 @@ cdef class Core:
         if snapshot.has_destination:
             _fill_address(&snapshot.destination, str(config.address), config.port)
         snapshot.admission = &admission.c
-        snapshot.maglev = &maglev.view
+        snapshot.maglev = &maglev.view if maglev is not None else NULL
         snapshot.backends_count = count
         snapshot.backends = <Backend *>calloc(max(count, 1), sizeof(Backend))
         snapshot.skip = <uint8_t *>calloc(max(count, 1), 1)
         if snapshot.backends == NULL or snapshot.skip == NULL:
             self.free_listener(snapshot)
             raise MemoryError()
-        old = self.listener_of(fd)
         for index in range(count):
             host, port, target, prefix = backends[index]
             backend = &snapshot.backends[index]
@@ -579,12 +754,25 @@ cdef class Core:
         self._next_key += 1
         snapshot.key = self._next_key
         self._snapshots[snapshot.key] = (admission, maglev)
+        return snapshot
+
+    cdef put(self, int fd, Listener *snapshot):
+        """Install a built snapshot on its socket; the one it replaces lives on while connections hold it."""
+        cdef Listener *old = self.listener_of(fd)
+        self.set_current(snapshot, True)
         if old == NULL:
             self.register_listener(fd, snapshot)
         else:
             snapshot.paused = old.paused
             self.listeners[fd] = snapshot
+            self.set_current(old, False)
             self.unref(old)
+
+    cdef void set_current(self, Listener *snapshot, bint current) noexcept:
+        cdef int index
+        snapshot.current = current
+        for index in range(snapshot.members_count):
+            snapshot.members[index].current = current
 
     def remove(self, listening):
         """Stop serving a listening socket (the caller closes it); open connections run on."""
@@ -594,6 +782,7 @@ cdef class Core:
             return
         epoll_ctl(self.epoll, EPOLL_CTL_DEL, fd, NULL)
         self.listeners[fd] = NULL
+        self.set_current(snapshot, False)
         self.unref(snapshot)
 
     def accept_queued(self, listening):
@@ -604,9 +793,10 @@ cdef class Core:
             self.now = monotonic()
             self.accept_batch(snapshot)
 
-    def apply_health(self, listening, bytes reported_down, double reports_through):
-        """Take the health process's verdicts; drop local ejections it has now taken into account."""
-        cdef Listener *snapshot = self.listener_of(listening.fileno())
+    def apply_health(self, listening, bytes reported_down, double reports_through, int member=-1):
+        """Take the health process's verdicts; drop local ejections it has now taken into account.
+        ``member``: which member of a sharing group (its index in ``install_group``), -1 for a plain one."""
+        cdef Listener *snapshot = self.member_of(listening.fileno(), member)
         cdef int index
         if snapshot == NULL:
             return
@@ -616,12 +806,18 @@ cdef class Core:
                 snapshot.backends[index].local_down = 0
         self.refresh_skip(snapshot)
 
-    def down_flags(self, listening):
+    def down_flags(self, listening, int member=-1):
         """What the candidate walk passes over now (tests and status)."""
-        cdef Listener *snapshot = self.listener_of(listening.fileno())
+        cdef Listener *snapshot = self.member_of(listening.fileno(), member)
         if snapshot == NULL or snapshot.skip == NULL:
             return b""
         return bytes([snapshot.skip[i] for i in range(snapshot.backends_count)])
+
+    cdef Listener *member_of(self, int fd, int member) noexcept:
+        cdef Listener *snapshot = self.listener_of(fd)
+        if snapshot == NULL or member < 0:
+            return snapshot
+        return snapshot.members[member] if member < snapshot.members_count else NULL
 
     def freed_snapshots(self):
         """Drop the Python objects of snapshots no connection uses any more."""
@@ -757,6 +953,12 @@ cdef class Core:
         if snapshot.backends != NULL:
             for index in range(snapshot.backends_count):
                 free(snapshot.backends[index].report)
+        if snapshot.members != NULL:
+            for index in range(snapshot.members_count):
+                self.unref(snapshot.members[index])  # the group's reference; routed connections hold theirs
+        free(snapshot.members)
+        free(snapshot.routes)
+        free(snapshot.route_names)
         free(snapshot.backends)
         free(snapshot.skip)
         free(snapshot)
@@ -854,7 +1056,8 @@ cdef class Core:
         conn.id = self.id_prefix | self.id_sequence
         conn.c2b.pipe_read = conn.c2b.pipe_write = conn.b2c.pipe_read = conn.b2c.pipe_write = -1
         self.open_connections += 1
-        self.listener_counters[snapshot.row * L_COLUMNS + L_ACCEPTED] += 1
+        if not snapshot.members_count:  # a group counts a connection only if it never reaches a member
+            self.listener_counters[snapshot.row * L_COLUMNS + L_ACCEPTED] += 1
         self.listener_counters[snapshot.row * L_COLUMNS + L_ACTIVE] += 1
         return conn
 
@@ -930,7 +1133,7 @@ cdef class Core:
         if conn.first_length == FIRST_BYTES:
             # a full read can leave bytes whose edge is spent: the relay must read them unasked
             conn.client_events |= EPOLLIN
-        if listener.proxy == 2 and listener.sni_authority:
+        if listener.members_count or (listener.proxy == 2 and listener.sni_authority):
             hello = peek_hello(<uint8_t *>conn.buffer + PROXY_HEADER_MAX, conn.first_length,
                                conn.authority, &name_length)
             if hello == HELLO_INCOMPLETE:
@@ -953,6 +1156,46 @@ cdef class Core:
             return False
         return peek_hello(head, length, name, &name_length) != HELLO_NOT_TLS
 
+    # ==== routing (a sharing group's socket) ======================================================
+
+    cdef bint route(self, Conn *conn) noexcept:
+        """Hand a connection of a group's socket to the member its SNI names (``route_of``); from
+        here on it lives on the member's snapshot (backends, limits, PROXY, counters). No member:
+        a reset, counted as ``no_route`` on the group. A member's limits refusing it: a reset,
+        counted on the member under the limit's reason. False when the connection was closed."""
+        cdef Listener *group = conn.listener
+        cdef Listener *member
+        cdef uint32_t bucket
+        cdef int index, refused
+        index = route_of(group.routes, group.routes_count, conn.authority, conn.authority_length,
+                         group.default_member)
+        if index < 0:
+            self.listener_counters[group.row * L_COLUMNS + L_REJECTED + REJECT_NO_ROUTE] += 1
+            self.close_conn(conn, True)
+            return False
+        member = group.members[index]
+        # The group's slots go back first: a source's open connections are counted PoP-wide (the
+        # source key names no listener), so holding them would count this connection twice.
+        release_peer(group.admission, conn.source_bucket)
+        conn.slots_released = True
+        refused = admit_peer(member.admission, <sockaddr *>&conn.peer, self.now, &bucket)
+        if refused:
+            self.listener_counters[member.row * L_COLUMNS + L_REJECTED + refused - 1] += 1
+            memcpy(&self.last_refused[member.row * 6 + refused - 1], &conn.peer, sizeof(sockaddr_storage))
+            self.close_conn(conn, True)
+            return False
+        conn.slots_released = False
+        conn.source_bucket = bucket
+        self.listener_counters[group.row * L_COLUMNS + L_ACTIVE] -= 1
+        self.listener_counters[member.row * L_COLUMNS + L_ACCEPTED] += 1
+        self.listener_counters[member.row * L_COLUMNS + L_ACTIVE] += 1
+        member.refs += 1
+        conn.listener = member
+        self.unref(group)
+        if not (member.proxy == 2 and member.sni_authority):
+            conn.authority_length = 0  # the member does not pass the SNI on
+        return True
+
     # ==== CONNECTING ===========================================================================
 
     cdef void connect_next(self, Conn *conn) noexcept:
@@ -963,6 +1206,11 @@ cdef class Core:
         cdef Backend *backend
         cdef int64_t *counters = &self.listener_counters[listener.row * L_COLUMNS]
         if conn.state == AWAIT_DATA:
+            if listener.members_count:
+                if not self.route(conn):
+                    return
+                listener = conn.listener
+                counters = &self.listener_counters[listener.row * L_COLUMNS]
             conn.state = CONNECTING
             conn.hello_partial = False
             if listener.backends_count:
@@ -1025,7 +1273,7 @@ cdef class Core:
         self.target_counters[backend.target * T_COLUMNS + T_ERRORS + reason] += 1
         if listener.passive_fall == 0:
             return
-        if listener.passive_fall == 1 and self.listeners[listener.fd] == listener:
+        if listener.passive_fall == 1 and listener.current:
             backend.local_down = 1
             backend.local_since = monotonic()
             self.refresh_skip(listener)
@@ -1604,7 +1852,12 @@ cdef class Core:
             self.target_counters[listener.backends[conn.target].target * T_COLUMNS + T_ACTIVE] -= 1
         self.give_back_buffer(conn)
         self.listener_counters[listener.row * L_COLUMNS + L_ACTIVE] -= 1
-        release_peer(listener.admission, conn.source_bucket)
+        if listener.members_count:  # closed before it was routed (refused, silent, gone)
+            self.listener_counters[listener.row * L_COLUMNS + L_ACCEPTED] += 1
+            if not conn.slots_released:
+                release_peer(listener.admission, conn.source_bucket)
+        else:
+            release_peer(listener.admission, conn.source_bucket)
         self.unref(listener)
         conn.listener = NULL
         self.open_connections -= 1

@@ -20,7 +20,8 @@ ACTIVE = Gauge(
 )
 REJECTED = Counter(
     "anycastlb_connections_rejected",
-    "Client connections closed at accept: listener_limit, source_limit, no_backend, backends_failed",
+    "Client connections refused: source_rate, source_limit, listener_rate, listener_limit, no_backend,"
+    " backends_failed, no_route (a shared port: no listener names the SNI and none is the default)",
     ["listener", "reason"],
 )
 BYTES = Counter(
@@ -29,7 +30,8 @@ BYTES = Counter(
     " the PROXY header is not counted",
     ["listener", "direction"],
 )
-# Refusals by a configured limit (the rest of _core.REJECT_REASONS: no_backend, backends_failed).
+# Refusals by a configured limit (the rest of _core.REJECT_REASONS: no_backend, backends_failed,
+# no_route).
 # Exported at 0 from a listener's start: Prometheus's increase() cannot see the first refusals in a
 # series that appears with them, and the alert on limits (AnycastlbConnectionLimitHit) needs it to.
 LIMIT_REASONS = ("source_rate", "source_limit", "listener_rate", "listener_limit")

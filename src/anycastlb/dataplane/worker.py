@@ -9,6 +9,9 @@ publishes what it counted:
 - configuration: the supervisor sends the whole validated config down a pipe (reload is "apply
   this"); each listener becomes a snapshot the core swaps in for its socket, while open connections
   keep the one they started with;
+- sharing: listeners that name hostnames share their endpoint's one socket as a group
+  (``sni_group.py``); the core routes each connection to a member by its SNI and the member's
+  own snapshot serves it from there, so each member keeps its backends, limits and counters;
 - health: the health process's board (shared memory) is read when its generation moves (the core
   returns when it does); a new weight builds a new Maglev table, anything else only flips the
   backends' down flags in the core;
@@ -34,6 +37,7 @@ import resource
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 from anycastlb.dataplane.admission import Admission
@@ -43,6 +47,7 @@ from anycastlb.dataplane.metrics import BackendStats, ListenerStats
 from anycastlb.dataplane.native import CompiledMaglev, Core, core_module
 from anycastlb.dataplane.rate_limits import RateWindows
 from anycastlb.dataplane.refusal_log import RefusalLog
+from anycastlb.dataplane.sni_group import default_member, group_listener, is_shared, routes
 from anycastlb.dataplane.sockets import ListenError, open_listener
 from anycastlb.internal_errors import INTERNAL_ERRORS, survived
 from anycastlb.model.config import EdgeConfig, Listener
@@ -70,9 +75,11 @@ def _capacity() -> int:
 
 
 class ListenerRuntime:
-    """A listener as one worker runs it: its socket, backends, stats rows and limits."""
+    """A listener as one worker runs it: its socket, backends, stats rows and limits. A sharing
+    group's socket is one too (``config`` from ``group_listener``, no backends), with its
+    ``members`` in config order (each with the same socket)."""
 
-    __slots__ = ("admission", "backends", "config", "health", "row", "sock")
+    __slots__ = ("admission", "backends", "config", "health", "members", "row", "sock")
 
     def __init__(
         self,
@@ -88,6 +95,7 @@ class ListenerRuntime:
         self.admission = admission
         self.health = health
         self.backends = BackendSet(config, health=health)
+        self.members: tuple[ListenerRuntime, ...] = ()
 
     def reported_down(self) -> bytes:
         """Per backend (Maglev index order): 1 if the health process says it is down."""
@@ -147,49 +155,117 @@ class Worker:
     def apply(self, config: EdgeConfig) -> None:
         """Make the worker serve ``config``: keep unchanged sockets, open new, close removed ones."""
         self.config = config
-        wanted = {listener.endpoint: listener for listener in config.listeners}
+        wanted: dict[tuple[str, int, str], list[Listener]] = {}
+        for listener in config.listeners:
+            wanted.setdefault(listener.endpoint, []).append(listener)
         for endpoint, runtime in list(self.listeners.items()):
             if endpoint not in wanted:
                 self.core.remove(runtime.sock)
                 runtime.sock.close()
                 del self.listeners[endpoint]
                 log.info("listener_closed listener=%s worker=%d", runtime.config.name, self.index)
-        for endpoint, listener in wanted.items():
+        for endpoint, listeners in wanted.items():
             try:
-                self._apply_listener(endpoint, listener)
+                if is_shared(listeners):
+                    self._apply_group(endpoint, listeners)
+                else:
+                    self._apply_listener(endpoint, listeners[0])
             except Exception as error:  # one listener's bug must not cost the others: see "Failing safe"
                 survived(log, "worker", "skip-listener", error)
 
     def _apply_listener(self, endpoint: tuple[str, int, str], listener: Listener) -> None:
-        view = self.health_view
-        health = view.listeners.get(listener.name) if view is not None else None
         existing = self.listeners.get(endpoint)
         if existing is not None:
             if listener.backlog != existing.config.backlog:
                 existing.sock.listen(listener.backlog)
-            backends = BackendSet(listener, previous=existing.backends, health=health)
-            existing.admission = existing.admission.updated(listener)
-            existing.row = self._row(listener.name)
-            existing.config = listener
-            existing.health = health
-            existing.backends = backends
+            if existing.members:  # a group became a plain listener: keep the member's state, if any
+                kept = {member.config.name: member for member in existing.members}.get(listener.name)
+                replacement = kept if kept is not None else self._runtime(listener, existing.sock)
+                self.listeners[endpoint] = existing = replacement
+            self._update(existing, listener)
             self._install(existing)
             return
-        if self._draining_until is not None:
+        runtime = self._open(listener, lambda sock: self._installed(self._runtime(listener, sock)))
+        if runtime is not None:
+            self.listeners[endpoint] = runtime
+
+    def _apply_group(self, endpoint: tuple[str, int, str], listeners: list[Listener]) -> None:
+        """A sharing group: one socket, the group's snapshot on it, a runtime per member."""
+        config = group_listener(listeners)
+        existing = self.listeners.get(endpoint)
+        if existing is not None:
+            if config.backlog != existing.config.backlog:
+                existing.sock.listen(config.backlog)
+            if existing.members:
+                group = existing
+                previous = {member.config.name: member for member in existing.members}
+                self._update(group, config)
+            else:  # a plain listener became a group: it goes on as a member
+                previous = {existing.config.name: existing}
+                group = self.listeners[endpoint] = self._runtime(config, existing.sock)
+            members = []
+            for listener in listeners:
+                member = previous.get(listener.name)
+                if member is None:
+                    member = self._runtime(listener, group.sock)
+                    self._log_sharing(listener.name, config.name)
+                else:
+                    self._update(member, listener)
+                members.append(member)
+            group.members = tuple(members)
+            self._install(group)
             return
+
+        def build(sock: socket.socket) -> ListenerRuntime:
+            runtime = self._runtime(config, sock)
+            runtime.members = tuple(self._runtime(listener, sock) for listener in listeners)
+            return self._installed(runtime)
+
+        runtime = self._open(config, build)
+        if runtime is not None:
+            self.listeners[endpoint] = runtime
+            for member in runtime.members:
+                self._log_sharing(member.config.name, config.name)
+
+    def _log_sharing(self, name: str, group: str) -> None:
+        log.info("listener_shares listener=%s group=%s worker=%d", name, group, self.index)
+
+    def _runtime(self, listener: Listener, sock: socket.socket) -> ListenerRuntime:
+        view = self.health_view
+        health = view.listeners.get(listener.name) if view is not None else None
+        admission = Admission(listener, self.counters, self.rates)
+        return ListenerRuntime(listener, sock, self._row(listener.name), admission, health)
+
+    def _installed(self, runtime: ListenerRuntime) -> ListenerRuntime:
+        self._install(runtime)
+        return runtime
+
+    def _update(self, runtime: ListenerRuntime, listener: Listener) -> None:
+        """A reloaded config for a runtime that keeps its socket (and its admission's bucket)."""
+        view = self.health_view
+        health = view.listeners.get(listener.name) if view is not None else None
+        runtime.backends = BackendSet(listener, previous=runtime.backends, health=health)
+        runtime.admission = runtime.admission.updated(listener)
+        runtime.row = self._row(listener.name)
+        runtime.config = listener
+        runtime.health = health
+
+    def _open(
+        self, listener: Listener, build: Callable[[socket.socket], ListenerRuntime]
+    ) -> ListenerRuntime | None:
+        """Open the endpoint's socket and build its runtime on it (closing it again on failure)."""
+        if self._draining_until is not None:
+            return None
         try:
             sock = open_listener(listener)
         except ListenError as error:
             log.error("listener_failed listener=%s worker=%d error=%r", listener.name, self.index, str(error))
-            return
+            return None
         try:
-            admission = Admission(listener, self.counters, self.rates)
-            runtime = ListenerRuntime(listener, sock, self._row(listener.name), admission, health)
-            self._install(runtime)
+            runtime = build(sock)
         except BaseException:
             sock.close()  # a socket nobody accepts on would hold its share of SO_REUSEPORT connections
             raise
-        self.listeners[endpoint] = runtime
         log.info(
             "listener_open listener=%s address=%s port=%d worker=%d",
             listener.name,
@@ -197,24 +273,40 @@ class Worker:
             listener.port,
             self.index,
         )
+        return runtime
 
     def _install(self, runtime: ListenerRuntime) -> None:
-        """Hand the core a new snapshot of the listener (config, backends, table, health)."""
+        """Hand the core a new snapshot of the listener (config, backends, table, health); of a
+        group, a new snapshot of the group and of every member."""
+        if not runtime.members:
+            self.core.install(
+                runtime.sock, runtime.row, runtime.config, runtime.admission, *self._parts(runtime)
+            )
+            return
+        members = [
+            (member.row, member.config, member.admission, *self._parts(member)) for member in runtime.members
+        ]
+        configs = [member.config for member in runtime.members]
+        self.core.install_group(
+            runtime.sock,
+            runtime.row,
+            runtime.config,
+            runtime.admission,
+            members,
+            routes(configs),
+            default_member(configs),
+        )
+
+    def _parts(
+        self, runtime: ListenerRuntime
+    ) -> tuple[CompiledMaglev, list[tuple[str, int, int, bytes]], bytes]:
         name = runtime.config.name
         backends = []
         for target in runtime.backends.targets:
             row, _ = self._target(name, target.key, target.stats)
             prefix = PassiveReport(name, target.key, "").encode()
             backends.append((target.sockaddr[0], target.sockaddr[1], row, prefix))
-        self.core.install(
-            runtime.sock,
-            runtime.row,
-            runtime.config,
-            runtime.admission,
-            CompiledMaglev(runtime.backends.table),
-            backends,
-            runtime.reported_down(),
-        )
+        return CompiledMaglev(runtime.backends.table), backends, runtime.reported_down()
 
     def _row(self, name: str) -> int:
         row = self._rows.get(name)
@@ -268,17 +360,33 @@ class Worker:
             return
         self.health_view = view
         for runtime in self.listeners.values():
-            health = view.listeners.get(runtime.config.name)
-            previous = runtime.health
-            runtime.health = health
+            try:
+                self._apply_health(runtime, view)
+            except Exception as error:  # see "Failing safe"
+                survived(log, "worker", "skip-listener-health", error)
+
+    def _apply_health(self, runtime: ListenerRuntime, view: HealthView) -> None:
+        """New verdicts for a listener or a group's members: a new weight (or health appearing or
+        going) builds a new table, so a new snapshot; anything else only flips down flags."""
+        rebuild = False
+        members = runtime.members or (runtime,)
+        flips: list[tuple[int, ListenerRuntime]] = []
+        for index, member in enumerate(members):
+            health = view.listeners.get(member.config.name)
+            previous = member.health
+            member.health = health
             if (health is None) != (previous is None) or (
                 health is not None and previous is not None and health.weights != previous.weights
             ):
-                # a new weight (or health appearing or going) builds a new table: a new snapshot
-                runtime.backends = BackendSet(runtime.config, previous=runtime.backends, health=health)
-                self._install(runtime)
+                member.backends = BackendSet(member.config, previous=member.backends, health=health)
+                rebuild = True
             else:
-                self.core.apply_health(runtime.sock, runtime.reported_down(), view.reports_through)
+                flips.append((index if runtime.members else -1, member))
+        if rebuild:
+            self._install(runtime)
+            return
+        for index, member in flips:
+            self.core.apply_health(member.sock, member.reported_down(), view.reports_through, index)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 

@@ -9,8 +9,13 @@ would be longer than 63 characters, or that two listeners would share, gets a sh
 listener's identity (load balancer id, VIP index, port, protocol) instead of its tail, so it stays
 unique and stable.
 
+Several load balancers may share one VIP and port when every one of them names its hostnames
+(SNI routing, ``dataplane/sni_group.py``): each becomes its own listener (its own name, backends,
+limits and counters) on the shared endpoint, in the order of the state.
+
 What the data plane cannot serve is returned as :class:`Skipped` (UDP; an endpoint two load
-balancers claim, which the control plane should prevent; a backend that is the edge itself, its
+balancers claim without hostnames, or with a hostname or the SNI default in common, which the
+control plane should prevent: the first claim wins; a backend that is the edge itself, its
 metrics endpoint or one of its VIPs; settings the edge refuses), never as an
 error: one tenant's odd listener must not stop a PoP from following the rest of its state.
 """
@@ -129,30 +134,41 @@ def _own_endpoints(state: PopDesiredState, metrics: MetricsEndpoint | None) -> O
     )
 
 
+def _sharing_refusal(owner: str, held: ListenerSettings, settings: ListenerSettings, where: str) -> str:
+    """Why ``settings`` may not share ``where`` with the listener of load balancer ``owner``, or ""."""
+    if not held.hostnames or not settings.hostnames:
+        return f"{where} is served by load balancer {owner}"
+    common = sorted(set(held.hostnames) & set(settings.hostnames))
+    if common:
+        return f"hostname {common[0]!r} on {where} is served by load balancer {owner}"
+    if held.sni_default and settings.sni_default:
+        return f"load balancer {owner} is already the sni_default of {where}"
+    return ""
+
+
 def _plan(state: PopDesiredState, metrics: MetricsEndpoint | None) -> tuple[list[_Planned], list[Skipped]]:
-    """Every (load balancer, VIP, listener) the edge can serve, first claim of an endpoint wins."""
+    """Every (load balancer, VIP, listener) the edge can serve; of clashing claims on one endpoint
+    the first wins (sharers naming disjoint hostnames all get it)."""
     planned: list[_Planned] = []
     skipped: list[Skipped] = []
-    owners: dict[tuple[str, int, str], str] = {}
+    owners: dict[tuple[str, int, str], list[tuple[str, ListenerSettings]]] = {}
     own = _own_endpoints(state, metrics)
     for lb in state.load_balancers:
         for vip_index, vip in enumerate(lb.vips):
             for settings in lb.listeners:
                 endpoint = (str(vip), settings.port, settings.protocol)
-                owner = owners.get(endpoint)
+                where = f"{vip} port {settings.port}/{settings.protocol}"
+                held = owners.get(endpoint, [])
                 reason = ""
                 if settings.protocol == "udp":
                     reason = "udp listeners are not supported by this data plane yet"
-                elif owner is not None:
-                    reason = (
-                        f"{vip} port {settings.port}/{settings.protocol} is served by load balancer {owner}"
-                    )
-                else:
-                    reason = self_backend_reason(settings.backends, own) or ""
+                for owner, other in held:
+                    reason = reason or _sharing_refusal(owner, other, settings, where)
+                reason = reason or self_backend_reason(settings.backends, own) or ""
                 if reason:
                     skipped.append(Skipped(lb.id, str(vip), settings.port, settings.protocol, reason))
                     continue
-                owners[endpoint] = lb.id
+                owners.setdefault(endpoint, []).append((lb.id, settings))
                 planned.append(_Planned(lb, vip_index, settings))
     return planned, skipped
 

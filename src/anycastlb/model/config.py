@@ -35,6 +35,7 @@ __all__ = [
     "MetricsEndpoint",
     "ProxyProtocolVersion",
     "RelayMode",
+    "check_sharers",
     "load_config",
     "parse_config",
 ]
@@ -252,18 +253,15 @@ class EdgeConfig(Frozen):
     @classmethod
     def _unique_listeners(cls, value: tuple[Listener, ...]) -> tuple[Listener, ...]:
         names: set[str] = set()
-        endpoints: dict[tuple[str, int, str], str] = {}
+        endpoints: dict[tuple[str, int, str], list[Listener]] = {}
         for listener in value:
             if listener.name in names:
                 raise ValueError(f"listener name {listener.name!r} is used twice; names must be unique")
             names.add(listener.name)
-            other = endpoints.get(listener.endpoint)
-            if other is not None:
-                raise ValueError(
-                    f"listeners {other!r} and {listener.name!r} both bind "
-                    f"{listener.address} port {listener.port}/{listener.protocol}"
-                )
-            endpoints[listener.endpoint] = listener.name
+            sharers = endpoints.setdefault(listener.endpoint, [])
+            for other in sharers:
+                check_sharers(other, listener)
+            sharers.append(listener)
         return value
 
     @model_validator(mode="after")
@@ -278,6 +276,33 @@ class EdgeConfig(Frozen):
                     "VIPs, which are the listeners' addresses"
                 )
         return self
+
+
+def check_sharers(first: Listener, second: Listener) -> None:
+    """Two listeners on one endpoint form a sharing group (SNI routing) only when both name their
+    hostnames, no hostname is named by both and at most one takes unmatched connections; the
+    ValueError names both listeners and what to change. The data plane's router relies on this: a
+    server name then has at most one exact and at most one wildcard owner, and one default."""
+    where = f"{first.address} port {first.port}/{first.protocol}"
+    without = [listener.name for listener in (first, second) if not listener.hostnames]
+    if without:
+        raise ValueError(
+            f"listeners {first.name!r} and {second.name!r} both bind {where}; to share it give each "
+            f"hostnames (SNI routing: {' and '.join(repr(name) for name in without)} "
+            f"{'names' if len(without) == 1 else 'name'} none), "
+            "or move one to another address or port"
+        )
+    shared = sorted(set(first.hostnames) & set(second.hostnames))
+    if shared:
+        raise ValueError(
+            f"listeners {first.name!r} and {second.name!r} on {where} both name hostname "
+            f"{shared[0]!r}; a server name routes to one listener: remove it from one of them"
+        )
+    if first.sni_default and second.sni_default:
+        raise ValueError(
+            f"listeners {first.name!r} and {second.name!r} on {where} both set sni_default; at most "
+            "one listener of a shared port takes connections no hostname matches: unset it on one"
+        )
 
 
 def _field_path(location: tuple[int | str, ...], raw: Any) -> str:  # noqa: ANN401 - raw YAML

@@ -11,8 +11,17 @@ certificates follow, so a route never claims names its certificate could not ser
 """
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
-__all__ = ["MAX_HOSTNAMES", "check_hostname", "check_hostnames", "hostname_matches"]
+__all__ = [
+    "MAX_HOSTNAMES",
+    "SniRouted",
+    "check_hostname",
+    "check_hostnames",
+    "hostname_matches",
+    "route_for",
+]
 
 MAX_HOSTNAMES = 64  # per listener; a load balancer with more should use a wildcard
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -63,3 +72,35 @@ def hostname_matches(pattern: str, server_name: str) -> bool:
         return name == pattern
     head, _, parent = name.partition(".")
     return bool(head) and head != "*" and parent == pattern[2:]
+
+
+class SniRouted(Protocol):
+    """What routing needs of a listener sharing a port (``ListenerSettings`` has both)."""
+
+    @property
+    def hostnames(self) -> tuple[str, ...]: ...
+
+    @property
+    def sni_default(self) -> bool: ...
+
+
+def route_for(server_name: str | None, members: Sequence[SniRouted]) -> int | None:
+    """Which member of a sharing group serves a ClientHello's server name: its index, or None (reset).
+
+    An exact name wins over a wildcard (``shop.example.com`` over ``*.example.com``), whatever the
+    order; the config check guarantees no name appears twice, so the answer never depends on order.
+    No name (not TLS, no SNI, a ClientHello cut short) or no match goes to the ``sni_default`` member,
+    if there is one. The compiled core's ``route_of`` (``_core.pyx``) is the same rule; a unit test
+    runs both on one table of cases.
+    """
+    default = next((index for index, member in enumerate(members) if member.sni_default), None)
+    name = (server_name or "").lower().removesuffix(".")
+    if not name:
+        return default
+    for index, member in enumerate(members):
+        if any(pattern == name and not pattern.startswith("*.") for pattern in member.hostnames):
+            return index  # (a name "*.example.com" is no exact match of the pattern: "*" is not a label)
+    for index, member in enumerate(members):
+        if any(pattern.startswith("*.") and hostname_matches(pattern, name) for pattern in member.hostnames):
+            return index
+    return default
