@@ -7,16 +7,22 @@ reason. Otherwise, per family in ``ips.families``, ``ips.count`` addresses come 
    may use, in ``ips.pool`` if set, not reserved, their sharing still agreed): an update never moves
    a VIP that need not move;
 2. with a ``sharing_key``: addresses the tenant's other load balancers share under that key, whose
-   ports do not collide with this one's, lowest first;
+   listeners do not collide with this one's, lowest first. Listeners on different ports never
+   collide; on the same port they may share it by SNI (``sni.py``: every sharer names hostnames,
+   no pattern twice, at most one ``sni_default``). On a pool whose admin set ``sni_sharing: pool``,
+   a request that names that pool in ``ips.pool`` may also join another tenant's address there
+   under the same sharing key (the key is then pool-wide: the tenants agree on it, the SNI rule
+   keeps them apart; a refusal never names the other tenant's load balancers);
 3. fresh addresses, lowest first, from ``ips.pool`` or the tenant's auto-assign pools in
    :func:`usable_pools` order.
 
 Except: with a ``sharing_key``, when step 2 passed over an address shared under that key because
-its users already listen on one of this load balancer's ports, and more addresses are still
-needed, the request is refused (``conflict``, 409) naming the address, the port and its users
-instead of getting a fresh address. Whoever sets a sharing key asks for the shared address; a
-different one handed out without a word (in Kubernetes, a Service whose DNS name then points
-elsewhere than its partners') is the surprise, a refusal naming the port is the fix.
+its users already listen on one of this load balancer's ports in a way SNI cannot route apart,
+and more addresses are still needed, the request is refused (``conflict``, 409) naming the address,
+the port and its users instead of getting a fresh address. Whoever sets a sharing key asks for
+the shared address; a different one handed out without a word (in Kubernetes, a Service whose DNS
+name then points elsewhere than its partners') is the surprise, a refusal naming the port is the
+fix.
 
 Applying a plan (the caller's job, in one transaction): insert ``new``; link the load balancer to
 ``addresses`` in order (``join`` are the existing holdings among them it did not use before); unlink
@@ -167,8 +173,9 @@ def _port_problem(ask: _Ask, holding: Holding, others: list[str]) -> _Problem | 
     if not overlap:
         return None
     taken = ", ".join(f"{port}/{protocol}" for port, protocol in overlap)
+    users = ", ".join(others)
     return _Problem(
-        f"{holding.address} is shared by load balancer(s) {', '.join(others)}, which already listen on {taken}",
+        f"{holding.address} is shared by load balancer(s) {users}, which already listen on {taken}",
         "use other ports",
     )
 
