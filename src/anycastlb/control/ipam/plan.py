@@ -126,10 +126,12 @@ class _Problem:
 
 def _cross_tenant_allowed(ask: _Ask, holding: Holding) -> bool:
     """Another tenant's address is shared only on a pool whose admin allows it (``sni_sharing:
-    pool``), by a request that names that pool in ``ips.pool`` and the address's sharing key."""
+    pool``), by a request that names that pool in ``ips.pool`` and the address's sharing key; never
+    a reserved (static) address, which is its tenant's alone."""
     named = ask.named
     return (
-        named is not None
+        not holding.static
+        and named is not None
         and named.sni_sharing == "pool"
         and named.name == holding.pool
         and ask.sharing_key is not None
@@ -298,6 +300,19 @@ def _refuse_if_ports_collide(ask: _Ask, version: int, index: HoldingIndex, chose
             raise AllocationError("conflict", problem.text)
 
 
+def _refuse_if_current_collides(ask: _Ask, current: Sequence[Address]) -> None:
+    """An update whose listeners now collide with a sharer of one of its current VIPs (a hostname
+    another sharer serves, a second default, a port without hostnames) is refused: moving the VIP
+    away from its partners without a word is the surprise (module docstring), the 409 the fix."""
+    for address in current:
+        holding = ask.holdings.get(address)
+        if holding is None or not holding.claims or holding.sharing_key != ask.sharing_key:
+            continue
+        problem = _claim_problem(ask, holding, f"sharing key {ask.sharing_key}: ")
+        if problem is not None:
+            raise AllocationError("conflict", problem.text)
+
+
 def _dynamic(
     ask: _Ask, request: IPRequest, current: Sequence[Address]
 ) -> tuple[list[Address], list[NewHolding], list[Address]]:
@@ -305,6 +320,7 @@ def _dynamic(
     new: list[NewHolding] = []
     join: list[Address] = []
     index = index_of(ask.holdings)
+    _refuse_if_current_collides(ask, current)
     for family in request.families:
         version = version_of(family)
         kept = [a for a in current if a.version == version and _still_fine(ask, a)][: request.count]
