@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from anycastlb.k8s.annotations import HOSTNAMES, SHARING_KEY, SNI_DEFAULT, SNI_PORTS, read_options
+from anycastlb.k8s.annotations import HOSTNAMES, POOL, SHARING_KEY, SNI_DEFAULT, SNI_PORTS, read_options
 from anycastlb.k8s.reconcile import ControllerSettings, Desired, Invalid, reconcile
 from anycastlb.k8s.views import NodeView, ServicePortView, ServiceView
 
@@ -111,3 +111,11 @@ def test_sni_ports_naming_a_port_the_service_lacks_is_invalid() -> None:
         "names 8443, which the Service has no TCP port for" in problem for problem in decision.problems
     )
     assert any("its TCP ports: 80, 443" in problem for problem in decision.problems)
+
+
+def test_the_pool_annotation_names_the_pool_to_allocate_from() -> None:
+    decision = reconcile(service(**{POOL: "shared-https", SHARING_KEY: "https"}), NODES, (), SETTINGS)
+    assert isinstance(decision, Desired), decision
+    assert (decision.spec.ips.pool, decision.spec.ips.sharing_key) == ("shared-https", "https")
+    (problem,) = read_options({POOL: "Bad Pool"}).problems
+    assert problem.startswith(f"{POOL}='Bad Pool': pool 'Bad Pool' must be 1-63 lowercase letters")

@@ -26,6 +26,7 @@ __all__ = [
     "IPS",
     "IP_COUNT",
     "NODE_SELECTOR",
+    "POOL",
     "POPS",
     "PREFIX",
     "PROXY_PROTOCOL",
@@ -50,9 +51,10 @@ POPS = "anycastlb.io/pops"  # "fra,ams": serve from these PoPs only (default: th
 HOSTNAMES = "anycastlb.io/hostnames"  # "shop.example.com,*.shop.example.com"
 SNI_PORTS = "anycastlb.io/sni-ports"  # "443,8443"; default 443
 SNI_DEFAULT = "anycastlb.io/sni-default"  # "true": unknown or missing SNI comes here
+POOL = "anycastlb.io/pool"  # the pool to allocate from (a pool with sni_sharing: pool, say)
 DEFAULT_SNI_PORTS = (443,)
 ANNOTATIONS = frozenset(
-    {IPS, IP_COUNT, SHARING_KEY, PROXY_PROTOCOL, NODE_SELECTOR, POPS, HOSTNAMES, SNI_PORTS, SNI_DEFAULT}
+    {IPS, IP_COUNT, SHARING_KEY, PROXY_PROTOCOL, NODE_SELECTOR, POPS, HOSTNAMES, SNI_PORTS, SNI_DEFAULT, POOL}
 )
 PROXY_VERSIONS: tuple[ProxyProtocolVersion, ...] = ("v1", "v2", "none")
 
@@ -67,6 +69,7 @@ class Options:
     addresses: tuple[Address, ...] = ()  # specific VIPs; () = allocate dynamically
     ip_count: int = 1
     sharing_key: str | None = None
+    pool: str | None = None  # None: the tenant's auto-assign pools
     proxy_protocol: ProxyProtocolVersion = "v2"
     node_selector: Selector | None = None
     node_selector_source: str = ""  # "anycastlb.io/node-selector='role=edge'", for messages
@@ -251,6 +254,16 @@ def _sni(
     return hostnames, ports, default
 
 
+def _pool(text: str, problems: list[str]) -> str | None:
+    try:
+        return check_name(text.strip(), "pool")
+    except ValueError as error:
+        problems.append(
+            f"{POOL}={text!r}: {error}; name a pool of `anycastlb pools list`, e.g. 'shared-https'"
+        )
+        return None
+
+
 def _requested_addresses(
     annotations: Mapping[str, str], load_balancer_ip: str | None, problems: list[str], warnings: list[str]
 ) -> tuple[Address, ...] | None:
@@ -288,6 +301,8 @@ def read_options(
             warnings.append(f"{IP_COUNT}={count!r} is ignored because the addresses are named; remove one")
     key = annotations.get(SHARING_KEY)
     sharing_key = None if key is None else _sharing_key(key, problems)
+    pool_text = annotations.get(POOL)
+    pool = None if pool_text is None else _pool(pool_text, problems)
     proxy = annotations.get(PROXY_PROTOCOL)
     proxy_protocol = "v2" if proxy is None else _proxy_protocol(proxy, problems)
     selector, selector_source, selector_valid = _node_selector(annotations, problems)
@@ -307,6 +322,7 @@ def read_options(
         addresses=addresses or (),
         ip_count=ip_count,
         sharing_key=sharing_key,
+        pool=pool,
         proxy_protocol=proxy_protocol,
         node_selector=selector,
         node_selector_source=selector_source,

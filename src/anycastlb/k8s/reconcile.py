@@ -579,11 +579,15 @@ def _check_sni_ports(service: ServiceView, options: Options, problems: list[str]
 
 @lru_cache(maxsize=8192)
 def _ip_request(
-    addresses: tuple[Address, ...], families: tuple[IPFamily, ...], count: int, sharing_key: str | None
+    addresses: tuple[Address, ...],
+    families: tuple[IPFamily, ...],
+    count: int,
+    sharing_key: str | None,
+    pool: str | None = None,
 ) -> IPRequest:
     if addresses:
-        return IPRequest(addresses=addresses, sharing_key=sharing_key)
-    return IPRequest(families=families, count=count, sharing_key=sharing_key)
+        return IPRequest(addresses=addresses, sharing_key=sharing_key, pool=pool)
+    return IPRequest(families=families, count=count, sharing_key=sharing_key, pool=pool)
 
 
 def _desired(
@@ -628,7 +632,7 @@ def _desired(
     name = settings.load_balancer_name(service)
     spec = LoadBalancerSpec(
         name=name,
-        ips=_ip_request(options.addresses, families, options.ip_count, options.sharing_key),
+        ips=_ip_request(options.addresses, families, options.ip_count, options.sharing_key, options.pool),
         listeners=tuple(listeners),
         pops=options.pops if options.pops is not None else tuple(sorted(settings.pops)),
     )
