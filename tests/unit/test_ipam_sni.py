@@ -6,6 +6,7 @@ name reaches one claim, or, within one tenant, one exact name beside its own wil
 has at most one default.
 """
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterable, Mapping
 
@@ -231,3 +232,27 @@ def test_the_second_default_is_refused() -> None:
     holding = used("203.0.113.1", PLATFORM, claim("shop", "shop.a.com", default=True))
     message = refused([holding], "blog.a.com", default=True)
     assert "already the SNI default on 443/tcp" in message
+
+
+def test_an_update_into_a_clash_is_refused_rather_than_moved_to_a_fresh_address() -> None:
+    holding = used("203.0.113.1", PLATFORM, claim("shop", "shop.a.com"), claim("new", "blog.a.com"))
+    with pytest.raises(AllocationError) as caught:
+        plan_addresses(
+            IPRequest(sharing_key="web"),
+            tenant="acme",
+            load_balancer="new",
+            ports=HTTPS,
+            current=[ip("203.0.113.1")],
+            pools=list(POOLS),
+            holdings={holding.address: holding},
+            claims=[claim("new", "blog.a.com", "shop.a.com")],
+        )
+    assert caught.value.kind == "conflict"
+    assert "load balancer shop, which already serves hostname shop.a.com" in caught.value.message
+
+
+def test_another_tenants_reserved_address_is_never_shared() -> None:
+    holding = dataclasses.replace(
+        used("198.51.100.1", SHARED, claim("shop", "shop.b.com", tenant="beta")), static=True
+    )
+    assert plan([holding], "blog.a.com", pool="shared").addresses == (ip("198.51.100.2"),)

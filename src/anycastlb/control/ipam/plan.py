@@ -246,7 +246,8 @@ def _shared_under_key(ask: _Ask, version: int, index: HoldingIndex, chosen: set[
     found = list(index.shared(ask.tenant, ask.sharing_key))
     named = ask.named
     if named is not None and named.sni_sharing == "pool":
-        found += [h for h in index.pool_shared(named.name, ask.sharing_key) if h.tenant != ask.tenant]
+        others = index.pool_shared(named.name, ask.sharing_key)
+        found += [h for h in others if h.tenant != ask.tenant and _cross_tenant_allowed(ask, h)]
         found.sort(key=lambda holding: (holding.address.version, int(holding.address)))
     return [
         holding
