@@ -506,3 +506,31 @@ def test_a_sharing_key_whose_port_is_taken_fails_the_allocation_instead_of_anoth
         assert load_balancer_name("test", "web", "web") in message
         clash = world.kube.get("Service", "web", "clash")
         assert not ((clash.get("status") or {}).get("loadBalancer") or {}).get("ingress")
+
+
+def test_services_sharing_443_by_sni_get_one_ip_and_a_clashing_hostname_gets_an_event(world: World) -> None:
+    def tls(name: str, hostnames: str) -> dict[str, Any]:
+        found = service(name, ports=(443,))
+        found["metadata"]["annotations"].update(
+            {"anycastlb.io/sharing-key": "https", "anycastlb.io/hostnames": hostnames}
+        )
+        return found
+
+    with world.controller():
+        world.kube.create(tls("shop", "shop.example.com"))
+        world.kube.create(tls("blog", "blog.example.com,*.blog.example.com"))
+        address = world.wait_ingress("shop")["status"]["loadBalancer"]["ingress"][0]["ip"]
+        assert world.wait_ingress("blog")["status"]["loadBalancer"]["ingress"][0]["ip"] == address
+        blog = world.wait_lb("blog", lambda lb: bool(lb["addresses"]))
+        assert blog["spec"]["listeners"][0]["hostnames"] == ["blog.example.com", "*.blog.example.com"]
+        world.kube.create(tls("copy", "shop.example.com"))
+        world.kube.wait_for("Service", "web", "copy", lambda _: "AllocationFailed" in world.reasons("copy"))
+        failed = next(e for e in world.kube.events_for("web", "copy") if e["reason"] == "AllocationFailed")
+        assert "shop.example.com" in failed["message"] and address in failed["message"]
+        assert load_balancer_name("test", "web", "shop") in failed["message"]
+        world.kube.create(tls("typo", "shop"))
+        world.kube.wait_for(
+            "Service", "web", "typo", lambda _: "InvalidConfiguration" in world.reasons("typo")
+        )
+        copy = world.kube.get("Service", "web", "copy")
+        assert not ((copy.get("status") or {}).get("loadBalancer") or {}).get("ingress")

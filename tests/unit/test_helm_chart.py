@@ -579,6 +579,10 @@ def test_docs_list_the_annotations() -> None:
         "anycastlb.io/node-selector",
         "cloud.ionos.com/node-selector",
         "anycastlb.io/pops",
+        "anycastlb.io/pool",
+        "anycastlb.io/hostnames",
+        "anycastlb.io/sni-ports",
+        "anycastlb.io/sni-default",
     }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from anycastlb.control.backend_policy import check_tenant_allow_list
+from anycastlb.control.ipam import SniSharing
 from anycastlb.control.tokens import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, MAX_TTL_SECONDS
 from anycastlb.model.addresses import Address, AddressError, parse_address, parse_network
 from anycastlb.model.base import Frozen, IPAddress, check_name
@@ -178,6 +179,12 @@ class PoolCreate(Frozen):
     reserved: Annotated[tuple[str, ...], Field(max_length=256)] = ()
     owner: str | None = Field(default=None, description="Tenant that owns this BYOIP pool; null: platform")
     auto_assign: bool = True
+    sni_sharing: SniSharing = Field(
+        default="tenant",
+        description="Who may share an address of this pool on one port, routed by TLS SNI: 'tenant' "
+        "(load balancers of the holder tenant under one sharing key) or 'pool' (any tenant that names "
+        "this pool in ips.pool and the same ips.sharing_key)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -199,6 +206,7 @@ class PoolCreate(Frozen):
 
 class PoolUpdate(Frozen):
     auto_assign: bool | None = None
+    sni_sharing: SniSharing | None = None
     reserved: Annotated[tuple[str, ...] | None, Field(max_length=256)] = None
 
     @field_validator("reserved")
@@ -215,6 +223,7 @@ class PoolOut(Frozen):
     reserved: tuple[str, ...]
     owner: str | None
     auto_assign: bool
+    sni_sharing: SniSharing = "tenant"
     capacity: dict[str, int]
     in_use: int
     created_at: datetime

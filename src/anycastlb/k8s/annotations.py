@@ -17,17 +17,22 @@ from anycastlb.model.addresses import AddressError, parse_address
 from anycastlb.model.base import check_name
 from anycastlb.model.config import ProxyProtocolVersion
 from anycastlb.model.desired import MAX_IPS_PER_LOAD_BALANCER
+from anycastlb.model.hostnames import check_hostnames
 
 __all__ = [
     "ANNOTATIONS",
+    "HOSTNAMES",
     "IONOS_NODE_SELECTOR",
     "IPS",
     "IP_COUNT",
     "NODE_SELECTOR",
+    "POOL",
     "POPS",
     "PREFIX",
     "PROXY_PROTOCOL",
     "SHARING_KEY",
+    "SNI_DEFAULT",
+    "SNI_PORTS",
     "Address",
     "Options",
     "read_options",
@@ -41,7 +46,16 @@ PROXY_PROTOCOL = "anycastlb.io/proxy-protocol"  # v1 | v2 | none; default v2
 NODE_SELECTOR = "anycastlb.io/node-selector"  # label selector: which nodes receive traffic
 IONOS_NODE_SELECTOR = "cloud.ionos.com/node-selector"  # honoured so IONOS manifests migrate unchanged
 POPS = "anycastlb.io/pops"  # "fra,ams": serve from these PoPs only (default: the controller's)
-ANNOTATIONS = frozenset({IPS, IP_COUNT, SHARING_KEY, PROXY_PROTOCOL, NODE_SELECTOR, POPS})
+# SNI-routed sharing of one IP and port (docs/kubernetes.md): the TLS server names of the Service's
+# SNI ports, which ports those are (TCP only), and whether it takes connections no sharer names.
+HOSTNAMES = "anycastlb.io/hostnames"  # "shop.example.com,*.shop.example.com"
+SNI_PORTS = "anycastlb.io/sni-ports"  # "443,8443"; default 443
+SNI_DEFAULT = "anycastlb.io/sni-default"  # "true": unknown or missing SNI comes here
+POOL = "anycastlb.io/pool"  # the pool to allocate from (a pool with sni_sharing: pool, say)
+DEFAULT_SNI_PORTS = (443,)
+ANNOTATIONS = frozenset(
+    {IPS, IP_COUNT, SHARING_KEY, PROXY_PROTOCOL, NODE_SELECTOR, POPS, HOSTNAMES, SNI_PORTS, SNI_DEFAULT, POOL}
+)
 PROXY_VERSIONS: tuple[ProxyProtocolVersion, ...] = ("v1", "v2", "none")
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -55,11 +69,15 @@ class Options:
     addresses: tuple[Address, ...] = ()  # specific VIPs; () = allocate dynamically
     ip_count: int = 1
     sharing_key: str | None = None
+    pool: str | None = None  # None: the tenant's auto-assign pools
     proxy_protocol: ProxyProtocolVersion = "v2"
     node_selector: Selector | None = None
     node_selector_source: str = ""  # "anycastlb.io/node-selector='role=edge'", for messages
     node_selector_valid: bool = True  # False: a problem says why; which nodes it meant is unknown
     pops: tuple[str, ...] | None = None  # None: the controller's default PoPs
+    hostnames: tuple[str, ...] = ()  # TLS server names of the SNI ports (canonical form)
+    sni_ports: tuple[int, ...] = DEFAULT_SNI_PORTS  # the TCP ports the hostnames apply to
+    sni_default: bool = False
     problems: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -175,6 +193,77 @@ def _sharing_key(text: str, problems: list[str]) -> str | None:
         return None
 
 
+def _hostnames(text: str, problems: list[str]) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not items:
+        problems.append(
+            f"{HOSTNAMES}={text!r} names no hostname; list the TLS server names, e.g. "
+            "'shop.example.com,*.shop.example.com', or remove it"
+        )
+        return ()
+    try:
+        return check_hostnames(items)
+    except ValueError as error:
+        problems.append(f"{HOSTNAMES}={text!r}: {error}; separate names by commas")
+        return ()
+
+
+def _sni_ports(text: str, problems: list[str]) -> tuple[int, ...]:
+    ports: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if not _DIGITS.fullmatch(item) or not 1 <= int(item) <= 65535:
+            problems.append(f"{SNI_PORTS}={text!r}: {item!r} is not a port; list ports, e.g. '443,8443'")
+            continue
+        if int(item) in ports:
+            problems.append(f"{SNI_PORTS}={text!r}: {item} is listed twice; list each port once")
+            continue
+        ports.append(int(item))
+    if not ports and not problems:
+        problems.append(f"{SNI_PORTS}={text!r} names no port; list ports, e.g. '443', or remove it")
+    return tuple(sorted(ports)) or DEFAULT_SNI_PORTS
+
+
+def _sni_default(text: str, problems: list[str]) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    problems.append(f"{SNI_DEFAULT}={text!r} must be 'true' or 'false'")
+    return False
+
+
+def _sni(
+    annotations: Mapping[str, str], problems: list[str], warnings: list[str]
+) -> tuple[tuple[str, ...], tuple[int, ...], bool]:
+    """The SNI-sharing annotations: hostnames, the ports they apply to, default or not."""
+    text = annotations.get(HOSTNAMES)
+    hostnames = () if text is None else _hostnames(text, problems)
+    ports_text = annotations.get(SNI_PORTS)
+    ports = DEFAULT_SNI_PORTS if ports_text is None else _sni_ports(ports_text, problems)
+    default_text = annotations.get(SNI_DEFAULT)
+    default = False if default_text is None else _sni_default(default_text, problems)
+    if text is None:
+        if default:
+            problems.append(
+                f"{SNI_DEFAULT}='true' needs {HOSTNAMES}: the default is one of the Services sharing a "
+                "port by SNI; add the hostnames it serves, or remove the annotation"
+            )
+        if ports_text is not None:
+            warnings.append(f"{SNI_PORTS} has no effect without {HOSTNAMES}; add hostnames or remove it")
+    return hostnames, ports, default
+
+
+def _pool(text: str, problems: list[str]) -> str | None:
+    try:
+        return check_name(text.strip(), "pool")
+    except ValueError as error:
+        problems.append(
+            f"{POOL}={text!r}: {error}; name a pool of `anycastlb pools list`, e.g. 'shared-https'"
+        )
+        return None
+
+
 def _requested_addresses(
     annotations: Mapping[str, str], load_balancer_ip: str | None, problems: list[str], warnings: list[str]
 ) -> tuple[Address, ...] | None:
@@ -212,6 +301,8 @@ def read_options(
             warnings.append(f"{IP_COUNT}={count!r} is ignored because the addresses are named; remove one")
     key = annotations.get(SHARING_KEY)
     sharing_key = None if key is None else _sharing_key(key, problems)
+    pool_text = annotations.get(POOL)
+    pool = None if pool_text is None else _pool(pool_text, problems)
     proxy = annotations.get(PROXY_PROTOCOL)
     proxy_protocol = "v2" if proxy is None else _proxy_protocol(proxy, problems)
     selector, selector_source, selector_valid = _node_selector(annotations, problems)
@@ -220,6 +311,7 @@ def read_options(
         warnings.append(f"{IONOS_NODE_SELECTOR} is ignored because {NODE_SELECTOR} is set; remove one")
     text = annotations.get(POPS)
     pops = None if text is None else _pops(text, problems)
+    hostnames, sni_ports, sni_default = _sni(annotations, problems, warnings)
     for name in sorted(annotations):
         if name.startswith(PREFIX) and name not in ANNOTATIONS:
             warnings.append(
@@ -230,11 +322,15 @@ def read_options(
         addresses=addresses or (),
         ip_count=ip_count,
         sharing_key=sharing_key,
+        pool=pool,
         proxy_protocol=proxy_protocol,
         node_selector=selector,
         node_selector_source=selector_source,
         node_selector_valid=selector_valid,
         pops=pops,
+        hostnames=hostnames,
+        sni_ports=sni_ports,
+        sni_default=sni_default,
         problems=tuple(problems),
         warnings=tuple(warnings),
     )

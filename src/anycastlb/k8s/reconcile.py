@@ -58,7 +58,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel
 
-from anycastlb.k8s.annotations import Address, read_options
+from anycastlb.k8s.annotations import HOSTNAMES, SNI_PORTS, Address, Options, read_options
 from anycastlb.k8s.selectors import Selector
 from anycastlb.k8s.views import (
     DRAIN_TAINTS,
@@ -537,20 +537,57 @@ def _check_ports(service: ServiceView, problems: list[str], warnings: list[str])
 
 @lru_cache(maxsize=8192)
 def _listener_template(
-    port: int, protocol: Literal["tcp", "udp"], proxy: ProxyProtocolVersion, health_port: int | None
+    port: int,
+    protocol: Literal["tcp", "udp"],
+    proxy: ProxyProtocolVersion,
+    health_port: int | None,
+    hostnames: tuple[str, ...] = (),
+    sni_default: bool = False,
 ) -> ListenerSettings:
-    """A validated listener without backends; health_port set means Local (kube-proxy's check)."""
+    """A validated listener without backends; health_port set means Local (kube-proxy's check);
+    hostnames (and sni_default) on the SNI ports of a Service that shares one by SNI."""
     health = HealthCheck(type="tcp") if health_port is None else HealthCheck(type="k8s", port=health_port)
-    return ListenerSettings(port=port, protocol=protocol, proxy_protocol=proxy, health=health)
+    return ListenerSettings(
+        port=port,
+        protocol=protocol,
+        proxy_protocol=proxy,
+        health=health,
+        hostnames=hostnames,
+        sni_default=sni_default,
+    )
+
+
+def _check_sni_ports(service: ServiceView, options: Options, problems: list[str]) -> None:
+    """The hostnames apply to the Service's TCP ports named by anycastlb.io/sni-ports (443 unless
+    set): each named port must be one of them, and at least one must exist."""
+    if not options.hostnames:
+        return
+    tcp = {port.port for port in service.ports if _PROTOCOLS.get(port.protocol) == "tcp"}
+    missing = [port for port in options.sni_ports if port not in tcp]
+    if SNI_PORTS in service.annotations and missing:
+        has = _listed(map(str, sorted(tcp))) or "none"
+        problems.append(
+            f"{SNI_PORTS}={service.annotations[SNI_PORTS]!r} names {', '.join(map(str, missing))}, which "
+            f"the Service has no TCP port for; list only its TLS ports (its TCP ports: {has})"
+        )
+    elif not set(options.sni_ports) & tcp:
+        problems.append(
+            f"{HOSTNAMES} applies to TCP port 443 unless {SNI_PORTS} names others, and the Service has no "
+            f"TCP port 443; set {SNI_PORTS} to its TLS port(s), e.g. '{min(tcp, default=8443)}'"
+        )
 
 
 @lru_cache(maxsize=8192)
 def _ip_request(
-    addresses: tuple[Address, ...], families: tuple[IPFamily, ...], count: int, sharing_key: str | None
+    addresses: tuple[Address, ...],
+    families: tuple[IPFamily, ...],
+    count: int,
+    sharing_key: str | None,
+    pool: str | None = None,
 ) -> IPRequest:
     if addresses:
-        return IPRequest(addresses=addresses, sharing_key=sharing_key)
-    return IPRequest(families=families, count=count, sharing_key=sharing_key)
+        return IPRequest(addresses=addresses, sharing_key=sharing_key, pool=pool)
+    return IPRequest(families=families, count=count, sharing_key=sharing_key, pool=pool)
 
 
 def _desired(
@@ -563,6 +600,7 @@ def _desired(
     problems.extend(options.problems)
     warnings.extend(options.warnings)
     _check_ports(service, problems, warnings)
+    _check_sni_ports(service, options, problems)
     selection = _Selection()
     if options.node_selector_valid:
         # Backends are reached on the Service's primary family: kube-proxy serves its nodePorts there.
@@ -580,14 +618,21 @@ def _desired(
     listeners = []
     for port in sorted(service.ports, key=lambda item: (item.port, _PROTOCOLS[item.protocol])):
         node_port = port.node_port or 0  # checked above: never None here
+        protocol = _PROTOCOLS[port.protocol]
+        sni = protocol == "tcp" and port.port in options.sni_ports and bool(options.hostnames)
         template = _listener_template(
-            port.port, _PROTOCOLS[port.protocol], options.proxy_protocol, health_port
+            port.port,
+            protocol,
+            options.proxy_protocol,
+            health_port,
+            options.hostnames if sni else (),
+            options.sni_default and sni,
         )
         listeners.append(selection.listener(template, node_port, ready))
     name = settings.load_balancer_name(service)
     spec = LoadBalancerSpec(
         name=name,
-        ips=_ip_request(options.addresses, families, options.ip_count, options.sharing_key),
+        ips=_ip_request(options.addresses, families, options.ip_count, options.sharing_key, options.pool),
         listeners=tuple(listeners),
         pops=options.pops if options.pops is not None else tuple(sorted(settings.pops)),
     )

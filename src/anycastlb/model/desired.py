@@ -49,7 +49,10 @@ class IPRequest(Frozen):
     ``addresses`` asks for specific IPs (each must be free, or reserved by the same tenant, in a pool
     the tenant may use); otherwise ``count`` addresses of each family in ``families`` are allocated
     from ``pool`` (or the first pool with room: the tenant's own prefixes before the platform's).
-    Load balancers of one tenant with the same ``sharing_key`` may share an IP if their ports differ.
+    Load balancers of one tenant with the same ``sharing_key`` may share an IP if their ports differ,
+    or on one port when every sharer's listener there names ``hostnames`` (SNI-routed sharing:
+    no hostname twice, at most one ``sni_default``); tenants share only on a pool whose admin
+    allows it, named in ``pool`` (docs/control-plane.md "Sharing one port by SNI").
     """
 
     addresses: tuple[IPAddress, ...] = ()

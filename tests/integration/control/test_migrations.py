@@ -158,6 +158,7 @@ _CHANGES: dict[str, dict[str, dict[str, Any] | list[dict[str, Any]]]] = {
     "0006": {},  # an audit only
     "0007": {"audit_log": []},  # a new table: no change before it is recorded
     "0008": {"usage_epochs": [], "usage_cursors": [], "usage_buckets": []},  # traffic from now on
+    "0009": {"pools": {"sni_sharing": "tenant"}},  # today's rule: sharing within a tenant only
 }
 _JSON_COLUMNS = {"spec", "networks", "reserved", "status", "allowed_backend_networks"}
 _TIME_COLUMNS = {"created_at", "updated_at", "status_at", "expires_at"}

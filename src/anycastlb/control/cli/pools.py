@@ -41,6 +41,15 @@ def create(
     auto_assign: Annotated[
         bool, typer.Option("--auto-assign/--no-auto-assign", help="Allocate from it when no pool is named.")
     ] = True,
+    sni_sharing: Annotated[
+        str | None,
+        typer.Option(
+            "--sni-sharing",
+            help="Who may share an address on one port by TLS SNI: 'tenant' (default) or 'pool' "
+            "(any tenant naming this pool and the same sharing key).",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
@@ -52,6 +61,7 @@ def create(
         "reserved": reserved or [],
         "owner": owner,
         "auto_assign": auto_assign,
+        **({"sni_sharing": sni_sharing} if sni_sharing is not None else {}),
     }
     with command(url, token, output) as cmd:
         cmd.show(cmd.post("/v1/pools", body=body), render.pool)
@@ -90,6 +100,15 @@ def set_pool(
     clear_reserved: Annotated[
         bool, typer.Option("--clear-reserved", help="Remove every reserved range.")
     ] = False,
+    sni_sharing: Annotated[
+        str | None,
+        typer.Option(
+            "--sni-sharing",
+            help="Who may share an address on one port by TLS SNI: 'tenant' (default) or 'pool' "
+            "(any tenant naming this pool and the same sharing key).",
+            show_default=False,
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
@@ -99,13 +118,16 @@ def set_pool(
         body: dict[str, object] = {}
         if auto_assign is not None:
             body["auto_assign"] = auto_assign
+        if sni_sharing is not None:
+            body["sni_sharing"] = sni_sharing
         if reserved and clear_reserved:
             raise InputError("give --reserved RANGE or --clear-reserved, not both")
         if reserved or clear_reserved:
             body["reserved"] = reserved or []
         if not body:
             raise InputError(
-                "nothing to change: give --auto-assign/--no-auto-assign, --reserved RANGE or --clear-reserved"
+                "nothing to change: give --auto-assign/--no-auto-assign, --sni-sharing tenant|pool, "
+                "--reserved RANGE or --clear-reserved"
             )
         cmd.show(cmd.patch("/v1/pools/{}", name, body=body), render.pool)
 

@@ -159,6 +159,10 @@ def pool(row: Json) -> "Table":
             ("networks", _list(row["networks"])),
             ("owner", row["owner"] or "platform (every tenant)"),
             ("auto-assign", _yes(row["auto_assign"])),
+            (
+                "SNI sharing",
+                "pool-wide (any tenant)" if row.get("sni_sharing") == "pool" else "within a tenant",
+            ),
             ("in use", str(row["in_use"])),
             ("capacity", _capacity(row)),
             ("reserved", _list(row["reserved"])),

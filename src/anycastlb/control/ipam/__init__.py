@@ -6,13 +6,15 @@ call these functions inside one transaction, and apply the plan they return. Eve
 
 Invariants the functions keep, given holdings that satisfy them (tests/unit/test_ipam_properties.py):
 an address is held once, by one tenant, from a pool that tenant may use, never from a reserved range
-or a skipped network/broadcast address; load balancers share an address only within one tenant,
-under one sharing key, on distinct ports; re-planning an unchanged request changes nothing; a
+or a skipped network/broadcast address; load balancers share an address only under one sharing key,
+within one tenant (or across tenants on a pool with ``sni_sharing: pool``), on distinct ports or on
+one port routed apart by SNI (``sni``); re-planning an unchanged request changes nothing; a
 request fails as exhausted exactly when too few free addresses exist.
 
 Modules: ``pools`` (pools and who may use them), ``spans`` (the lowest-free search that never
 enumerates a network), ``holdings`` (addresses in use and their index), ``plan`` (load balancers'
-VIPs), ``reserve`` (static addresses), ``choose`` (what the last two share), ``errors``.
+VIPs), ``sni`` (when listeners share one port), ``reserve`` (static addresses), ``choose`` (what
+the last two share), ``errors``.
 """
 
 from anycastlb.control.ipam.errors import AllocationError, AllocationErrorKind, InvalidPoolError
@@ -23,11 +25,13 @@ from anycastlb.control.ipam.pools import (
     AddressRange,
     Network,
     PoolView,
+    SniSharing,
     check_new_pool,
     pool_containing,
     usable_pools,
 )
 from anycastlb.control.ipam.reserve import check_release, plan_reservation
+from anycastlb.control.ipam.sni import Clash, PortClaim, clash_text, first_clash
 from anycastlb.control.ipam.spans import pool_capacity
 
 __all__ = [
@@ -36,15 +40,20 @@ __all__ = [
     "AddressRange",
     "AllocationError",
     "AllocationErrorKind",
+    "Clash",
     "Holding",
     "HoldingTable",
     "InvalidPoolError",
     "Network",
     "NewHolding",
     "PoolView",
+    "PortClaim",
     "PortSet",
+    "SniSharing",
     "check_new_pool",
     "check_release",
+    "clash_text",
+    "first_clash",
     "plan_addresses",
     "plan_reservation",
     "pool_capacity",

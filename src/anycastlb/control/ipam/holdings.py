@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from anycastlb.control.ipam.pools import Address
+from anycastlb.control.ipam.sni import PortClaim
 
 __all__ = ["Holding", "HoldingIndex", "HoldingTable", "NewHolding", "PortSet", "index_of"]
 
@@ -22,7 +23,10 @@ PortSet = frozenset[tuple[int, str]]
 class Holding:
     """An address in use: allocated to ``tenant`` from ``pool``. ``static`` addresses were reserved
     and outlive their load balancers; dynamic ones are freed with the last load balancer using them.
-    ``ports`` is the union of the ``(port, protocol)`` pairs of the load balancers using it."""
+    ``ports`` is the union of the ``(port, protocol)`` pairs of the load balancers using it.
+    ``claims``, when known, are its users' listeners one by one (with their hostnames, for the SNI
+    rule of ``sni.py``), of every tenant using it: ``load_balancers`` names the holder's own only.
+    Without claims the planner falls back to ``ports``: any port in common is a collision."""
 
     address: Address
     pool: str
@@ -31,6 +35,17 @@ class Holding:
     sharing_key: str | None
     load_balancers: frozenset[str] = field(default_factory=frozenset)
     ports: PortSet = field(default_factory=frozenset)
+    claims: tuple[PortClaim, ...] = ()
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.load_balancers or self.claims)
+
+    def used_by(self, tenant: str, load_balancer: str) -> bool:
+        """Whether that load balancer uses it (any tenant's, where claims are known)."""
+        if tenant == self.tenant and load_balancer in self.load_balancers:
+            return True
+        return any(claim.owner == (tenant, load_balancer) for claim in self.claims)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +62,13 @@ class HoldingIndex:
     """Held addresses as sorted integers per IP version, and the tenant's shared holdings per sharing
     key; each built on first use from any Mapping (so an update that keeps its VIPs sorts nothing)."""
 
-    __slots__ = ("_held", "_holdings", "_shared")
+    __slots__ = ("_held", "_holdings", "_pool_shared", "_shared")
 
     def __init__(self, holdings: Mapping[Address, Holding]) -> None:
         self._holdings = holdings
         self._held: dict[int, list[int]] = {}
         self._shared: dict[tuple[str, str], list[Holding]] | None = None
+        self._pool_shared: dict[tuple[str, str], list[Holding]] | None = None
 
     def held(self, version: int) -> Sequence[int]:
         """Every held address of one IP version, as sorted integers."""
@@ -73,6 +89,19 @@ class HoldingIndex:
                 group.sort(key=lambda holding: (holding.address.version, int(holding.address)))
             self._shared = dict(groups)
         return self._shared.get((tenant, sharing_key), ())
+
+    def pool_shared(self, pool: str, sharing_key: str) -> Sequence[Holding]:
+        """Every tenant's holdings in ``pool`` with this sharing key, by address: the candidates of
+        cross-tenant SNI sharing on a pool whose admin allows it (``PoolView.sni_sharing``)."""
+        if self._pool_shared is None:
+            groups: defaultdict[tuple[str, str], list[Holding]] = defaultdict(list)
+            for holding in self._holdings.values():
+                if holding.sharing_key is not None:
+                    groups[holding.pool, holding.sharing_key].append(holding)
+            for group in groups.values():
+                group.sort(key=lambda holding: (holding.address.version, int(holding.address)))
+            self._pool_shared = dict(groups)
+        return self._pool_shared.get((pool, sharing_key), ())
 
 
 class HoldingTable(Mapping[Address, Holding]):

@@ -13,6 +13,7 @@ network shorter than /127.
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from anycastlb.control.ipam.errors import AllocationError, InvalidPoolError
 from anycastlb.model.desired import IPFamily
@@ -22,6 +23,7 @@ __all__ = [
     "AddressRange",
     "Network",
     "PoolView",
+    "SniSharing",
     "blocked_reason",
     "check_new_pool",
     "family_label",
@@ -35,6 +37,7 @@ __all__ = [
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddressRange = tuple[Address, Address]
+SniSharing = Literal["tenant", "pool"]  # who may share an address of the pool by SNI (ipam/plan.py)
 
 _VERSIONS: dict[IPFamily, int] = {"ipv4": 4, "ipv6": 6}
 _FAMILIES: dict[int, IPFamily] = {4: "ipv4", 6: "ipv6"}
@@ -63,6 +66,7 @@ class PoolView:
     reserved: tuple[AddressRange, ...] = ()  # inclusive first-last ranges never handed out
     owner: str | None = None  # tenant name for a BYOIP pool, None for a platform pool
     auto_assign: bool = True
+    sni_sharing: SniSharing = "tenant"  # "pool": tenants may share an address under one sharing key
 
     def usable_by(self, tenant: str) -> bool:
         return self.owner is None or self.owner == tenant

@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, Forbidden, NotFound
@@ -14,6 +14,7 @@ from anycastlb.control.ipam import (
     Holding,
     HoldingTable,
     NewHolding,
+    PortClaim,
     check_release,
     plan_reservation,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "release",
     "reserve",
     "set_sharing_key",
+    "stored_claims",
     "stored_ports",
 ]
 
@@ -56,11 +58,28 @@ def stored_ports(spec: dict[str, Any]) -> frozenset[tuple[int, str]]:
     return frozenset((int(item["port"]), str(item.get("protocol", "tcp"))) for item in spec["listeners"])
 
 
+def stored_claims(tenant: str, name: str, spec: dict[str, Any]) -> list[PortClaim]:
+    """A stored spec's listeners as the SNI rule sees them (``ipam/sni.py``), read from its JSON."""
+    return [
+        PortClaim(
+            tenant,
+            name,
+            int(item["port"]),
+            str(item.get("protocol", "tcp")),
+            frozenset(item.get("hostnames") or ()),
+            bool(item.get("sni_default", False)),
+        )
+        for item in spec["listeners"]
+    ]
+
+
 def load_holdings(session: Session, tenant_id: int, sharing_key: str | None = None) -> HoldingTable:
-    """Every held address. Load balancers are filled in for the tenant's own addresses only (sharing
-    never crosses tenants, and the allocator refuses another tenant's address outright); ports only
-    for those shared under ``sharing_key``, the one request's key: the allocator compares ports
-    only between load balancers of one key (``ipam/plan.py`` ``_sharing_problem``)."""
+    """Every held address. Load balancer names are filled in for the tenant's own addresses only;
+    ports and claims (each user's listeners with hostnames) only for addresses shared under
+    ``sharing_key``, the one request's key: the allocator compares listeners only between load
+    balancers of one key (``ipam/plan.py`` ``_sharing_problem``). Those are the tenant's own, and,
+    on pools with ``sni_sharing: pool``, any tenant's (their claims then name other tenants' load
+    balancers: the allocator never puts those names in a message)."""
     rows = session.execute(
         select(
             Address.id,
@@ -85,14 +104,21 @@ def load_holdings(session: Session, tenant_id: int, sharing_key: str | None = No
     # and decoding every one of a tenant's cost each create ~1 ms per load balancer held (a create
     # with 5,000 held took 0.9-1.6 s).
     ports: dict[int, set[tuple[int, str]]] = defaultdict(set)
+    claims: dict[int, list[PortClaim]] = defaultdict(list)
     if sharing_key is not None:
-        for address_id, spec in session.execute(
-            select(LoadBalancerAddress.address_id, LoadBalancer.spec)
+        for address_id, lb_tenant, lb_name, spec in session.execute(
+            select(LoadBalancerAddress.address_id, Tenant.name, LoadBalancer.name, LoadBalancer.spec)
             .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+            .join(Tenant, Tenant.id == LoadBalancer.tenant_id)
             .join(Address, Address.id == LoadBalancerAddress.address_id)
-            .where(LoadBalancer.tenant_id == tenant_id, Address.sharing_key == sharing_key)
+            .join(Pool, Pool.id == Address.pool_id)
+            .where(
+                Address.sharing_key == sharing_key,
+                or_(LoadBalancer.tenant_id == tenant_id, Pool.sni_sharing == "pool"),
+            )
         ):
             ports[address_id] |= stored_ports(spec)
+            claims[address_id] += stored_claims(lb_tenant, lb_name, spec)
     holdings: list[Holding] = []
     for address_id, text, pool, tenant, owner_id, static, key in rows:
         own = owner_id == tenant_id
@@ -105,7 +131,8 @@ def load_holdings(session: Session, tenant_id: int, sharing_key: str | None = No
                 static=static,
                 sharing_key=key,
                 load_balancers=frozenset(users.get(address_id, ())) if own else frozenset(),
-                ports=frozenset(ports.get(address_id, ())) if own else frozenset(),
+                ports=frozenset(ports.get(address_id, ())),
+                claims=tuple(claims.get(address_id, ())),
             )
         )
     return HoldingTable(holdings)  # indexed once: the lowest-free search bisects it
@@ -162,11 +189,14 @@ def list_addresses(session: Session, tenant: str | None) -> list[AddressOut]:
         query = query.where(Tenant.name == tenant)
     rows = session.execute(query).all()
     users: dict[int, list[str]] = defaultdict(list)
-    for address_id, lb_name in session.execute(
+    listed = (
         select(LoadBalancerAddress.address_id, LoadBalancer.name)
         .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
         .order_by(LoadBalancer.name)
-    ):
+    )
+    if tenant is not None:  # an address shared across tenants (SNI) lists only the caller's users
+        listed = listed.join(Tenant, Tenant.id == LoadBalancer.tenant_id).where(Tenant.name == tenant)
+    for address_id, lb_name in session.execute(listed):
         users[address_id].append(lb_name)
     return [
         AddressOut(
@@ -193,6 +223,23 @@ def _own(session: Session, tenant: str, address: IP) -> Address:
     return row
 
 
+def _check_not_shared_across_tenants(session: Session, tenant_id: int, address: IP, action: str) -> None:
+    """A reserved address is the tenant's alone: one that other tenants' load balancers share by
+    SNI (a pool with ``sni_sharing: pool``) is neither reserved nor released from under them."""
+    foreign = session.scalar(
+        select(func.count())
+        .select_from(LoadBalancerAddress)
+        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .join(Address, Address.id == LoadBalancerAddress.address_id)
+        .where(Address.address == str(address), LoadBalancer.tenant_id != tenant_id)
+    )
+    if foreign:
+        raise Conflict(
+            f"{address} is shared by SNI with load balancers of other tenants, so it cannot be {action}; "
+            "reserve another address (omit address to get a free one)"
+        )
+
+
 def reserve(session: Session, tenant: str, body: IPReservation, limits: Limits) -> AddressOut:
     """A static address: kept after its load balancers are gone, until released explicitly."""
     lock(session)
@@ -215,6 +262,7 @@ def reserve(session: Session, tenant: str, body: IPReservation, limits: Limits) 
         address: IP = result.address
     else:
         address = result
+        _check_not_shared_across_tenants(session, found.id, address, "reserved")
         _own(session, tenant, address).static = True
         session.flush()
     return next(out for out in list_addresses(session, tenant) if out.address == str(address))

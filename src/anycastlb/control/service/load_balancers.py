@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, defer
 
 from anycastlb.control.backend_policy import BackendPolicy, PlatformAddresses, spec_refusals
 from anycastlb.control.errors import Conflict, Invalid, NotFound, PreconditionFailed
-from anycastlb.control.ipam import AddressPlan, AllocationError, plan_addresses
+from anycastlb.control.ipam import (
+    AddressPlan,
+    AllocationError,
+    PortClaim,
+    clash_text,
+    first_clash,
+    plan_addresses,
+)
 from anycastlb.control.limits import Limits
 from anycastlb.control.preconditions import IfMatch
 from anycastlb.control.schemas import LoadBalancerOut, LoadBalancerVersion
@@ -29,7 +36,7 @@ from anycastlb.control.service.addresses import (
     insert_holdings,
     load_holdings,
     set_sharing_key,
-    stored_ports,
+    stored_claims,
 )
 from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.prepared import PreparedSpec, stored_pops
@@ -137,25 +144,41 @@ def _check_pops(session: Session, spec: LoadBalancerSpec) -> None:
         )
 
 
+def claims_of(tenant: str, spec: LoadBalancerSpec) -> list[PortClaim]:
+    """The spec's listeners as the SNI-sharing rule sees them (``ipam/sni.py``)."""
+    return [
+        PortClaim(
+            tenant,
+            spec.name,
+            listener.port,
+            listener.protocol,
+            frozenset(listener.hostnames),
+            listener.sni_default,
+        )
+        for listener in spec.listeners
+    ]
+
+
 def _check_shared_ports(
-    session: Session, lb_id: str, spec: LoadBalancerSpec, addresses: tuple[str, ...]
+    session: Session, lb_id: str, tenant: str, spec: LoadBalancerSpec, addresses: tuple[str, ...]
 ) -> None:
-    """Load balancers sharing an address must not listen on the same port (the allocator checks new
-    shares; this also catches an update that adds a port a sharer already uses)."""
+    """Load balancers sharing an address must not listen on one port unless SNI routes them apart
+    (``ipam/sni.py``). The allocator checks new shares; this also catches an update that adds a
+    port, drops a hostname's partner or names a hostname a sharer already serves (the 409 rolls
+    the whole change back). Another tenant's load balancer is never named."""
     rows = session.execute(
-        select(Address.address, LoadBalancer.name, LoadBalancer.spec)
+        select(Address.address, Tenant.name, LoadBalancer.name, LoadBalancer.spec)
         .join(LoadBalancerAddress, LoadBalancerAddress.address_id == Address.id)
         .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .join(Tenant, Tenant.id == LoadBalancer.tenant_id)
         .where(Address.address.in_(addresses), LoadBalancer.id != lb_id)
+        .order_by(Address.address, Tenant.name, LoadBalancer.name)
     ).all()
-    for address, other, other_spec in rows:
-        overlap = spec.ports & stored_ports(other_spec)
-        if overlap:
-            port, protocol = sorted(overlap)[0]
-            raise Conflict(
-                f"{address} is shared with load balancer {other!r}, which already listens on "
-                f"{port}/{protocol}; use another port or another address"
-            )
+    mine = claims_of(tenant, spec)
+    for address, other_tenant, other, other_spec in rows:
+        clash = first_clash(mine, stored_claims(other_tenant, other, other_spec))
+        if clash is not None:
+            raise Conflict(clash_text(clash, address))
 
 
 def check_backends(
@@ -197,6 +220,7 @@ def _plan(session: Session, tenant: Tenant, spec: LoadBalancerSpec, current: tup
             current=[parse_address(text) for text in current],
             pools=[view for _, view in pool_views(session).values()],
             holdings=load_holdings(session, tenant.id, spec.ips.sharing_key),
+            claims=claims_of(tenant.name, spec),
         )
     except AllocationError as error:
         raise allocation_error(error) from None
@@ -243,7 +267,7 @@ def create_load_balancer(
     session.add(lb)
     session.flush()
     addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)
-    _check_shared_ports(session, lb.id, spec, addresses)
+    _check_shared_ports(session, lb.id, tenant, spec, addresses)
     touch_pops(session, spec.pops, version)
     return _out(lb, tenant, addresses, spec)
 
@@ -283,7 +307,7 @@ def ensure_load_balancer(
     lb.version = version
     lb.updated_at = utcnow()
     addresses = _link(session, lb.id, plan, found.id, spec.ips.sharing_key)
-    _check_shared_ports(session, lb.id, spec, addresses)
+    _check_shared_ports(session, lb.id, tenant, spec, addresses)
     drop_unused_dynamic(session, plan.leave)
     touch_pops(session, () if not old_pops or not spec.pops else tuple({*old_pops, *spec.pops}), version)
     return _out(lb, tenant, addresses, spec), False

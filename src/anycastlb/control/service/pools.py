@@ -9,7 +9,7 @@ from anycastlb.control.principal import Principal
 from anycastlb.control.schemas import PoolCreate, PoolOut, PoolUpdate, parse_range
 from anycastlb.control.service.revision import lock
 from anycastlb.control.service.tenants import tenant_by_name
-from anycastlb.control.store.tables import Address, Pool, Tenant
+from anycastlb.control.store.tables import Address, LoadBalancer, LoadBalancerAddress, Pool, Tenant
 from anycastlb.model.addresses import parse_network
 
 __all__ = ["create_pool", "delete_pool", "get_pool", "list_pools", "pool_views", "update_pool"]
@@ -22,6 +22,7 @@ def _view(pool: Pool, owner: str | None) -> PoolView:
         reserved=tuple(parse_range(f"{first}-{last}") for first, last in pool.reserved),
         owner=owner,
         auto_assign=pool.auto_assign,
+        sni_sharing="pool" if pool.sni_sharing == "pool" else "tenant",
     )
 
 
@@ -49,6 +50,7 @@ def _out(session: Session, pool: Pool, owner: str | None) -> PoolOut:
         reserved=tuple(_reserved_text(first, last) for first, last in pool.reserved),
         owner=owner,
         auto_assign=pool.auto_assign,
+        sni_sharing="pool" if pool.sni_sharing == "pool" else "tenant",
         capacity=pool_capacity(_view(pool, owner)),
         in_use=in_use,
         created_at=pool.created_at,
@@ -111,6 +113,7 @@ def create_pool(session: Session, body: PoolCreate) -> PoolOut:
         networks=list(body.networks),
         reserved=_ranges(body.reserved),
         auto_assign=body.auto_assign,
+        sni_sharing=body.sni_sharing,
     )
     _check(session, _view(pool, body.owner), exclude=None)
     session.add(pool)
@@ -123,11 +126,35 @@ def update_pool(session: Session, name: str, body: PoolUpdate) -> PoolOut:
     pool, owner = _pool(session, name)
     if body.auto_assign is not None:
         pool.auto_assign = body.auto_assign
+    if body.sni_sharing is not None and body.sni_sharing != pool.sni_sharing:
+        if body.sni_sharing == "tenant":
+            _check_no_cross_tenant_sharing(session, pool)
+        pool.sni_sharing = body.sni_sharing
     if body.reserved is not None:
         pool.reserved = _ranges(body.reserved)
         _check(session, _view(pool, owner), exclude=name)
     session.flush()
     return _out(session, pool, owner)
+
+
+def _check_no_cross_tenant_sharing(session: Session, pool: Pool) -> None:
+    """Narrowing a pool to tenant-only sharing would leave addresses shared across tenants that the
+    rule no longer allows: refuse, naming how many, until those load balancers move."""
+    users = (
+        select(Address.address, func.count(func.distinct(LoadBalancer.tenant_id)).label("tenants"))
+        .join(LoadBalancerAddress, LoadBalancerAddress.address_id == Address.id)
+        .join(LoadBalancer, LoadBalancer.id == LoadBalancerAddress.load_balancer_id)
+        .where(Address.pool_id == pool.id)
+        .group_by(Address.address)
+        .subquery()
+    )
+    shared = session.scalar(select(func.count()).select_from(users).where(users.c.tenants > 1)) or 0
+    if shared:
+        raise Conflict(
+            f"pool {pool.name!r} has {shared} addresses shared by load balancers of several tenants; "
+            "they would break the tenant-only rule: move or delete those load balancers first "
+            "(`GET /v1/ips` lists each address's users), or keep sni_sharing: pool"
+        )
 
 
 def delete_pool(session: Session, name: str) -> None:

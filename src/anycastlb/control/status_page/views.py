@@ -21,6 +21,7 @@ from datetime import datetime
 from anycastlb.control.principal import Principal
 from anycastlb.control.service.pops import STALE_AFTER
 from anycastlb.model.base import Frozen
+from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import BgpSession, ListenerStatus, LoadBalancerSpec, PopProblem, PopStatusReport
 
 __all__ = [
@@ -253,13 +254,22 @@ def _pop_of_lb(lb: LbRecord, pop: PopRecord, now: datetime) -> PopOfLb:
     )
 
 
+def _listener_text(item: ListenerSettings) -> str:
+    """``443/tcp``, or with SNI-routed sharing ``443/tcp (SNI shop.a.com, *.a.com; default)``: the
+    port alone does not say which connections reach this load balancer when it shares the port."""
+    text = f"{item.port}/{item.protocol}"
+    if not item.hostnames:
+        return text
+    return f"{text} (SNI {', '.join(item.hostnames)}{'; default' if item.sni_default else ''})"
+
+
 def _row(lb: LbRecord, at_pops: Sequence[PopOfLb]) -> LbRow:
     return LbRow(
         tenant=lb.tenant,
         name=lb.name,
         version=lb.version,
         addresses=lb.addresses,
-        listeners=tuple(f"{item.port}/{item.protocol}" for item in lb.spec.listeners),
+        listeners=tuple(_listener_text(item) for item in lb.spec.listeners),
         pops=len(at_pops),
         pops_serving=sum(1 for item in at_pops if item.serving),
         pops_announcing=sum(1 for item in at_pops if item.announced),
@@ -295,7 +305,7 @@ def lb_detail(
         _pop_of_lb(lb, pop, now) for pop in sorted(pops, key=lambda p: p.name) if lb.served_by(pop.name)
     )
     configured = tuple(
-        f"{item.port}/{item.protocol} → "
+        f"{_listener_text(item)} → "
         + (", ".join(f"{backend.key} w{backend.weight}" for backend in item.backends) or "no backends")
         for item in lb.spec.listeners
     )

@@ -113,6 +113,9 @@ class Pool(Base):
     networks: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     reserved: Mapped[list[list[str]]] = mapped_column(JSON, nullable=False)  # [[first, last], ...]
     auto_assign: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Who may share one of its addresses by SNI: "tenant" (the holder's own load balancers under
+    # one sharing key) or "pool" (any tenant naming this pool and the key; ipam/plan.py).
+    sni_sharing: Mapped[str] = mapped_column(String(8), nullable=False, default="tenant")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
