@@ -45,6 +45,7 @@ def run_tunnels_helper(config: EdgeConfig, control_fd: int, ready_fd: int | None
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor's handler: `wg`/`ip` exits would wake us
     signal.signal(signal.SIGTERM, lambda *_: None)  # delivered through the wake-up fd
     tunnels = TunnelSet()
     try:
@@ -55,7 +56,7 @@ def run_tunnels_helper(config: EdgeConfig, control_fd: int, ready_fd: int | None
         control = ConfigPipeReader(control_fd)
         while True:
             readable, _, _ = select.select([control_fd, wake_read], [], [], _TURN)
-            if wake_read in readable:
+            if wake_read in readable and signal.SIGTERM in os.read(wake_read, 64):
                 log.info("tunnels_stopping interfaces=%d", len(tunnels.devices))
                 return 0
             if control_fd in readable:
