@@ -18,6 +18,7 @@ import pytest
 
 from anycastlb.lab.netns import missing_capability, run_inside
 from anycastlb.lab.probe_client import __name__ as probe_module
+from anycastlb.lab.processes import children_of
 from anycastlb.lab.timeline import Attempt
 from anycastlb.lab.tunnel_lab import CLIENT_SOURCES, NODE_PORT, POP_TUNNEL_ADDRESS, VIP, TunnelLab
 from tests.support.peers import NETNS, NGINX, absent, require
@@ -140,3 +141,57 @@ def test_nodes_behind_nat_serve_through_tunnels_with_client_addresses_and_fail_o
     attempts = _requests(lab, rounds=2)
     assert [a.error for a in attempts if a.error] == []
     assert {a.node for a in attempts} == {"node2"}
+
+
+def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: TunnelLab) -> None:
+    lab.start_edge(lab.edge_config([_listener()]))
+    node = lab.nodes[0]
+    agent = lab.start_agent(node)
+    lab.wait(
+        lambda: (
+            _metric(lab.metrics(), "anycastlb_tunnel_handshake_age_seconds", peer=node.name) is not None
+            and _metric(lab.metrics(), "anycastlb_tunnel_handshake_age_seconds", peer=node.name)
+            != float("inf")
+        ),
+        "node1's handshake",
+    )
+    before = run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()
+    link_before = run_inside(node.namespace, ["ip", "-j", "link", "show", node.interface]).stdout
+    wireguard_go = children_of(agent.pid)
+
+    # version 2 adds a second PoP peer: the interface, wireguard-go and the first session stay
+    current = lab.node_config(node)
+    second_pop = {
+        "name": "pop2",
+        "public_key": lab.nodes[1].keys[1],  # any valid key not yet used on this interface
+        "allowed_ips": ["100.96.0.2/32"],
+        "endpoint": "10.202.0.9:51820",
+        "persistent_keepalive": 25,
+    }
+    peers = [peer.model_dump(mode="json") for peer in current.interface.peers] + [second_pop]
+    updated = current.model_copy(
+        update={
+            "version": current.version + 1,
+            "interface": current.interface.model_validate(
+                {**current.interface.model_dump(mode="json"), "peers": peers}
+            ),
+        }
+    )
+    staged = lab.config_dir / "staged.json"
+    staged.write_text(updated.model_dump_json())
+    staged.replace(lab.config_dir / f"{node.name}.json")
+    lab.wait(lambda: "version=2" in lab.log(f"agent-{node.name}"), "version 2 applied", agent)
+
+    after = run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()
+    assert len(after) == len(before) + 1
+    first_peer_before, first_peer_after = before[1].split("\t"), after[1].split("\t")
+    assert first_peer_after[4] == first_peer_before[4] != "0"  # same handshake: the session was kept
+    assert run_inside(node.namespace, ["ip", "-j", "link", "show", node.interface]).stdout == link_before
+    assert children_of(agent.pid) == wireguard_go
+
+    # an older version read again (a stale copy) is kept out and the tunnel stays as it is
+    staged.write_text(current.model_dump_json())
+    staged.replace(lab.config_dir / f"{node.name}.json")
+    lab.wait(lambda: "tunnel_config_kept" in lab.log(f"agent-{node.name}"), "the old copy read", agent)
+    assert "older than the running 2" in lab.log(f"agent-{node.name}")
+    assert len(run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()) == 3

@@ -105,7 +105,8 @@ def _consider(
             log.warning("tunnel_config_missing path=%s action=wait", source.path)
         return
     decision = choose_config(state.running, read, settings.node)
-    if decision.action == "keep":
+    if decision.action == "keep":  # logged: once per change of the file, not per poll
+        log.info("tunnel_config_kept node=%s reason=%r", settings.node, decision.reason)
         return
     if decision.action == "refuse":
         state.refused += 1
