@@ -148,6 +148,8 @@ def edge(
 
     try:
         code = Supervisor(FileSource(config), parsed).run()
+    except ConfigError as error:  # what only the supervisor checks (tunnels that cannot coexist)
+        raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(error.strerror or str(error), 1) from None
     raise typer.Exit(code)
@@ -199,6 +201,8 @@ def _edge_following(
     follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, store=store)
     try:
         return Supervisor(source, parsed, follow).run()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(error.strerror or str(error), 1) from None
 

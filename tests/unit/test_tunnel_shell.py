@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 
 from anycastlb.edge.desired_listeners import edge_config_for
+from anycastlb.edge.tunnels import check_tunnels
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.model.tunnel import TunnelInterface
@@ -192,3 +193,9 @@ def test_a_desired_tunnel_named_like_one_in_base_yaml_is_refused() -> None:
     state = PopDesiredState(pop="fra", version=3, tunnels=(interface("wg-prod"),))
     with pytest.raises(ConfigError, match=r"'wg-prod' is also in base\.yaml"):
         edge_config_for(base, state)
+
+
+def test_an_edge_config_with_two_tunnels_of_one_name_is_refused_whole() -> None:
+    check_tunnels(EdgeConfig(pop="fra", tunnels=(interface("wg-a"), interface("wg-b"))))
+    with pytest.raises(ConfigError, match=r"tunnels: two tunnel interfaces are named 'wg-a'"):
+        check_tunnels(EdgeConfig(pop="fra", tunnels=(interface("wg-a"), interface("wg-a"))))

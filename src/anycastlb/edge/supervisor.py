@@ -51,7 +51,7 @@ from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
 from anycastlb.edge.scrape import SettledFilesCollector
 from anycastlb.edge.syn_check import check_syn_posture
-from anycastlb.edge.tunnels import run_tunnels_helper
+from anycastlb.edge.tunnels import check_tunnels, run_tunnels_helper
 from anycastlb.health.process import run_health_process
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint
@@ -193,6 +193,7 @@ class Supervisor:
         self.config, failures = _check_listeners(self.config, set(), isolate=self.source.isolates_listeners)
         self.source.unbound(failures)
         check_syn_posture(self.config)
+        check_tunnels(self.config)
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -453,6 +454,7 @@ class Supervisor:
         config untouched; what goes wrong after it (recording it) is logged and counted."""
         try:
             config = self.source.load()
+            check_tunnels(config)
             if config.workers != self.config.workers:
                 log.warning(
                     "reload_workers_ignored running=%d wanted=%d (restart to change)",

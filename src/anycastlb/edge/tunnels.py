@@ -19,15 +19,25 @@ import select
 import signal
 
 from anycastlb.internal_errors import survived
-from anycastlb.model.config import EdgeConfig
+from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.tunnel.devices import TunnelSet
+from anycastlb.tunnel.plan import TunnelPlanError, plan_tunnels
 from anycastlb.wire.framing import ConfigPipeReader
 
-__all__ = ["run_tunnels_helper"]
+__all__ = ["check_tunnels", "run_tunnels_helper"]
 
 log = logging.getLogger("anycastlb.edge")
 
 _TURN = 1.0  # seconds between checks of wireguard-go
+
+
+def check_tunnels(config: EdgeConfig) -> None:
+    """Refuse a config whose tunnels cannot all be brought up as written (two with one name), so a
+    reload rejects it whole instead of the helper applying part of it."""
+    try:
+        plan_tunnels({}, config.tunnels)
+    except TunnelPlanError as error:
+        raise ConfigError(f"tunnels: {error}") from None
 
 
 def _apply(tunnels: TunnelSet, config: EdgeConfig) -> None:
