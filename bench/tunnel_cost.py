@@ -13,7 +13,8 @@ Each round runs both paths, in alternating order, and each path:
 
 - bulk: one ``curl`` download of a ``--size-mb`` file (nginx ``sendfile``) through the edge:
   Gbit/s, and CPU seconds per GB of the edge's process tree (its workers, helpers and the PoP's
-  wireguard-go) plus the node agent's tree (the node's wireguard-go), from ``/proc/PID/stat``;
+  wireguard-go) plus the node agents' trees (the nodes' wireguard-go), from ``/proc/PID/stat``,
+  and the part of it the wireguard-go processes (both ends) spent;
 - rate: ``wrk`` with ``Connection: close`` for ``--seconds`` (16 connections, 2 threads): new
   connections per second.
 
@@ -35,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from anycastlb.lab.netns import run_inside
 from anycastlb.lab.tunnel_lab import NODE_PORT, VIP, TunnelLab
-from bench.harness.cpu import tree_cpu
-from bench.harness.processes import start_bench
+from bench.harness.cpu import process_cpu, tree_cpu
+from bench.harness.processes import children_of, start_bench
 
 PATHS = {"direct": 80, "tunnel": 81}
 
@@ -52,24 +53,44 @@ def _listener(name: str, port: int, addresses: list[str]) -> dict[str, object]:
     }
 
 
-def _cpu(lab: TunnelLab, edge_pid: int) -> float:
+def _wireguard_go(lab: TunnelLab, edge_pid: int) -> set[int]:
+    """The wireguard-go processes: the PoP's (under the edge) and the nodes' (under the agents)."""
+    roots = [edge_pid, *(node.agent.pid for node in lab.nodes if node.agent is not None)]
+    found = set()
+    for pid in {p for root in roots for p in children_of(root, recursive=True)}:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "wireguard-go":
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _cpu(lab: TunnelLab, edge_pid: int, wireguard: set[int]) -> tuple[float, float]:
+    """(the edge's tree + the agents' trees, of which wireguard-go), CPU seconds so far."""
     total = tree_cpu(edge_pid).total
     for node in lab.nodes:
         if node.agent is not None:
             total += tree_cpu(node.agent.pid).total
-    return total
+    return total, sum(process_cpu(pid).total for pid in wireguard)
 
 
-def bulk(lab: TunnelLab, edge_pid: int, port: int, size: int) -> tuple[float, float]:
-    """(Gbit/s, CPU seconds per GB) of one download."""
-    before = _cpu(lab, edge_pid)
+def bulk(lab: TunnelLab, edge_pid: int, port: int, size: int) -> tuple[float, float, float]:
+    """(Gbit/s, CPU seconds per GB, of which wireguard-go) of one download."""
+    wireguard = _wireguard_go(lab, edge_pid)
+    before = _cpu(lab, edge_pid, wireguard)
     argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{time_total}"]
     done = run_inside(lab.client, [*argv, f"http://{VIP}:{port}/files/big"], timeout=300)
-    cpu = _cpu(lab, edge_pid) - before
+    after = _cpu(lab, edge_pid, wireguard)
     got, seconds = done.stdout.split()
     if int(got) != size:
         raise RuntimeError(f"downloaded {got} of {size} bytes through :{port}")
-    return size * 8 / float(seconds) / 1e9, cpu / (size / 1e9)
+    gigabytes = size / 1e9
+    return (
+        size * 8 / float(seconds) / 1e9,
+        (after[0] - before[0]) / gigabytes,
+        (after[1] - before[1]) / gigabytes,
+    )
 
 
 def rate(lab: TunnelLab, port: int, seconds: int) -> float:
@@ -100,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="anycastlb-bench-tunnel-"))
     lab = TunnelLab(tag=f"b{os.getpid() % 100000}", workdir=workdir, direct=True)
-    results: dict[str, dict[str, list[float]]] = {p: {"gbps": [], "cpu": [], "cps": []} for p in PATHS}
+    results: dict[str, dict[str, list[float]]] = {
+        p: {"gbps": [], "cpu": [], "wg": [], "cps": []} for p in PATHS
+    }
     try:
         lab.build()
         tunnel_addresses = [node.tunnel_address for node in lab.nodes]
@@ -120,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         for turn in range(args.rounds):
             order = list(PATHS) if turn % 2 == 0 else list(reversed(PATHS))
             for path in order:
-                gbps, cpu = bulk(lab, edge.pid, PATHS[path], size)
+                gbps, cpu, wireguard = bulk(lab, edge.pid, PATHS[path], size)
                 results[path]["gbps"].append(gbps)
                 results[path]["cpu"].append(cpu)
+                results[path]["wg"].append(wireguard)
                 results[path]["cps"].append(rate(lab, PATHS[path], args.seconds))
             print(f"round {turn + 1}/{args.rounds} done", file=sys.stderr)
     finally:
@@ -133,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in PATHS:
         print(_line(f"{path}: bulk", results[path]["gbps"], "Gbit/s"))
         print(_line(f"{path}: CPU per GB", results[path]["cpu"], "s/GB"))
+        print(_line(f"{path}:   of which wireguard-go", results[path]["wg"], "s/GB"))
         print(_line(f"{path}: new connections", results[path]["cps"], "conn/s"))
     for figure, name in (("gbps", "throughput"), ("cpu", "CPU per GB"), ("cps", "connections/s")):
         ratio = statistics.median(
