@@ -40,7 +40,7 @@ _labs = count()
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[TunnelLab]:
-    built = TunnelLab(tag=f"{os.getpid() % 100000}{next(_labs)}", workdir=tmp_path)
+    built = TunnelLab(tag=f"{os.getpid() % 100000}x{next(_labs)}", workdir=tmp_path)
     try:
         yield built.build()
     finally:
@@ -57,7 +57,9 @@ def _requests(lab: TunnelLab, rounds: int) -> list[Attempt]:
 
 def _metric(text: str, name: str, **labels: str) -> float | None:
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(
+            f'{key}="{value}"' in line for key, value in labels.items()
+        ):
             return float(line.rsplit(" ", 1)[1])
     return None
 
@@ -155,6 +157,9 @@ def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: Tun
         ),
         "node1's handshake",
     )
+    agent_metrics = lab.metrics(node)  # the node's view: its PoP peer, the version it runs
+    assert _metric(agent_metrics, "anycastlb_tunnel_agent_config_version") == 1
+    assert _metric(agent_metrics, "anycastlb_tunnel_handshake_age_seconds", peer="pop") != float("inf")
     before = run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()
     link_before = run_inside(node.namespace, ["ip", "-j", "link", "show", node.interface]).stdout
     wireguard_go = children_of(agent.pid)
@@ -188,6 +193,7 @@ def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: Tun
     assert first_peer_after[4] == first_peer_before[4] != "0"  # same handshake: the session was kept
     assert run_inside(node.namespace, ["ip", "-j", "link", "show", node.interface]).stdout == link_before
     assert children_of(agent.pid) == wireguard_go
+    assert _metric(lab.metrics(node), "anycastlb_tunnel_agent_config_version") == 2
 
     # an older version read again (a stale copy) is kept out and the tunnel stays as it is
     staged.write_text(current.model_dump_json())

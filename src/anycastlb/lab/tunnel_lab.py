@@ -44,6 +44,7 @@ PUBLIC_NET = "10.202.0"
 POP_TUNNEL_ADDRESS = "100.96.0.1"
 TUNNEL_PORT = 51820
 NODE_PORT = 8080
+AGENT_METRICS_PORT = 9479  # inside each node's namespace
 CLIENT_SOURCES = tuple(f"{CLIENT_NET}.{100 + index}" for index in range(16))
 
 
@@ -203,7 +204,14 @@ class TunnelLab:
         if node.version == 0:
             self.write_node_config(node)
         argv = [sys.executable, "-m", "anycastlb.cli", "tunnel-agent", "--config-dir", str(self.config_dir)]
-        argv += ["--node", node.name, "--poll-interval", "0.2"]
+        argv += [
+            "--node",
+            node.name,
+            "--poll-interval",
+            "0.2",
+            "--metrics",
+            f"127.0.0.1:{AGENT_METRICS_PORT}",
+        ]
         node.agent = self._spawn(f"agent-{node.name}", node.namespace, argv, checkout_env())
         self.wait(
             lambda: self.has_address(node.namespace, node.tunnel_address),
@@ -254,9 +262,11 @@ class TunnelLab:
         path = self.workdir / f"{role}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def metrics(self) -> str:
-        done = run_inside(self.pop, ["python3", "-c", _SCRAPE])
-        return done.stdout
+    def metrics(self, node: _LabNodeState | None = None) -> str:
+        """The edge's /metrics, or with ``node`` that node's agent's."""
+        if node is None:
+            return run_inside(self.pop, ["python3", "-c", _SCRAPE.format(port=9100)]).stdout
+        return run_inside(node.namespace, ["python3", "-c", _SCRAPE.format(port=AGENT_METRICS_PORT)]).stdout
 
     # ---- observation -------------------------------------------------------------------------
 
@@ -309,5 +319,6 @@ class TunnelLab:
 
 
 _SCRAPE = (
-    "import urllib.request as u;print(u.urlopen('http://127.0.0.1:9100/metrics', timeout=5).read().decode())"
+    "import urllib.request as u; "
+    "print(u.urlopen('http://127.0.0.1:{port}/metrics', timeout=5).read().decode())"
 )
