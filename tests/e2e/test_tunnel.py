@@ -21,6 +21,7 @@ from anycastlb.lab.probe_client import __name__ as probe_module
 from anycastlb.lab.processes import children_of
 from anycastlb.lab.timeline import Attempt
 from anycastlb.lab.tunnel_lab import CLIENT_SOURCES, NODE_PORT, POP_TUNNEL_ADDRESS, VIP, TunnelLab
+from anycastlb.tunnel.interface import SOCKET_DIR
 from tests.support.peers import NETNS, NGINX, absent, require
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -143,6 +144,12 @@ def test_nodes_behind_nat_serve_through_tunnels_with_client_addresses_and_fail_o
     attempts = _requests(lab, rounds=2)
     assert [a.error for a in attempts if a.error] == []
     assert {a.node for a in attempts} == {"node2"}
+
+    # The edge removes what it brought up when it stops.
+    edge = next(record for record in lab.records if record.role == "edge")
+    edge.stop(timeout=15.0)
+    assert run_inside(lab.pop, ["ip", "link", "show", lab.pop_interface_name], check=False).returncode != 0
+    assert not (SOCKET_DIR / f"{lab.pop_interface_name}.sock").exists()
 
 
 def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: TunnelLab) -> None:

@@ -13,6 +13,7 @@ from anycastlb.edge.tunnels import check_tunnels
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.model.tunnel import TunnelInterface
+from anycastlb.tunnel import interface as interface_module
 from anycastlb.tunnel.devices import TunnelSet
 from anycastlb.tunnel.dump import PeerStats
 from anycastlb.tunnel.interface import TunnelError
@@ -199,3 +200,26 @@ def test_an_edge_config_with_two_tunnels_of_one_name_is_refused_whole() -> None:
     check_tunnels(EdgeConfig(pop="fra", tunnels=(interface("wg-a"), interface("wg-b"))))
     with pytest.raises(ConfigError, match=r"tunnels: two tunnel interfaces are named 'wg-a'"):
         check_tunnels(EdgeConfig(pop="fra", tunnels=(interface("wg-a"), interface("wg-a"))))
+
+
+# ---- what a missing piece says -----------------------------------------------------------------
+
+
+def test_a_missing_tool_names_the_package_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interface_module, "_PACKAGES", {"wg-missing-here": "wireguard-tools"})
+    with pytest.raises(
+        TunnelError, match=r"`wg-missing-here` is not installed: apt-get install wireguard-tools"
+    ):
+        interface_module.tool("wg-missing-here")
+
+
+def test_without_dev_net_tun_userspace_wireguard_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if interface_module.shutil.which("wireguard-go") is None or interface_module.shutil.which("wg") is None:
+        pytest.skip("wireguard-go and wg are needed to reach the /dev/net/tun check")
+    monkeypatch.setattr(interface_module, "TUN_DEVICE", tmp_path / "tun")
+    with pytest.raises(TunnelError, match=r"/dev/net/tun|tun is missing") as raised:
+        interface_module.TunnelDevice(interface("wg-a"))._start_userspace()
+    assert "modprobe tun" in str(raised.value)
+    assert "NET_ADMIN" in str(raised.value)

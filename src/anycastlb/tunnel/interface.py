@@ -64,7 +64,10 @@ def _run(name: str, argv: list[str], stdin: str | None = None) -> subprocess.Com
 
 
 def _die_with_parent() -> None:
-    """In wireguard-go's child, before exec: SIGTERM it when the process that started it dies."""
+    """In wireguard-go's child, before exec: SIGTERM it when the process that started it dies.
+
+    Strictly, when the *thread* that forked it ends: both owners (the edge's tunnels helper, the
+    agent) start it from their main thread, which lives as long as they do."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
