@@ -137,6 +137,12 @@ def edge(
     except Exception as error:
         raise _fail(f"{config} cannot be used ({type(error).__name__}: {error}); report this bug") from None
     if check:
+        from anycastlb.edge.tunnels import check_tunnels  # noqa: PLC0415 - lean start-up
+
+        try:
+            check_tunnels(parsed)
+        except ConfigError as error:
+            raise _fail(str(error)) from None
         typer.echo(f"{config}: ok ({len(parsed.listeners)} listeners)")
         return
     _raise_file_limit()

@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from anycastlb.cli import app
 from anycastlb.edge.desired_listeners import edge_config_for
 from anycastlb.edge.tunnels import check_tunnels
 from anycastlb.model.config import ConfigError, EdgeConfig
@@ -223,3 +226,14 @@ def test_without_dev_net_tun_userspace_wireguard_says_how_to_get_it(
         interface_module.TunnelDevice(interface("wg-a"))._start_userspace()
     assert "modprobe tun" in str(raised.value)
     assert "NET_ADMIN" in str(raised.value)
+
+
+def test_edge_check_refuses_two_tunnels_of_one_name(tmp_path: Path) -> None:
+    config = EdgeConfig(pop="fra", tunnels=(interface("wg-a"), interface("wg-b")))
+    data = config.model_dump(mode="json")
+    data["tunnels"][1]["name"] = "wg-a"
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["edge", "--config", str(path), "--check"])
+    assert result.exit_code == 2
+    assert "two tunnel interfaces are named 'wg-a'" in result.output
