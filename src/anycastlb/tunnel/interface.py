@@ -18,8 +18,10 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from anycastlb.model.tunnel import TunnelInterface
 from anycastlb.tunnel.plan import InterfaceChange
@@ -69,6 +71,18 @@ def _die_with_parent() -> None:
     Strictly, when the *thread* that forked it ends: both owners (the edge's tunnels helper, the
     agent) start it from their main thread, which lives as long as they do."""
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _relay_output(name: str, stream: IO[bytes]) -> None:
+    """wireguard-go's own lines, as our log events (one per line, in the edge's format, JSON too)
+    rather than raw text in the middle of a structured log. Runs in a thread until EOF."""
+    with stream:
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            level = logging.ERROR if line.startswith("ERROR") else logging.INFO
+            log.log(level, "wireguard_go_said interface=%s line=%r", name, line)
 
 
 def _link_exists(name: str) -> bool:
@@ -187,14 +201,20 @@ class TunnelDevice:
             [binary, self.name],
             env={**os.environ, "WG_PROCESS_FOREGROUND": "1"},
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no Python state touched
         )
+        assert self.process.stdout is not None  # noqa: S101 - PIPE was asked for
+        threading.Thread(
+            target=_relay_output, args=(self.name, self.process.stdout), name=f"wg-{self.name}", daemon=True
+        ).start()
         deadline = time.monotonic() + _READY_TIMEOUT
         while not ((SOCKET_DIR / f"{self.name}.sock").exists() and _link_exists(self.name)):
             if (code := self.process.poll()) is not None:
                 raise TunnelError(
                     f"tunnel {self.name}: wireguard-go exited with {code} while creating the interface "
-                    "(its own message is in the log just above); is NET_ADMIN granted?"
+                    "(its own message: the wireguard_go_said events just above); is NET_ADMIN granted?"
                 )
             if time.monotonic() > deadline:
                 raise TunnelError(
