@@ -196,8 +196,11 @@ def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: Tun
 
     after = run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()
     assert len(after) == len(before) + 1
-    first_peer_before, first_peer_after = before[1].split("\t"), after[1].split("\t")
-    assert first_peer_after[4] == first_peer_before[4] != "0"  # same handshake: the session was kept
+    # peers by public key (wireguard-go lists them in no fixed order)
+    handshakes_before = {line.split("\t")[0]: line.split("\t")[4] for line in before[1:]}
+    handshakes_after = {line.split("\t")[0]: line.split("\t")[4] for line in after[1:]}
+    pop_key = lab.pop_keys[1]
+    assert handshakes_after[pop_key] == handshakes_before[pop_key] != "0"  # same session, kept
     assert run_inside(node.namespace, ["ip", "-j", "link", "show", node.interface]).stdout == link_before
     assert children_of(agent.pid) == wireguard_go
     assert _metric(lab.metrics(node), "anycastlb_tunnel_agent_config_version") == 2
