@@ -138,6 +138,12 @@ def edge(
     except Exception as error:
         raise _fail(f"{config} cannot be used ({type(error).__name__}: {error}); report this bug") from None
     if check:
+        from anycastlb.edge.tunnels import check_tunnels  # noqa: PLC0415 - lean start-up
+
+        try:
+            check_tunnels(parsed)
+        except ConfigError as error:
+            raise _fail(str(error)) from None
         typer.echo(f"{config}: ok ({len(parsed.listeners)} listeners)")
         return
     _raise_file_limit()
@@ -149,6 +155,8 @@ def edge(
 
     try:
         code = Supervisor(FileSource(config), parsed).run()
+    except ConfigError as error:  # what only the supervisor checks (tunnels that cannot coexist)
+        raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(error.strerror or str(error), 1) from None
     raise typer.Exit(code)
@@ -200,6 +208,8 @@ def _edge_following(
     follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, store=store)
     try:
         return Supervisor(source, parsed, follow).run()
+    except ConfigError as error:
+        raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(error.strerror or str(error), 1) from None
 
@@ -562,6 +572,46 @@ app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
 app.command("audit")(audit.audit)
 app.command("usage")(usage.usage)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{text!r}: expected ADDRESS:PORT, e.g. 0.0.0.0:9479")
+    return host.strip("[]"), int(port)
+
+
+@app.command("tunnel-agent")
+def tunnel_agent(
+    config_dir: Annotated[
+        Path,
+        typer.Option(
+            "--config-dir", help="Directory holding NODE.json (the mounted Secret anycastlb-tunnel)."
+        ),
+    ],
+    node: Annotated[
+        str, typer.Option("--node", envvar="NODE_NAME", help="This node's name, as Kubernetes knows it.")
+    ],
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Serve /metrics on ADDRESS:PORT (default: off).")
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.1, help="Seconds between looks at the config file.")
+    ] = 1.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
+    """Bring up this node's WireGuard tunnel to every PoP and keep it as the config file says."""
+    setup_logging(log_level, log_format)
+    from anycastlb.tunnel.agent import AgentSettings, run_agent  # noqa: PLC0415 - lean start-up
+
+    endpoint = _host_port(metrics) if metrics is not None else None
+    settings = AgentSettings(config_dir=config_dir, node=node, metrics=endpoint, poll_interval=poll_interval)
+    try:
+        code = run_agent(settings)
+    except OSError as error:
+        raise _fail(f"tunnel-agent: {error.strerror or error}", 1) from None
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -45,8 +45,11 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # - bird2: the edge's BFD sidecar (bgp/bfd_sidecar.py) for peers with ``bfd: true``.
 # - ca-certificates: https:// to the control plane, and the controller to a Kubernetes API whose
 #   CA is not the service account's.
-# Not iproute2: the edge never adds addresses or routes (the host puts the VIPs on lo).
-RUNTIME_PACKAGES = ("python3", "bird2", "ca-certificates")
+# - iproute2, wireguard-tools, wireguard-go: the WireGuard tunnels (anycastlb/tunnel/) of an edge
+#   with ``tunnels`` and of `anycastlb tunnel-agent` on nodes: `ip` creates the interface and sets
+#   its address, `wg` configures it, wireguard-go is the interface where the kernel lacks WireGuard.
+#   (The edge still never touches the VIPs: the host puts them on lo.)
+RUNTIME_PACKAGES = ("python3", "bird2", "ca-certificates", "iproute2", "wireguard-tools", "wireguard-go")
 # Only in the build chroot, never in the image: the compiled data plane (setup.py) and pip.
 BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev", "python3-pip", "python3-venv")
 # Paths of documentation, manual pages and translations that dpkg leaves out of both roots.

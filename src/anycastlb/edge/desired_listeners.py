@@ -229,7 +229,7 @@ def listener_origins(state: PopDesiredState, metrics: MetricsEndpoint | None) ->
 
 def edge_config_for(base: EdgeConfig, state: PopDesiredState) -> EdgeConfig:
     """The config the edge runs: the base's workers, metrics, bgp, drain and relay settings, and the
-    listeners of the desired state.
+    listeners of the desired state; its tunnels are the base's (if any) and the desired state's.
 
     Per-VIP BGP attributes (``bgp.vips``) of the base apply to the VIPs the state has; those of VIPs
     it does not have (yet, or any more) are left out instead of making every state invalid.
@@ -248,10 +248,18 @@ def edge_config_for(base: EdgeConfig, state: PopDesiredState) -> EdgeConfig:
     if bgp is not None:
         vips = {str(ipaddress.ip_network(listener.address)) for listener in listeners}
         bgp = bgp.model_copy(update={"vips": tuple(vip for vip in bgp.vips if vip.prefix in vips)})
+    tunnels = (*base.tunnels, *state.tunnels)
+    base_names = {tunnel.name for tunnel in base.tunnels}
+    for tunnel in state.tunnels:
+        if tunnel.name in base_names:
+            raise ConfigError(
+                f"desired state version {state.version}: tunnel interface {tunnel.name!r} is also in "
+                "base.yaml; remove it from base.yaml (the control plane manages it)"
+            )
     try:
         # dumped, not dict(base): a dump writes durations with their unit, as validation wants them
-        kept = base.model_dump(exclude={"listeners", "bgp"})
-        return EdgeConfig.model_validate({**kept, "listeners": listeners, "bgp": bgp})
+        kept = base.model_dump(exclude={"listeners", "bgp", "tunnels"})
+        return EdgeConfig.model_validate({**kept, "listeners": listeners, "bgp": bgp, "tunnels": tunnels})
     except ValidationError as error:
         problems = "; ".join(problem["msg"].removeprefix("Value error, ") for problem in error.errors())
         raise ConfigError(f"desired state version {state.version} is invalid: {problems}") from None

@@ -4,7 +4,9 @@ Lifecycle, one step per comment in :meth:`Supervisor.run`:
 
 1. validate the config and test-bind every listener, so a typo or a taken port fails before any
    worker starts, with a message that names it;
-2. fork the helper processes: health (probes; it writes verdicts to a shared-memory board),
+2. fork the helper processes: with ``tunnels`` first the tunnels helper (it brings up the
+   WireGuard interfaces and says "ready", so the first checks already go through them), then
+   health (probes; it writes verdicts to a shared-memory board),
    with a ``bgp:`` block the announcer (reads the board, drives the BGP speaker), and in
    ``--control`` mode the follower (watches the control plane, writes ``pending.json``, sends us
    SIGHUP, reports status); then N workers: each opens its own ``SO_REUSEPORT`` sockets, runs an
@@ -49,9 +51,11 @@ from anycastlb.edge.follower import FollowerSettings, run_follower
 from anycastlb.edge.metrics_dir import private_dir
 from anycastlb.edge.scrape import SettledFilesCollector
 from anycastlb.edge.syn_check import check_syn_posture
+from anycastlb.edge.tunnels import check_tunnels, run_tunnels_helper
 from anycastlb.health.process import run_health_process
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig, MetricsEndpoint
+from anycastlb.tunnel.metrics import TunnelCollector
 from anycastlb.wire.framing import write_message
 from anycastlb.wire.health_board import HealthBoard
 
@@ -73,6 +77,7 @@ HELPER_RESPAWNS = Counter(
 )
 _GRACE_AFTER_DRAIN = 5.0
 _READY_TIMEOUT = 10.0
+_TUNNELS_READY_TIMEOUT = 15.0  # one wireguard-go start per interface, on a busy host
 
 
 def _wait_ready(pipes: list[int], timeout: float) -> int:
@@ -104,11 +109,14 @@ def _child(crash_event: str, body: Callable[[], int]) -> NoReturn:
 
 
 class _MetricsServer(http.server.HTTPServer):
-    def __init__(self, endpoint: MetricsEndpoint, config_state: ConfigStateCollector) -> None:
+    def __init__(
+        self, endpoint: MetricsEndpoint, config_state: ConfigStateCollector, tunnels: TunnelCollector
+    ) -> None:
         self.address_family = socket.AF_INET6 if endpoint.address.version == 6 else socket.AF_INET
         registry = CollectorRegistry()
         SettledFilesCollector(registry)  # type: ignore[no-untyped-call]
         registry.register(config_state)
+        registry.register(tunnels)  # runs `wg show` per scrape only while the config has tunnels
         handler = MetricsHandler.factory(registry)
         handler.timeout = 2  # type: ignore[attr-defined]  # a stuck scraper must not hold the loop
         super().__init__((str(endpoint.address), endpoint.port), handler)
@@ -159,7 +167,8 @@ class Supervisor:
         self.counters = SharedCounters(config.workers, bucket_key)
         self.rates = RateWindows(config.workers, bucket_key)
         self.workers: dict[int, tuple[int, int]] = {}  # index -> (pid, control pipe write end)
-        self.helpers: dict[str, tuple[int, int]] = {}  # "health"/"bgp"/"control" -> (pid, control pipe)
+        # "tunnels"/"health"/"bgp"/"control" -> (pid, control pipe)
+        self.helpers: dict[str, tuple[int, int]] = {}
         self.health_board = HealthBoard()
         self.run_dir = private_dir("run")
         # Workers report failed connects to the health process: many writers, one reader, datagrams.
@@ -177,13 +186,14 @@ class Supervisor:
             return None
         # computed per scrape from the config in force (a reload swaps self.config) and the board
         config_state = ConfigStateCollector(lambda: self.config, self.health_board)
-        return _MetricsServer(self.config.metrics, config_state)
+        return _MetricsServer(self.config.metrics, config_state, TunnelCollector(lambda: self.config.tunnels))
 
     def run(self) -> int:
         # 1. Validate and test-bind.
         self.config, failures = _check_listeners(self.config, set(), isolate=self.source.isolates_listeners)
         self.source.unbound(failures)
         check_syn_posture(self.config)
+        check_tunnels(self.config)
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
@@ -233,6 +243,7 @@ class Supervisor:
 
     def _spawn_children(self) -> int:
         """Fork the helpers, then the workers; returns how many workers are ready."""
+        self._start_tunnels()
         self._spawn_helper("health")
         if self.config.bgp is not None:
             self._spawn_helper("bgp")
@@ -240,6 +251,15 @@ class Supervisor:
             self._spawn_helper("control")
         ready = [self._spawn(index) for index in range(self.config.workers)]
         return _wait_ready(ready, timeout=_READY_TIMEOUT)
+
+    def _start_tunnels(self) -> None:
+        """Fork the tunnels helper if the config has tunnels and it does not run; wait (bounded)
+        until it has brought them up. An edge without tunnels starts nothing and pays nothing."""
+        if not self.config.tunnels or "tunnels" in self.helpers or "tunnels" in self._missing_helpers:
+            return
+        ready = self._spawn_helper("tunnels", ready=True)
+        if ready is not None and not _wait_ready([ready], timeout=_TUNNELS_READY_TIMEOUT):
+            log.error("tunnels_not_ready timeout=%.0fs action=continue", _TUNNELS_READY_TIMEOUT)
 
     def _start_drain(self) -> None:
         self.draining = True
@@ -320,8 +340,12 @@ class Supervisor:
         for _, other_write in [*self.workers.values(), *self.helpers.values()]:
             os.close(other_write)
 
-    def _helper_main(self, name: str) -> Callable[[int], int]:
+    def _helper_main(self, name: str, ready: int | None) -> Callable[[int], int]:
         """What a helper process runs, given the read end of its control pipe."""
+        if name == "tunnels":
+            self.reports_in.close()
+            self.reports_out.close()
+            return lambda control: run_tunnels_helper(self.config, control, ready)
         if name == "health":
             self.reports_out.close()
             return lambda control: run_health_process(
@@ -342,20 +366,27 @@ class Supervisor:
         workdir = self.run_dir / "bgp"
         return lambda control: run_announcer(self.config, bgp, control, self.health_board, workdir)
 
-    def _spawn_helper(self, name: str) -> None:
-        """Fork a helper process (``health``, ``bgp`` or ``control``) with its own control pipe."""
+    def _spawn_helper(self, name: str, *, ready: bool = False) -> int | None:
+        """Fork a helper process (``tunnels``, ``health``, ``bgp`` or ``control``) with its own
+        control pipe; with ``ready``, returns a pipe that becomes readable once it is ready."""
         control_read, control_write = os.pipe2(os.O_CLOEXEC)
+        ready_read, ready_write = os.pipe2(os.O_CLOEXEC) if ready else (None, None)
         pid = os.fork()
         if pid == 0:
 
             def work() -> int:
                 os.close(control_write)
+                if ready_read is not None:
+                    os.close(ready_read)
                 self._close_siblings()
-                return self._helper_main(name)(control_read)
+                return self._helper_main(name, ready_write)(control_read)
 
             _child(f"helper_crashed helper={name}", work)
         os.close(control_read)
+        if ready_write is not None:
+            os.close(ready_write)
         self.helpers[name] = (pid, control_write)
+        return ready_read
 
     def _reap_helper(self, name: str, pid: int, status: int) -> None:
         os.close(self.helpers.pop(name)[1])
@@ -423,6 +454,7 @@ class Supervisor:
         config untouched; what goes wrong after it (recording it) is logged and counted."""
         try:
             config = self.source.load()
+            check_tunnels(config)
             if config.workers != self.config.workers:
                 log.warning(
                     "reload_workers_ignored running=%d wanted=%d (restart to change)",
@@ -442,6 +474,7 @@ class Supervisor:
             self._rejected(str(error))
             return False
         self.config = config
+        self._start_tunnels()  # the first config with tunnels forks the helper (the send below: a no-op)
         payload = config.model_dump_json().encode()
         receivers = [(f"worker={index}", write_end) for index, (_, write_end) in self.workers.items()]
         receivers += [(f"helper={name}", write_end) for name, (_, write_end) in self.helpers.items()]
