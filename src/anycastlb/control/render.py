@@ -6,6 +6,11 @@ py-spy), times 50 PoPs, on one core: a change took seconds to reach the last PoP
 balancer's rendering never changes for a given version (its VIPs and spec change only with a new
 version), so it is kept as JSON bytes keyed by (id, version); a PoP's state is its load balancers'
 fragments joined, cached again per (PoP, version).
+
+Tunnels: each fragment also keeps its tenant and the /24 blocks of its IPv4 backends
+(control/tunnels/served.py), from which the PoP's WireGuard interfaces are chosen. They are read
+from the store at each render (a few rows per cluster); every tunnel change bumps the PoPs'
+versions (service/clusters.py), so the per-version cache stays right.
 """
 
 import json
@@ -14,9 +19,11 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from anycastlb.control.service.clusters import pop_tunnels
 from anycastlb.control.service.load_balancers import addresses_of
 from anycastlb.control.service.pops import desired_version
 from anycastlb.control.store.tables import LoadBalancer, Tenant
+from anycastlb.control.tunnels.served import backend_blocks
 from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer
@@ -24,10 +31,13 @@ from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = ["DesiredRenderer"]
 
+# id -> (version, pops, json, tenant, /24 blocks of its IPv4 backends)
+_Fragment = tuple[int, tuple[str, ...], bytes, str, frozenset[int]]
+
 
 class DesiredRenderer:
     def __init__(self) -> None:
-        self._fragments: dict[str, tuple[int, tuple[str, ...], bytes]] = {}  # id -> (version, pops, json)
+        self._fragments: dict[str, _Fragment] = {}
         self._states: dict[str, tuple[int, bytes]] = {}  # pop -> (version, json)
         self._lock = threading.Lock()
 
@@ -52,13 +62,16 @@ class DesiredRenderer:
         with self._lock:
             self._fragments.update(fresh)
             parts = []
+            served: dict[str, set[int]] = {}
             for lb_id, _, _, _ in rows:
                 entry = self._fragments.get(lb_id)
                 if entry is None:  # deleted between the two queries
                     continue
-                _, pops, fragment = entry
+                _, pops, fragment, tenant, blocks = entry
                 if not pops or pop in pops:
                     parts.append(fragment)
+                    if blocks:
+                        served.setdefault(tenant, set()).update(blocks)
             if len(self._fragments) > 2 * len(rows) + 64:  # forget deleted load balancers
                 alive = {row[0] for row in rows}
                 self._fragments = {key: value for key, value in self._fragments.items() if key in alive}
@@ -70,6 +83,13 @@ class DesiredRenderer:
                 str(version).encode(),
                 b',"load_balancers":[',
                 b",".join(parts),
+                b'],"tunnels":[',
+                b",".join(
+                    tunnel.model_dump_json().encode()
+                    for tunnel in pop_tunnels(
+                        session, pop, {tenant: frozenset(blocks) for tenant, blocks in served.items()}
+                    )
+                ),
                 b"]}",
             )
         )
@@ -77,7 +97,7 @@ class DesiredRenderer:
         return body
 
     @staticmethod
-    def _render_missing(session: Session, ids: list[str]) -> dict[str, tuple[int, tuple[str, ...], bytes]]:
+    def _render_missing(session: Session, ids: list[str]) -> dict[str, _Fragment]:
         rows = session.execute(
             select(LoadBalancer, Tenant.name)
             .join(Tenant, Tenant.id == LoadBalancer.tenant_id)
@@ -97,5 +117,11 @@ class DesiredRenderer:
                     for item in lb.spec["listeners"]
                 ),
             )
-            fresh[lb.id] = (lb.version, tuple(lb.spec.get("pops") or ()), model.model_dump_json().encode())
+            fresh[lb.id] = (
+                lb.version,
+                tuple(lb.spec.get("pops") or ()),
+                model.model_dump_json().encode(),
+                tenant,
+                backend_blocks(model.listeners),
+            )
         return fresh
