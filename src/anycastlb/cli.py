@@ -359,6 +359,14 @@ def controller(
         str, typer.Option("--node-address-types", help="Node address types the PoPs reach, in order.")
     ] = "ExternalIP,InternalIP",
     pops: Annotated[str, typer.Option("--pops", help="PoPs that serve this cluster (default: all).")] = "",
+    tunnels: Annotated[
+        bool,
+        typer.Option(
+            "--tunnels",
+            help="Nodes reach the PoPs through WireGuard tunnels: register them, use their tunnel "
+            "addresses as backends, write the anycastlb-tunnel Secret for the node agent.",
+        ),
+    ] = False,
     leader_election_namespace: Annotated[
         str | None, typer.Option("--leader-election-namespace", help="Where the Lease lives.")
     ] = None,
@@ -381,6 +389,7 @@ def controller(
             default_class=default_class,
             node_address_types=tuple(item.strip() for item in node_address_types.split(",") if item.strip()),
             pops=tuple(item.strip() for item in pops.split(",") if item.strip()),
+            tunnels=tunnels,
         )
         options = ControllerOptions(
             control_url=control,
