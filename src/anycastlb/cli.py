@@ -11,6 +11,7 @@ import typer
 from anycastlb import __version__
 from anycastlb.control.cli import (
     audit,
+    clusters,
     ips,
     lb,
     pools,
@@ -304,15 +305,40 @@ def control(
             "`--migrate only` job, as in the Helm chart).",
         ),
     ] = Migrate.AUTO,
+    tunnel_range: Annotated[
+        str,
+        typer.Option("--tunnel-range", help="IPv4 range the clusters' tunnel networks are cut from."),
+    ] = "100.64.0.0/10",
+    tunnel_prefix: Annotated[
+        int,
+        typer.Option("--tunnel-prefix", help="Each cluster's tunnel network size (/16 to /24)."),
+    ] = 22,
+    tunnel_grace: Annotated[
+        float,
+        typer.Option(
+            "--tunnel-grace",
+            help="Seconds a rotated node's old key and address stay a PoP peer (make before break).",
+        ),
+    ] = 900.0,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI schema at
     /openapi.json, for any valid token)."""
     setup_logging(log_level, log_format)
     if migrate is Migrate.ONLY:
         raise typer.Exit(_migrate_only(database))
+    import ipaddress  # noqa: PLC0415
+
     from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
     from anycastlb.control.store.engine import StoreError  # noqa: PLC0415
+    from anycastlb.control.tunnels.addressing import TunnelSettings  # noqa: PLC0415
 
+    try:
+        tunnels = TunnelSettings(
+            range=ipaddress.IPv4Network(tunnel_range), prefix=tunnel_prefix, grace=tunnel_grace
+        )
+    except ValueError as error:
+        typer.echo(f"error: --tunnel-range/--tunnel-prefix/--tunnel-grace: {error}", err=True)
+        raise typer.Exit(2) from None
     limits = Limits(
         max_body_bytes=max_body_bytes,
         listeners=max_listeners,
@@ -331,6 +357,7 @@ def control(
             platform_networks=platform_network,
             allow_backend_networks=allow_backend_network,
             migrate_schema=migrate is Migrate.AUTO,
+            tunnels=tunnels,
         )
     except (ServerError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
@@ -538,6 +565,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
+app.add_typer(clusters.app, name="clusters")
 app.command("audit")(audit.audit)
 app.command("usage")(usage.usage)
 
