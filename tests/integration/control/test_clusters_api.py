@@ -272,3 +272,25 @@ def test_a_new_pop_gets_its_side_of_every_cluster_and_nodes_a_peer_for_it(api: C
     assert endpoints == {"ams": "[2001:db8::7]:51820", "fra": "192.0.2.10:51820"}
     refused = api.call("PUT", "/v1/pops/ams/tunnel-endpoint", json={"tunnel_endpoint": "198.51.100.1:51820"})
     assert refused.status_code == 422 and "the port is each cluster's" in refused.text
+
+
+def test_deleting_a_pop_gives_node_configs_a_new_version_without_its_peer(api: ControlApi) -> None:
+    tokens = _world(api)
+    _cluster(api, tokens["acme"])
+    api.ok("PUT", "/v1/pops/par/tunnel-endpoint", json={"tunnel_endpoint": "192.0.2.20"})
+    before = api.ok("GET", "/v1/tenants/acme/clusters/k1/tunnel", tokens["acme"])
+    assert [peer["name"] for peer in before["nodes"][0]["interface"]["peers"]] == ["fra", "par"]
+    api.ok("DELETE", "/v1/pops/par")
+    after = api.ok("GET", "/v1/tenants/acme/clusters/k1/tunnel", tokens["acme"])
+    assert after["version"] > before["version"]
+    assert [peer["name"] for peer in after["nodes"][0]["interface"]["peers"]] == ["fra"]
+
+
+def test_a_tenant_with_a_cluster_cannot_be_deleted_until_the_cluster_is(api: ControlApi) -> None:
+    tokens = _world(api)
+    _cluster(api, tokens["acme"])
+    refused = api.call("DELETE", "/v1/tenants/acme")
+    assert refused.status_code == 409 and "has clusters k1" in refused.text
+    api.ok("DELETE", "/v1/tenants/acme/clusters/k1", tokens["acme"])
+    assert _desired(api, "fra").tunnels == ()
+    api.ok("DELETE", "/v1/tenants/acme")

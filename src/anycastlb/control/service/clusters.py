@@ -41,6 +41,7 @@ __all__ = [
     "ensure_cluster",
     "ensure_pop_keys",
     "finish_rotations",
+    "forget_pop",
     "get_cluster",
     "list_clusters",
     "node_configs",
@@ -196,6 +197,16 @@ def ensure_pop_keys(session: Session, pop: Pop) -> None:
     for cluster in session.execute(select(Cluster)).scalars():
         _add_pop_key(session, cluster, pop, _taken_addresses(session, cluster))
         cluster.version = pop.desired_version
+
+
+def forget_pop(session: Session) -> None:
+    """A PoP was deleted: every node config lost its peer, so every cluster gets a new version
+    (a node's agent applies only a higher one)."""
+    if session.execute(select(Cluster.id).limit(1)).first() is None:
+        return
+    version = bump(session)
+    for cluster in session.execute(select(Cluster)).scalars():
+        cluster.version = version
 
 
 def get_cluster(session: Session, tenant: str, name: str) -> ClusterOut:

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.schemas import LoadBalancerStatus, PopCreated, PopOut, PopStatusSummary
-from anycastlb.control.service.clusters import ensure_pop_keys, pop_tunnels
+from anycastlb.control.service.clusters import ensure_pop_keys, forget_pop, pop_tunnels
 from anycastlb.control.service.load_balancers import addresses_of, get_load_balancer
 from anycastlb.control.service.revision import bump, bump_token_generation, lock
 from anycastlb.control.service.tokens import issue_token
@@ -110,8 +110,9 @@ def delete_pop(session: Session, name: str) -> None:
             f"PoP {name!r} is named by load balancers {', '.join(sorted(users)[:10])}; "
             "remove it from their pops first"
         )
-    session.delete(pop)  # its credentials go with it (ON DELETE CASCADE)
+    session.delete(pop)  # its credentials and its tunnel keys go with it (ON DELETE CASCADE)
     bump_token_generation(session)
+    forget_pop(session)
 
 
 def desired_version(session: Session, name: str) -> int:
