@@ -5,6 +5,7 @@ private key, the PoPs' public keys), never the PoPs' side.
 """
 
 import ipaddress
+import re
 from datetime import datetime
 
 from pydantic import Field, field_validator
@@ -23,7 +24,8 @@ __all__ = [
     "check_tunnel_endpoint",
 ]
 
-MAX_NODES = 5000  # Kubernetes' largest supported cluster
+MAX_NODES = 5000
+_NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # Kubernetes' largest supported cluster
 
 
 class ClusterPut(Frozen):
@@ -50,7 +52,7 @@ class ClusterNodes(Frozen):
     @classmethod
     def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
-            if not name or len(name) > 253 or not all(c.isalnum() or c in "-." for c in name):
+            if len(name) > 253 or not _NODE_NAME.fullmatch(name):
                 raise ValueError(f"node name {name!r} is not a Kubernetes node name (DNS subdomain)")
         if len(set(value)) != len(value):
             raise ValueError("nodes lists a node twice")
