@@ -3,7 +3,7 @@
 import base64
 import json
 
-from anycastlb.k8s.reconcile import Desired, Invalid, NodeIndex, SliceIndex, reconcile
+from anycastlb.k8s.reconcile import Decision, Desired, Invalid, NodeIndex, SliceIndex, reconcile
 from anycastlb.k8s.tunnel_secret import secret_data
 from anycastlb.k8s.views import ControllerSettings
 from tests.unit.test_k8s_reconcile import NODES, WEB, addresses, desired
@@ -14,7 +14,7 @@ TUNNEL = {"n1": ("100.64.0.3",), "n2": ("100.64.0.4",), "n3": ("100.64.0.5",)}
 
 def _decide(
     tunnel: dict[str, tuple[str, ...]], previous: NodeIndex | None = None
-) -> tuple[object, NodeIndex]:
+) -> tuple[Decision, NodeIndex]:
     index = NodeIndex.build(NODES, SETTINGS, previous=previous, tunnel_addresses=tunnel)
     return reconcile(WEB, index, SliceIndex.build(()), SETTINGS), index
 
