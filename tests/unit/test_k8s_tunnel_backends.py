@@ -2,6 +2,7 @@
 
 import base64
 import json
+from collections.abc import Mapping
 
 from anycastlb.k8s.reconcile import Decision, Desired, Invalid, NodeIndex, SliceIndex, reconcile
 from anycastlb.k8s.tunnel_secret import secret_data
@@ -13,7 +14,7 @@ TUNNEL = {"n1": ("100.64.0.3",), "n2": ("100.64.0.4",), "n3": ("100.64.0.5",)}
 
 
 def _decide(
-    tunnel: dict[str, tuple[str, ...]], previous: NodeIndex | None = None
+    tunnel: Mapping[str, tuple[str, ...]], previous: NodeIndex | None = None
 ) -> tuple[Decision, NodeIndex]:
     index = NodeIndex.build(NODES, SETTINGS, previous=previous, tunnel_addresses=tunnel)
     return reconcile(WEB, index, SliceIndex.build(()), SETTINGS), index
