@@ -89,6 +89,10 @@ def test_a_pop_gets_an_interface_only_for_clusters_it_serves_with_only_their_nod
     }
     assert all(peer.endpoint is None for peer in tunnel.peers)  # learned from the nodes' handshakes
     assert _desired(api, "par").tunnels == ()  # par serves none of acme's load balancers
+    api.ok("PUT", "/v1/tenants/acme/loadbalancers/web", tokens["acme"], json={**body, "pops": ["fra", "par"]})
+    assert _desired(api, "par").tunnels == ()  # it does now, but has no endpoint: no node dials it
+    api.ok("PUT", "/v1/pops/par/tunnel-endpoint", json={"tunnel_endpoint": "192.0.2.20"})
+    assert [tunnel.name for tunnel in _desired(api, "par").tunnels] == ["albwg1"]
 
     version = fra.version
     api.ok("PUT", "/v1/tenants/acme/clusters/k1/nodes", tokens["acme"], json={"nodes": ["n1", "n2", "n3"]})

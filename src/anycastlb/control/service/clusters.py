@@ -406,7 +406,8 @@ def tunnel_networks(session: Session) -> list[tuple[str, ipaddress.IPv4Network]]
 def pop_tunnels(
     session: Session, pop: str, served: Mapping[str, frozenset[int]]
 ) -> tuple[TunnelInterface, ...]:
-    """The PoP's interfaces: one per cluster with tunnels on, a key for this PoP, and a load
+    """The PoP's interfaces (none without a tunnel endpoint: no node dials it): one per cluster
+    with tunnels on, a key for this PoP, and a load
     balancer of its tenant that this PoP serves with a backend in the cluster's network.
     ``served``: tenant → the /24 blocks (address >> 8) of the IPv4 backends of the load balancers
     this PoP serves (see :func:`backend_blocks`)."""
@@ -415,7 +416,7 @@ def pop_tunnels(
         .join(Tenant, Tenant.id == Cluster.tenant_id)
         .join(ClusterPopKey, ClusterPopKey.cluster_id == Cluster.id)
         .join(Pop, Pop.id == ClusterPopKey.pop_id)
-        .where(Pop.name == pop, Cluster.tunnels.is_(True))
+        .where(Pop.name == pop, Pop.tunnel_endpoint.is_not(None), Cluster.tunnels.is_(True))
         .order_by(Cluster.id)
     ).all()
     interfaces = []
