@@ -15,6 +15,7 @@ versions (service/clusters.py), so the per-version cache stays right.
 
 import json
 import threading
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +34,15 @@ __all__ = ["DesiredRenderer"]
 
 # id -> (version, pops, json, tenant, /24 blocks of its IPv4 backends)
 _Fragment = tuple[int, tuple[str, ...], bytes, str, frozenset[int]]
+
+
+def _served_blocks(picked: list[_Fragment], tenants: frozenset[str]) -> dict[str, frozenset[int]]:
+    """The /24 blocks of the served load balancers' backends, per tenant of ``tenants``."""
+    found: dict[str, set[int]] = {}
+    for _, _, _, tenant, blocks in picked:
+        if blocks and tenant in tenants:
+            found.setdefault(tenant, set()).update(blocks)
+    return {tenant: frozenset(blocks) for tenant, blocks in found.items()}
 
 
 class DesiredRenderer:
@@ -62,16 +72,15 @@ class DesiredRenderer:
         with self._lock:
             self._fragments.update(fresh)
             parts = []
-            served: dict[str, set[int]] = {}
+            picked: list[_Fragment] = []  # the served ones, for their tunnels (_served_blocks)
             for lb_id, _, _, _ in rows:
                 entry = self._fragments.get(lb_id)
                 if entry is None:  # deleted between the two queries
                     continue
-                _, pops, fragment, tenant, blocks = entry
+                pops = entry[1]
                 if not pops or pop in pops:
-                    parts.append(fragment)
-                    if blocks:
-                        served.setdefault(tenant, set()).update(blocks)
+                    parts.append(entry[2])
+                    picked.append(entry)
             if len(self._fragments) > 2 * len(rows) + 64:  # forget deleted load balancers
                 alive = {row[0] for row in rows}
                 self._fragments = {key: value for key, value in self._fragments.items() if key in alive}
@@ -86,9 +95,7 @@ class DesiredRenderer:
                 b'],"tunnels":[',
                 b",".join(
                     tunnel.model_dump_json().encode()
-                    for tunnel in pop_tunnels(
-                        session, pop, {tenant: frozenset(blocks) for tenant, blocks in served.items()}
-                    )
+                    for tunnel in pop_tunnels(session, pop, partial(_served_blocks, picked))
                 ),
                 b"]}",
             )

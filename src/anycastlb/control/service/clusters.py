@@ -7,7 +7,7 @@ a PoP that does not serve it re-reads an unchanged state (cheap: rendered once p
 """
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -404,13 +404,14 @@ def tunnel_networks(session: Session) -> list[tuple[str, ipaddress.IPv4Network]]
 
 
 def pop_tunnels(
-    session: Session, pop: str, served: Mapping[str, frozenset[int]]
+    session: Session, pop: str, served: Callable[[frozenset[str]], Mapping[str, frozenset[int]]]
 ) -> tuple[TunnelInterface, ...]:
     """The PoP's interfaces (none without a tunnel endpoint: no node dials it): one per cluster
-    with tunnels on, a key for this PoP, and a load
-    balancer of its tenant that this PoP serves with a backend in the cluster's network.
-    ``served``: tenant → the /24 blocks (address >> 8) of the IPv4 backends of the load balancers
-    this PoP serves (see :func:`backend_blocks`)."""
+    with tunnels on, a key for this PoP, and a load balancer of its tenant that this PoP serves
+    with a backend in the cluster's network. ``served(tenants)``: for those tenants, the /24
+    blocks (address >> 8) of the IPv4 backends of the load balancers this PoP serves
+    (tunnels/served.py); asked only when there is a candidate cluster, so a platform without
+    tunnels pays one small query per render and nothing more (bench/render_cost.py)."""
     rows = session.execute(
         select(Cluster, Tenant.name, ClusterPopKey)
         .join(Tenant, Tenant.id == Cluster.tenant_id)
@@ -419,9 +420,12 @@ def pop_tunnels(
         .where(Pop.name == pop, Pop.tunnel_endpoint.is_not(None), Cluster.tunnels.is_(True))
         .order_by(Cluster.id)
     ).all()
+    if not rows:
+        return ()
+    blocks_of = served(frozenset(tenant for _, tenant, _ in rows))
     interfaces = []
     for cluster, tenant, key in rows:
-        blocks = served.get(tenant)
+        blocks = blocks_of.get(tenant)
         if not blocks:
             continue
         network = ipaddress.IPv4Network(cluster.network)

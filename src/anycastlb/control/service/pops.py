@@ -150,14 +150,19 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
         )
         for lb, tenant in served
     )
-    blocks: dict[str, frozenset[int]] = {}
-    for lb in load_balancers:
-        blocks[lb.tenant] = blocks.get(lb.tenant, frozenset()) | backend_blocks(lb.listeners)
+
+    def blocks_of(tenants: frozenset[str]) -> dict[str, frozenset[int]]:
+        blocks: dict[str, frozenset[int]] = {}
+        for lb in load_balancers:
+            if lb.tenant in tenants:
+                blocks[lb.tenant] = blocks.get(lb.tenant, frozenset()) | backend_blocks(lb.listeners)
+        return blocks
+
     return PopDesiredState(
         pop=name,
         version=pop.desired_version,
         load_balancers=load_balancers,
-        tunnels=pop_tunnels(session, name, blocks),
+        tunnels=pop_tunnels(session, name, blocks_of),
     )
 
 
