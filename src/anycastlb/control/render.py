@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.service.clusters import pop_tunnels
 from anycastlb.control.service.load_balancers import addresses_of
-from anycastlb.control.service.pops import desired_version
+from anycastlb.control.service.pops import desired_version_and_tunnels
 from anycastlb.control.store.tables import LoadBalancer, Tenant
 from anycastlb.control.tunnels.served import backend_blocks
 from anycastlb.model.addresses import parse_address
@@ -57,7 +57,7 @@ class DesiredRenderer:
 
     def render(self, session: Session, pop: str) -> bytes:
         """The PoP's complete desired state (a ``PopDesiredState`` document)."""
-        version = desired_version(session, pop)
+        version, has_tunnels = desired_version_and_tunnels(session, pop)
         cached = self._states.get(pop)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -95,7 +95,9 @@ class DesiredRenderer:
                 b'],"tunnels":[',
                 b",".join(
                     tunnel.model_dump_json().encode()
-                    for tunnel in pop_tunnels(session, pop, partial(_served_blocks, picked))
+                    for tunnel in (
+                        pop_tunnels(session, pop, partial(_served_blocks, picked)) if has_tunnels else ()
+                    )
                 ),
                 b"]}",
             )

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 CHART = Path(__file__).resolve().parents[3] / "deploy" / "helm" / "anycastlb-control"
 ADMIN_TOKEN = "chart-commands-admin-token-0123456789"  # noqa: S105 - a test value
-HEAD = "0008"  # the newest migration (0008_usage)
+HEAD = "0010"  # the newest migration (0010_tunnels)
 
 
 def render(port: int) -> list[Obj]:

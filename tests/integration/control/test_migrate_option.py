@@ -18,7 +18,7 @@ from tests.support.control_plane import ADMIN_TOKEN, ControlProcess
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0008"  # the usage tables; 0007 (audit log) merges in before it
+HEAD = "0010"  # the tunnels (clusters); 0008 (usage) before it
 
 
 def control(database: str, *args: str, admin_token: str | None = None, from_env: bool = False) -> Result:

@@ -25,6 +25,7 @@ __all__ = [
     "delete_pop",
     "desired_state",
     "desired_version",
+    "desired_version_and_tunnels",
     "get_pop",
     "list_pops",
     "load_balancer_status",
@@ -120,6 +121,17 @@ def desired_version(session: Session, name: str) -> int:
     if version is None:
         raise NotFound(f"PoP {name!r} not found")
     return int(version)
+
+
+def desired_version_and_tunnels(session: Session, name: str) -> tuple[int, bool]:
+    """The PoP's desired version, and whether it has a tunnel endpoint (without one it gets no
+    tunnel interfaces, and the renderer skips looking for them: no query more than before)."""
+    row = session.execute(
+        select(Pop.desired_version, Pop.tunnel_endpoint).where(Pop.name == name)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"PoP {name!r} not found")
+    return int(row[0]), row[1] is not None
 
 
 def all_desired_versions(session: Session) -> dict[str, int]:
