@@ -12,6 +12,7 @@ import typer
 from anycastlb import __version__
 from anycastlb.control.cli import (
     audit,
+    clusters,
     ips,
     lb,
     pools,
@@ -315,15 +316,40 @@ def control(
             "`--migrate only` job, as in the Helm chart).",
         ),
     ] = Migrate.AUTO,
+    tunnel_range: Annotated[
+        str,
+        typer.Option("--tunnel-range", help="IPv4 range the clusters' tunnel networks are cut from."),
+    ] = "100.64.0.0/10",
+    tunnel_prefix: Annotated[
+        int,
+        typer.Option("--tunnel-prefix", help="Each cluster's tunnel network size (/16 to /24)."),
+    ] = 22,
+    tunnel_grace: Annotated[
+        float,
+        typer.Option(
+            "--tunnel-grace",
+            help="Seconds a rotated node's old key and address stay a PoP peer (make before break).",
+        ),
+    ] = 900.0,
 ) -> None:
     """Run the control plane: tenants, IP pools, load balancers, PoP sync (OpenAPI schema at
     /openapi.json, for any valid token)."""
     setup_logging(log_level, log_format)
     if migrate is Migrate.ONLY:
         raise typer.Exit(_migrate_only(database))
+    import ipaddress  # noqa: PLC0415
+
     from anycastlb.control.server import ServerError, serve  # noqa: PLC0415 - lean edge start-up
     from anycastlb.control.store.engine import StoreError  # noqa: PLC0415
+    from anycastlb.control.tunnels.addressing import TunnelSettings  # noqa: PLC0415
 
+    try:
+        tunnels = TunnelSettings(
+            range=ipaddress.IPv4Network(tunnel_range), prefix=tunnel_prefix, grace=tunnel_grace
+        )
+    except ValueError as error:
+        typer.echo(f"error: --tunnel-range/--tunnel-prefix/--tunnel-grace: {error}", err=True)
+        raise typer.Exit(2) from None
     limits = Limits(
         max_body_bytes=max_body_bytes,
         listeners=max_listeners,
@@ -342,6 +368,7 @@ def control(
             platform_networks=platform_network,
             allow_backend_networks=allow_backend_network,
             migrate_schema=migrate is Migrate.AUTO,
+            tunnels=tunnels,
         )
     except (ServerError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
@@ -370,6 +397,14 @@ def controller(
         str, typer.Option("--node-address-types", help="Node address types the PoPs reach, in order.")
     ] = "ExternalIP,InternalIP",
     pops: Annotated[str, typer.Option("--pops", help="PoPs that serve this cluster (default: all).")] = "",
+    tunnels: Annotated[
+        bool,
+        typer.Option(
+            "--tunnels",
+            help="Nodes reach the PoPs through WireGuard tunnels: register them, use their tunnel "
+            "addresses as backends, write the anycastlb-tunnel Secret for the node agent.",
+        ),
+    ] = False,
     leader_election_namespace: Annotated[
         str | None, typer.Option("--leader-election-namespace", help="Where the Lease lives.")
     ] = None,
@@ -392,6 +427,7 @@ def controller(
             default_class=default_class,
             node_address_types=tuple(item.strip() for item in node_address_types.split(",") if item.strip()),
             pops=tuple(item.strip() for item in pops.split(",") if item.strip()),
+            tunnels=tunnels,
         )
         options = ControllerOptions(
             control_url=control,
@@ -570,6 +606,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(ips.app, name="ips")
 app.add_typer(lb.app, name="lb")
 app.add_typer(pops.app, name="pops")
+app.add_typer(clusters.app, name="clusters")
 app.command("audit")(audit.audit)
 app.command("usage")(usage.usage)
 

@@ -641,3 +641,41 @@ def test_external_dns_reads_only_load_balancer_services() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--source=service" in args
     assert "--service-type-filter=LoadBalancer" in args
+
+
+def test_tunnels_add_the_flag_the_node_agent_and_access_to_the_tunnel_secret_only(
+    render: Render, required: Obj
+) -> None:
+    objects = render(_merged(required, {"tunnels": {"enabled": True}}))
+    for obj in objects:
+        _validate(obj, "1.30", "chart with tunnels")
+    assert "--tunnels" in _flags(_container(objects))
+    assert not any(resource == "secrets" for _, resource, _ in _rules(_one(objects, "ClusterRole")))
+    secret_rules = [rule for rule in _one(objects, "Role")["rules"] if "secrets" in rule["resources"]]
+    assert secret_rules == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["anycastlb-tunnel"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    agent = _one(objects, "DaemonSet")
+    assert agent["metadata"]["namespace"] == NAMESPACE
+    pod = agent["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    assert container["args"] == [
+        "tunnel-agent",
+        "--config-dir",
+        "/etc/anycastlb/tunnel",
+        "--node",
+        "$(NODE_NAME)",
+    ]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "anycastlb-tunnel"
+    assert volumes["tun"]["hostPath"] == {"path": "/dev/net/tun", "type": "CharDevice"}
+    without_agent = render(_merged(required, {"tunnels": {"enabled": True, "agent": {"enabled": False}}}))
+    assert not _by_kind(without_agent, "DaemonSet")

@@ -11,7 +11,9 @@ always has one. What is recorded, and what is not:
   every few seconds, not a change of configuration; the PoP's row keeps the last one;
 - not a ``PUT`` of a load balancer whose spec did not change (a controller's resync): nothing
   changed, the version stays;
-- never a secret: a token is named by its id (``alb_tenant_<id>``), its secret is not stored.
+- not a ``PUT`` of a cluster or its node set that changed nothing (the controller's resync);
+- never a secret: a token is named by its id (``alb_tenant_<id>``), its secret is not stored; a
+  key rotation is recorded as ``rotate cluster_keys <cluster>``, never a key.
 """
 
 from collections.abc import Callable
@@ -28,7 +30,18 @@ __all__ = ["Action", "AuditEntryOut", "AuditPage", "Change", "ObjectType"]
 
 Action = Literal["create", "update", "delete", "rotate", "reserve", "release"]
 ObjectType = Literal[
-    "tenant", "token", "tenant_limits", "pool", "load_balancer", "address", "pop", "pop_credential"
+    "tenant",
+    "token",
+    "tenant_limits",
+    "pool",
+    "load_balancer",
+    "address",
+    "pop",
+    "pop_credential",
+    "pop_tunnel_endpoint",
+    "cluster",
+    "cluster_nodes",
+    "cluster_keys",
 ]
 
 
@@ -58,7 +71,8 @@ class AuditEntryOut(Frozen):
     )
     action: str = Field(description="create, update, delete, rotate, reserve or release")
     object_type: str = Field(
-        description="tenant, token, tenant_limits, pool, load_balancer, address, pop or pop_credential"
+        description="tenant, token, tenant_limits, pool, load_balancer, address, pop, pop_credential, "
+        "pop_tunnel_endpoint, cluster, cluster_nodes or cluster_keys"
     )
     object_name: str
     tenant: str | None = Field(description="Whose object it is; null: the platform's (pools, PoPs)")

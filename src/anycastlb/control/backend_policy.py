@@ -14,12 +14,15 @@ not-unicast           0.0.0.0, ::, multicast, 255.255.255.255     nothing
 reserved              240.0.0.0/4 (no host may have one)           nothing
 ipv4-mapped           ::ffff:a.b.c.d (write a.b.c.d)              nothing
 vip                   inside any pool's network (a VIP)           nothing
+tunnel                inside another tenant's cluster tunnel      nothing
+                      network (its nodes, through its tunnel)
 control-plane         the control plane's listen address          the lab switch
 platform-network      a ``--platform-network`` (PoP hosts)        the lab switch
 loopback              127.0.0.0/8, ::1                            the lab switch
 link-local            169.254.0.0/16, fe80::/10                   the lab switch
-private               RFC 1918, 100.64.0.0/10, fc00::/7           the lab switch, or the tenant's
-                                                                  ``allowed_backend_networks``
+private               RFC 1918, 100.64.0.0/10, fc00::/7           the lab switch, the tenant's
+                                                                  ``allowed_backend_networks``, or
+                                                                  its own clusters' tunnel networks
 ====================  ==========================================  =====================================
 
 "The lab switch" is ``anycastlb control --allow-backend-network CIDR``: a process-wide choice of the
@@ -72,7 +75,8 @@ class BackendPolicy:
 
     platform: PlatformAddresses
     pools: tuple[tuple[str, Network], ...] = ()  # (pool name, network)
-    tenant_allowed: tuple[Network, ...] = ()
+    tenant_allowed: tuple[Network, ...] = ()  # its allow-list and its own clusters' tunnel networks
+    foreign_tunnels: tuple[Network, ...] = ()  # other tenants' clusters' tunnel networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,12 @@ def _platform_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal
     vip = _vip_refusal(address, policy)
     if vip is not None:
         return vip
+    if _inside(address, policy.foreign_tunnels) is not None:
+        return BackendRefusal(
+            "tunnel",
+            "is inside another tenant's cluster tunnel network: it would reach that tenant's nodes",
+            "name a node of your own cluster (its tunnel address from PUT …/clusters/{cluster}/nodes)",
+        )
     if address in policy.platform.control_plane:
         return BackendRefusal(
             "control-plane", "is the control plane's own address", "name one of your own nodes"
@@ -175,7 +185,9 @@ def backend_refusal(address: Address, policy: BackendPolicy) -> BackendRefusal |
     if hard is not None:
         return hard
     if _inside(address, policy.platform.lab_networks) is not None:  # the operator's lab switch
-        return _vip_refusal(address, policy)
+        return _vip_refusal(address, policy) or (
+            _platform_refusal(address, policy) if _inside(address, policy.foreign_tunnels) else None
+        )
     refusal = _platform_refusal(address, policy) or soft
     if refusal is not None or private is None or _inside(address, policy.tenant_allowed) is not None:
         return refusal

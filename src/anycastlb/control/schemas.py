@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from anycastlb.control.backend_policy import check_tenant_allow_list
+from anycastlb.control.cluster_schemas import check_tunnel_endpoint
 from anycastlb.control.ipam import SniSharing
 from anycastlb.control.tokens import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS, MAX_TTL_SECONDS
 from anycastlb.model.addresses import Address, AddressError, parse_address, parse_network
@@ -275,6 +276,14 @@ class LoadBalancerVersion(Frozen):
 
 class PopCreate(Frozen):
     name: Name
+    tunnel_endpoint: str | None = Field(
+        default=None, description="The PoP's public address nodes dial for tunnels (each cluster's port)"
+    )
+
+    @field_validator("tunnel_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return check_tunnel_endpoint(value)
 
     @field_validator("name")
     @classmethod
@@ -297,6 +306,9 @@ class PopOut(Frozen):
         description="Every problem the PoP reported (the admin, the PoP itself); empty for tenants"
     )
     created_at: datetime
+    tunnel_endpoint: str | None = Field(
+        default=None, description="The public address nodes dial for tunnels (null: no tunnels here)"
+    )
 
 
 class PopCreated(PopOut):

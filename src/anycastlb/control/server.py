@@ -12,6 +12,7 @@ from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.backend_policy import PlatformAddresses
 from anycastlb.control.limits import Limits
 from anycastlb.control.store.engine import open_store
+from anycastlb.control.tunnels.addressing import TunnelSettings
 from anycastlb.logs import json_logs
 from anycastlb.model.addresses import AddressError, Network, parse_bind_address, parse_network
 
@@ -131,6 +132,7 @@ def serve(
     platform_networks: list[str] | None = None,
     allow_backend_networks: list[str] | None = None,
     migrate_schema: bool = True,
+    tunnels: TunnelSettings | None = None,
 ) -> int:
     host, port = parse_listen(listen)
     token = admin_token(insecure_dev)
@@ -153,7 +155,10 @@ def serve(
         limits,
         ",".join(str(network) for network in platform.platform_networks) or "none",
     )
-    app = create_app(Runtime(store=store, admin_token=token, limits=limits, platform=platform))
+    runtime = Runtime(store=store, admin_token=token, limits=limits, platform=platform)
+    if tunnels is not None:
+        runtime.tunnels = tunnels
+    app = create_app(runtime)
     _share_the_interpreter_fairly()
     config = uvicorn.Config(
         app,

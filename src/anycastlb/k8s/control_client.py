@@ -2,12 +2,14 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import httpx
 
 from anycastlb.model.desired import LoadBalancerSpec
 
-__all__ = ["ControlClient", "ControlError", "EnsuredLoadBalancer", "HeldLoadBalancer"]
+__all__ = ["ControlClient", "ControlError", "EnsuredLoadBalancer", "HeldLoadBalancer", "TunnelNodes"]
 
 log = logging.getLogger("anycastlb.k8s")
 
@@ -36,6 +38,15 @@ class HeldLoadBalancer:
     version: int
     spec_digest: str | None  # LoadBalancerSpec.digest() of the spec it holds (None: not known yet)
     addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelNodes:
+    """The cluster's nodes as the control plane registered them (``PUT …/clusters/{c}/nodes``)."""
+
+    version: int
+    backend_addresses: dict[str, tuple[str, ...]]  # node -> its tunnel address(es), current first
+    rotation_ends: tuple[datetime, ...]  # when a rotated node's previous address goes
 
 
 class ControlClient:
@@ -109,3 +120,31 @@ class ControlClient:
                 return False
             raise
         return True
+
+    async def ensure_cluster(self, cluster: str) -> None:
+        """Create our cluster with tunnels on (idempotent: every leader start PUTs it)."""
+        tenant = self.tenant or await self.whoami()
+        await self._call("PUT", f"/v1/tenants/{tenant}/clusters/{cluster}", json={"tunnels": True})
+
+    async def put_nodes(self, cluster: str, nodes: list[str]) -> TunnelNodes:
+        """Register the cluster's complete node set; the answer names each node's tunnel address."""
+        tenant = self.tenant or await self.whoami()
+        body = (
+            await self._call("PUT", f"/v1/tenants/{tenant}/clusters/{cluster}/nodes", json={"nodes": nodes})
+        ).json()
+        return TunnelNodes(
+            version=int(body["version"]),
+            backend_addresses={
+                str(node["name"]): tuple(str(a) for a in node["backend_addresses"]) for node in body["nodes"]
+            },
+            rotation_ends=tuple(
+                datetime.fromisoformat(node["previous_until"])
+                for node in body["nodes"]
+                if node.get("previous_until")
+            ),
+        )
+
+    async def node_configs(self, cluster: str) -> dict[str, Any]:
+        """Every node's tunnel config (``GET …/clusters/{c}/tunnel``): holds the nodes' private keys."""
+        tenant = self.tenant or await self.whoami()
+        return dict((await self._call("GET", f"/v1/tenants/{tenant}/clusters/{cluster}/tunnel")).json())

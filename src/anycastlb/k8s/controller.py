@@ -25,6 +25,12 @@ Processing one key (the order is what keeps a typo from causing an outage):
    ones stay), clear the status we wrote if the Service lives on, remove our finalizer;
 5. any failure (control plane down, API conflict): the key comes back with backoff; the Service's
    status is left as it was.
+
+Tunnels (``--tunnels``, k8s/tunnel_sync.py): before the first pass and after every Node change,
+the node set is registered with the control plane, whose answer gives each node's tunnel address;
+those are the backends (never the nodes' own addresses), and every node's config is written to the
+``anycastlb-tunnel`` Secret in our namespace. Services are reconciled after that, so a joining node
+gets traffic once it has an address.
 """
 
 import asyncio
@@ -47,6 +53,7 @@ from anycastlb.k8s.informer import Informer, Key
 from anycastlb.k8s.metrics import ControllerMetrics
 from anycastlb.k8s.reconcile import Desired, Invalid, NodeIndex, Release, SliceIndex, reconcile
 from anycastlb.k8s.status import ingress_for, same_ingress
+from anycastlb.k8s.tunnel_sync import TunnelSync
 from anycastlb.k8s.views import FINALIZER, ControllerSettings, EndpointSliceView, NodeView, ServiceView
 from anycastlb.k8s.workqueue import WorkQueue
 from anycastlb.model.desired import LoadBalancerSpec
@@ -76,6 +83,7 @@ class Controller:
     metrics: ControllerMetrics
     resync: float = 300.0
     workers: int = 4
+    namespace: str = "default"  # ours: where the anycastlb-tunnel Secret is written
     queue: WorkQueue = field(default_factory=WorkQueue)
     _nodes: NodeIndex | None = None
     _nodes_stale: bool = True
@@ -95,6 +103,11 @@ class Controller:
         self.slices: Informer[EndpointSliceView] = Informer(
             self.kube, EndpointSlice, endpoint_slice_view, self._slice_changed, kind="EndpointSlice"
         )
+        self.tunnels: TunnelSync | None = (
+            TunnelSync(self.kube, self.control, self.settings.cluster, self.namespace, self._tunnels_changed)
+            if self.settings.tunnels
+            else None
+        )
 
     # ---- triggers --------------------------------------------------------------------------------
 
@@ -107,7 +120,17 @@ class Controller:
 
     def _node_changed(self, _key: Key, _old: NodeView | None, _new: NodeView | None) -> None:
         self._nodes_stale = True
+        if self.tunnels is not None:  # its sync wakes the Services once the node has an address
+            self.tunnels.wake()
+            return
         self._wake_all()
+
+    def _tunnels_changed(self) -> None:
+        self._nodes_stale = True
+        self._wake_all()
+
+    def _node_names(self) -> list[str]:
+        return sorted(node.name for node in self.nodes.items.values())
 
     def _slice_changed(self, _key: Key, old: EndpointSliceView | None, new: EndpointSliceView | None) -> None:
         self._slices = None
@@ -148,6 +171,9 @@ class Controller:
                 len(self.nodes.items),
                 len(self.slices.items),
             )
+            if self.tunnels is not None:  # addresses before the first pass (or every node is missing one)
+                await self.tunnels.start(self._node_names())
+                informers.append(asyncio.create_task(self.tunnels.run(self._node_names, self.resync)))
             gc.disable()  # until the first pass is done: see _first_pass_done
             workers = [asyncio.create_task(self._work()) for _ in range(self.workers)]
             workers.append(asyncio.create_task(self._first_pass_done()))
@@ -231,7 +257,10 @@ class Controller:
             # previous=: a joining or leaving node is spliced into the listeners built before
             # instead of rebuilding every Service's backends (0.3 s instead of 7 s at 5,000 x 500)
             self._nodes = NodeIndex.build(
-                tuple(self.nodes.items.values()), self.settings, previous=self._nodes
+                tuple(self.nodes.items.values()),
+                self.settings,
+                previous=self._nodes,
+                tunnel_addresses=self.tunnels.addresses if self.tunnels is not None else None,
             )
             self._nodes_stale = False
         if self._slices is None:

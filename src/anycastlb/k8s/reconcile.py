@@ -306,21 +306,38 @@ class NodeIndex:
     Backend into each listener) instead of rebuilt.
     """
 
-    __slots__ = ("_addresses", "_ineligible", "_labels", "_previous", "_selections", "address_types")
+    __slots__ = (
+        "_addresses",
+        "_ineligible",
+        "_labels",
+        "_previous",
+        "_selections",
+        "address_types",
+        "tunnels",
+    )
 
-    def __init__(self, address_types: tuple[str, ...]) -> None:
+    def __init__(self, address_types: tuple[str, ...], tunnels: bool = False) -> None:
         self.address_types = address_types
+        self.tunnels = tunnels  # addresses are tunnel addresses from the control plane
         self._labels: dict[str, Mapping[str, str]] = {}  # every node by name, in name order
         self._ineligible: dict[str, str] = {}  # node -> why it takes no traffic
-        self._addresses: dict[int, dict[str, Address | None]] = {4: {}, 6: {}}  # eligible nodes'
+        # eligible nodes' addresses per IP version: one, or with tunnels two during a key rotation
+        self._addresses: dict[int, dict[str, tuple[Address, ...]]] = {4: {}, 6: {}}
         self._selections: dict[tuple[str, int], _Selection] = {}
         self._previous: dict[tuple[str, int], _Earlier] = {}
 
     @classmethod
     def build(
-        cls, nodes: Iterable[NodeView], settings: ControllerSettings, previous: "NodeIndex | None" = None
+        cls,
+        nodes: Iterable[NodeView],
+        settings: ControllerSettings,
+        previous: "NodeIndex | None" = None,
+        tunnel_addresses: Mapping[str, tuple[str, ...]] | None = None,
     ) -> "NodeIndex":
-        index = cls(settings.node_address_types)
+        """``tunnel_addresses`` (node → its backend addresses from the control plane, the current
+        first): with tunnels, a node's backends are these and never its own addresses; a node the
+        control plane has not given one yet takes no traffic."""
+        index = cls(settings.node_address_types, tunnels=tunnel_addresses is not None)
         for node in sorted(nodes, key=lambda node: node.name):
             index._labels[node.name] = node.labels
             reason = _ineligible(node)
@@ -328,8 +345,17 @@ class NodeIndex:
                 index._ineligible[node.name] = reason
                 continue
             for version, addresses in index._addresses.items():
-                addresses[node.name] = _address(node, settings.node_address_types, version)
-        if previous is not None and previous.address_types == index.address_types:
+                if tunnel_addresses is not None:
+                    found = tuple(parse_address(text) for text in tunnel_addresses.get(node.name, ()))
+                    addresses[node.name] = tuple(address for address in found if address.version == version)
+                else:
+                    own = _address(node, settings.node_address_types, version)
+                    addresses[node.name] = () if own is None else (own,)
+        if (
+            previous is not None
+            and previous.address_types == index.address_types
+            and previous.tunnels == index.tunnels
+        ):
             # what its selections built, not the selections: no chain of older indexes stays alive
             index._previous = {key: selection.earlier for key, selection in previous._selections.items()}
         return index
@@ -368,36 +394,45 @@ class NodeIndex:
                 f"the {EXCLUDE_LABEL} label from a node, wait for new nodes, or widen the selector"
             )
         family = f"IPv{version}"
-        types = " or ".join(self.address_types)
+        types = "tunnel" if self.tunnels else " or ".join(self.address_types)
         addresses = self._addresses[version]
         targets: list[_Target] = []
         missing: list[str] = []
         owners: dict[Address, str] = {}
         warnings: list[str] = []
         for name in eligible:
-            address = addresses[name]
-            if address is None:
+            if not addresses[name]:
                 missing.append(name)
-            elif address in owners:  # a spec lists an address once (nodes behind one NAT address?)
-                warnings.append(
-                    f"nodes {owners[address]} and {name} both report the address {address}; only "
-                    f"{owners[address]} takes traffic (if they share a NAT address, start the controller "
-                    "with the node address type InternalIP first)"
-                )
-            else:
-                owners[address] = name
-                targets.append(_Target(name, address))
+            for address in addresses[name]:
+                if address in owners:  # a spec lists an address once (nodes behind one NAT address?)
+                    warnings.append(
+                        f"nodes {owners[address]} and {name} both report the address {address}; only "
+                        f"{owners[address]} takes traffic (if they share a NAT address, start the "
+                        "controller with the node address type InternalIP first)"
+                    )
+                else:
+                    owners[address] = name
+                    targets.append(_Target(name, address))
+        check = (
+            "the control plane gives nodes tunnel addresses once they are registered (IPv4 only)"
+            if self.tunnels
+            else "check `kubectl get nodes -o wide`"
+        )
         if not targets:
             return _Selection(
                 problem=f"none of the {len(eligible)} eligible nodes{which} has an {family} address of type "
-                f"{types}; check `kubectl get nodes -o wide`, or start the controller with the node "
-                "address types the nodes have"
+                f"{types}; {check}"
+                + (
+                    ""
+                    if self.tunnels
+                    else ", or start the controller with the node address types the nodes have"
+                )
             )
         if missing:
             warnings.insert(
                 0,
                 f"nodes {_listed(missing)} have no {family} address of type {types} and take no traffic; "
-                "check `kubectl get nodes -o wide`",
+                f"{check}",
             )
         return _Selection(tuple(targets), None, tuple(warnings))
 

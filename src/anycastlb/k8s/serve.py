@@ -114,7 +114,13 @@ async def run_controller(options: ControllerOptions) -> int:
         metrics.leader.set(1)
         try:
             controller = Controller(
-                kube, control, options.settings, metrics, resync=options.resync, workers=options.workers
+                kube,
+                control,
+                options.settings,
+                metrics,
+                resync=options.resync,
+                workers=options.workers,
+                namespace=namespace,
             )
             leading.append(controller)
             while True:

@@ -122,6 +122,9 @@ class ControllerSettings:
     default_class: bool = False  # also take LoadBalancer Services without spec.loadBalancerClass
     node_address_types: tuple[str, ...] = NODE_ADDRESS_TYPES  # which node address to use, in order
     pops: tuple[str, ...] = ()  # PoPs that serve our load balancers unless a Service pins its own
+    # Nodes reach the PoPs through WireGuard tunnels: register them with the control plane, use
+    # their tunnel addresses as backends, write their configs to the anycastlb-tunnel Secret.
+    tunnels: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.cluster, "cluster name")

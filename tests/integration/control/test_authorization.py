@@ -78,6 +78,13 @@ def _fresh_pop(world: World) -> dict[str, Any]:
     return {"pop": name}
 
 
+def _fresh_cluster(world: World) -> dict[str, Any]:
+    name = world.fresh("c")
+    world.api.ok("PUT", f"/v1/tenants/acme/clusters/{name}", json={})
+    world.api.ok("PUT", f"/v1/tenants/acme/clusters/{name}/nodes", json={"nodes": ["n1"]})
+    return {"tenant": "acme", "cluster": name}
+
+
 def _status_report(world: World) -> dict[str, Any]:
     return {"json": {"pop": "fra", "applied_version": 1}}
 
@@ -201,6 +208,45 @@ TABLE = (
         (403, 403, 403, 204, 401),
         lambda w: {"pop": "fra", **_status_report(w)},
     ),
+    Row(
+        "PUT",
+        "/v1/pops/{pop}/tunnel-endpoint",
+        (200, 403, 403, 403, 401),
+        lambda w: {"pop": "fra", "json": {"tunnel_endpoint": "192.0.2.1"}},
+    ),
+    Row("GET", "/v1/tenants/{tenant}/clusters", (200, 200, 404, 403, 401), lambda w: {"tenant": "acme"}),
+    Row(
+        "PUT",
+        "/v1/tenants/{tenant}/clusters/{cluster}",
+        (201, 201, 404, 403, 401),
+        lambda w: {"tenant": "acme", "cluster": w.fresh("c"), "json": {}},
+    ),
+    Row(
+        "GET",
+        "/v1/tenants/{tenant}/clusters/{cluster}",
+        (200, 200, 404, 403, 401),
+        lambda w: {"tenant": "acme", "cluster": "k1"},
+    ),
+    Row("DELETE", "/v1/tenants/{tenant}/clusters/{cluster}", (204, 204, 404, 403, 401), _fresh_cluster),
+    Row(
+        "PUT",
+        "/v1/tenants/{tenant}/clusters/{cluster}/nodes",
+        (200, 200, 404, 403, 401),
+        lambda w: {"tenant": "acme", "cluster": "k1", "json": {"nodes": ["n1", "n2"]}},
+    ),
+    Row(
+        "GET",
+        "/v1/tenants/{tenant}/clusters/{cluster}/nodes",
+        (200, 200, 404, 403, 401),
+        lambda w: {"tenant": "acme", "cluster": "k1"},
+    ),
+    Row(
+        "GET",
+        "/v1/tenants/{tenant}/clusters/{cluster}/tunnel",
+        (200, 200, 404, 403, 401),
+        lambda w: {"tenant": "acme", "cluster": "k1"},
+    ),
+    Row("POST", "/v1/tenants/{tenant}/clusters/{cluster}/rotate", (200, 200, 404, 403, 401), _fresh_cluster),
 )
 
 
@@ -212,6 +258,7 @@ def world(api: ControlApi) -> World:
     api.pool("acme-byoip", "198.51.100.0/24", owner="acme")
     pop = api.pop("fra")
     api.ok("POST", "/v1/tenants/acme/loadbalancers", tenant_a, json=spec("web"))
+    api.ok("PUT", "/v1/tenants/acme/clusters/k1", tenant_a, json={})
     return World(api, {"admin": None, "tenant_a": tenant_a, "tenant_b": tenant_b, "pop": pop, "none": None})
 
 

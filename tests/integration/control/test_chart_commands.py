@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 Obj = dict[str, Any]
 CHART = Path(__file__).resolve().parents[3] / "deploy" / "helm" / "anycastlb-control"
 ADMIN_TOKEN = "chart-commands-admin-token-0123456789"  # noqa: S105 - a test value
-HEAD = "0009"  # the newest migration (0009_pool_sni_sharing)
+HEAD = "0010"  # the newest migration (0010_tunnels)
 
 
 def render(port: int) -> list[Obj]:

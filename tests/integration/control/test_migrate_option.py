@@ -18,7 +18,7 @@ from tests.support.control_plane import ADMIN_TOKEN, ControlProcess
 
 pytestmark = pytest.mark.integration
 
-HEAD = "0009"  # pools.sni_sharing; 0008 (usage tables) before it
+HEAD = "0010"  # the tunnels (clusters); 0009 (pools.sni_sharing) before it
 
 
 def control(database: str, *args: str, admin_token: str | None = None, from_env: bool = False) -> Result:

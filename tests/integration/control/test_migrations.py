@@ -159,6 +159,8 @@ _CHANGES: dict[str, dict[str, dict[str, Any] | list[dict[str, Any]]]] = {
     "0007": {"audit_log": []},  # a new table: no change before it is recorded
     "0008": {"usage_epochs": [], "usage_cursors": [], "usage_buckets": []},  # traffic from now on
     "0009": {"pools": {"sni_sharing": "tenant"}},  # today's rule: sharing within a tenant only
+    # tunnels: a PoP has no endpoint until the admin sets one; no clusters yet
+    "0010": {"pops": {"tunnel_endpoint": None}, "clusters": [], "cluster_pop_keys": [], "cluster_nodes": []},
 }
 _JSON_COLUMNS = {"spec", "networks", "reserved", "status", "allowed_backend_networks"}
 _TIME_COLUMNS = {"created_at", "updated_at", "status_at", "expires_at"}

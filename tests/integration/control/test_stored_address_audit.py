@@ -64,7 +64,7 @@ def test_a_scoped_address_of_an_earlier_release_stops_the_start_until_it_is_rele
     try:
         with store.engine.connect() as connection:
             assert (
-                connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
             )  # head
             assert connection.execute(text("SELECT count(*) FROM tenants")).scalar() == 1
     finally:

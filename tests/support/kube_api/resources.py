@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
-KindName = Literal["Service", "Node", "Event", "Namespace", "EndpointSlice", "Lease"]
+KindName = Literal["Service", "Node", "Event", "Namespace", "EndpointSlice", "Lease", "Secret"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ LEASE = ResourceKind(
     "Lease", "coordination.k8s.io", "v1", "leases", namespaced=True, status_subresource=False
 )
 
-KINDS: tuple[ResourceKind, ...] = (SERVICE, NODE, EVENT, NAMESPACE, ENDPOINT_SLICE, LEASE)
+SECRET = ResourceKind("Secret", "", "v1", "secrets", namespaced=True, status_subresource=False)
+
+KINDS: tuple[ResourceKind, ...] = (SERVICE, NODE, EVENT, NAMESPACE, ENDPOINT_SLICE, LEASE, SECRET)
 _BY_URL = {(kind.group, kind.version, kind.plural): kind for kind in KINDS}
 _BY_NAME = {kind.kind: kind for kind in KINDS}
 

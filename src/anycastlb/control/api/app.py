@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from anycastlb import __version__
 from anycastlb.control.api import (
     routes_audit,
+    routes_clusters,
     routes_limits,
     routes_pools,
     routes_pops,
@@ -28,6 +29,7 @@ from anycastlb.control.api.errors import declare_errors, install_error_handlers
 from anycastlb.control.api.metrics import ControlMetrics
 from anycastlb.control.api.request_id import RequestIdMiddleware
 from anycastlb.control.api.request_limits import RequestLimits
+from anycastlb.control.api.rotation_sweep import finish_due_rotations
 from anycastlb.control.api.runtime import Runtime
 from anycastlb.control.service import usage
 from anycastlb.control.status_page.routes import router as status_page
@@ -83,7 +85,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime.notifier.bind(asyncio.get_running_loop())
-        yield
+        sweep = asyncio.create_task(finish_due_rotations(runtime, runtime.rotation_sweep))
+        try:
+            yield
+        finally:
+            sweep.cancel()
+            await asyncio.gather(sweep, return_exceptions=True)
 
     app = FastAPI(
         title="anycastlb control plane",
@@ -149,6 +156,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_limits,
         routes_audit,
         routes_usage,
+        routes_clusters,
     ):
         app.include_router(module.router)
     app.include_router(status_page)  # /status: the browser's view (not in the OpenAPI schema)

@@ -37,7 +37,8 @@ def create_pop(body: PopCreate, caller: Caller, rt: Rt) -> PopCreated:
     """Register a PoP; the answer carries its credential (shown once)."""
     caller.require_admin()
     return rt.write(
-        lambda s: pops.create_pop(s, body.name), change=Change(caller, "create", "pop", body.name)
+        lambda s: pops.create_pop(s, body.name, body.tunnel_endpoint),
+        change=Change(caller, "create", "pop", body.name),
     )
 
 

@@ -26,6 +26,7 @@ from anycastlb.control.service.tokens import authenticate
 from anycastlb.control.store.engine import Store
 from anycastlb.control.store.tables import AuditEntry
 from anycastlb.control.tokens import secret_hash
+from anycastlb.control.tunnels.addressing import TunnelSettings
 
 __all__ = ["ChangeNotifier", "Runtime"]
 
@@ -83,6 +84,8 @@ class Runtime:
     # What backends may not be (control/backend_policy.py): --platform-network, the listen address,
     # and the lab switch --allow-backend-network.
     platform: PlatformAddresses = field(default_factory=PlatformAddresses)
+    tunnels: TunnelSettings = field(default_factory=TunnelSettings)  # --tunnel-range, --tunnel-prefix...
+    rotation_sweep: float = 5.0  # seconds between checks for rotation grace periods that ended
     notifier: ChangeNotifier = field(default_factory=ChangeNotifier)
     metrics: ControlMetrics = field(default_factory=ControlMetrics)
     renderer: DesiredRenderer = field(default_factory=DesiredRenderer)

@@ -16,13 +16,26 @@ app = typer.Typer(help="PoPs: the edge sites that serve load balancers.", no_arg
 PopName = Annotated[str, typer.Argument(help="The PoP's name.", show_default=False)]
 
 
+TunnelEndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tunnel-endpoint",
+        help="The PoP's public address that nodes dial for tunnels (each cluster has its own port).",
+    ),
+]
+
+
 @app.command("create")
 def create(
-    name: PopName, url: UrlOption = DEFAULT_URL, token: TokenOption = None, output: OutputOption = "table"
+    name: PopName,
+    tunnel_endpoint: TunnelEndpointOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
 ) -> None:
     """Register a PoP (admin); its credential is printed once."""
     with command(url, token, output) as cmd:
-        created = cmd.post("/v1/pops", body={"name": name})
+        created = cmd.post("/v1/pops", body={"name": name, "tunnel_endpoint": tunnel_endpoint})
         if output == "json":
             print_json(created)
         else:
@@ -51,6 +64,23 @@ def show(
     """One PoP (the admin, or the PoP itself)."""
     with command(url, token, output) as cmd:
         cmd.show(cmd.get("/v1/pops/{}", name), render.pop)
+
+
+@app.command("set-tunnel-endpoint")
+def set_tunnel_endpoint(
+    name: PopName,
+    address: Annotated[str, typer.Argument(help="The public address nodes dial; 'none' removes it.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Set the PoP's public tunnel address (admin): every cluster's node configs change with it."""
+    with command(url, token, output) as cmd:
+        endpoint = None if address == "none" else address
+        cmd.show(
+            cmd.send("PUT", "/v1/pops/{}/tunnel-endpoint", name, body={"tunnel_endpoint": endpoint}).body,
+            render.pop,
+        )
 
 
 @app.command("delete")

@@ -314,6 +314,37 @@ def pop(row: Json) -> "Table":
             ("listeners serving", f"{row['listeners_serving']}/{row['listeners']}"),
             ("announced", _list(row["announced"])),
             ("problems", _problems(row["problems"], name_load_balancer=True)),
+            ("tunnel endpoint", row.get("tunnel_endpoint") or "-"),
             ("created", _when(row["created_at"])),
         ]
     )
+
+
+def clusters(rows: list[Json]) -> "Table":
+    table = _table("NAME", "TUNNELS", "NETWORK", "PORT", "VERSION", "NODES", "ROTATING")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            _yes(row["tunnels"]),
+            row["network"],
+            str(row["listen_port"]),
+            str(row["version"]),
+            str(row["nodes"]),
+            str(row["rotating"]),
+        )
+    return table
+
+
+def clusters_one(row: Json) -> "Table":
+    return clusters([row])
+
+
+def cluster_nodes(row: Json) -> "Table":
+    table = _table(
+        "NODE", "TUNNEL ADDRESS", "BACKENDS", "PREVIOUS KEY UNTIL", title=f"cluster {row['cluster']}"
+    )
+    for node in row["nodes"]:
+        table.add_row(
+            node["name"], node["address"], _list(node["backend_addresses"]), _when(node["previous_until"])
+        )
+    return table

@@ -16,9 +16,12 @@ from anycastlb.control.audit import AuditEntryOut, AuditPage, Change
 from anycastlb.control.errors import Invalid
 from anycastlb.control.principal import Principal
 from anycastlb.control.service.revision import lock
-from anycastlb.control.store.tables import AuditEntry, LoadBalancer, Tenant, utcnow
+from anycastlb.control.store.tables import AuditEntry, Cluster, LoadBalancer, Tenant, utcnow
 
 __all__ = ["AuditQuery", "read_audit", "record", "version_before"]
+
+# Objects with a version: a request that left it unchanged (an idempotent PUT) writes no row.
+_VERSIONED = frozenset({"load_balancer", "cluster", "cluster_nodes"})
 
 MAX_PAGE = 1000
 _CURSOR = re.compile(r"[0-9]{1,18}")
@@ -39,8 +42,14 @@ def version_before(session: Session, change: Change) -> int | None:
     the work runs. Under the lock, no concurrent writer moves it between this read and the work
     (PostgreSQL, READ COMMITTED), and audit ids are handed out in commit order."""
     lock(session)
-    if change.object_type != "load_balancer" or not change.name or change.tenant is None:
+    if change.object_type not in _VERSIONED or not change.name or change.tenant is None:
         return None
+    if change.object_type != "load_balancer":
+        return session.execute(
+            select(Cluster.version)
+            .join(Tenant, Tenant.id == Cluster.tenant_id)
+            .where(Tenant.name == change.tenant, Cluster.name == change.name)
+        ).scalar_one_or_none()
     return session.execute(
         select(LoadBalancer.version)
         .join(Tenant, Tenant.id == LoadBalancer.tenant_id)
@@ -54,7 +63,7 @@ def record(
     """Add the row for a change whose work returned ``result``; None when nothing changed (a load
     balancer PUT with the spec it already had keeps its version: no row)."""
     after = version_before(session, change)
-    if change.object_type == "load_balancer" and before is not None and before == after:
+    if change.object_type in _VERSIONED and before is not None and before == after:
         return None
     name = change.name_of(result) if change.name_of is not None else change.name
     # A PUT creates what does not exist yet: its row says so.

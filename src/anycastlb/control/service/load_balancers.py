@@ -38,6 +38,7 @@ from anycastlb.control.service.addresses import (
     set_sharing_key,
     stored_claims,
 )
+from anycastlb.control.service.clusters import tunnel_networks
 from anycastlb.control.service.pools import pool_views
 from anycastlb.control.service.prepared import PreparedSpec, stored_pops
 from anycastlb.control.service.quotas import check_address_quota, check_load_balancer_quota
@@ -191,12 +192,17 @@ def check_backends(
     or an allow-list narrowed between this read and the write applies from the next change, as it
     does to load balancers stored before it."""
     found = tenant_by_name(session, tenant)
+    tunnels = tunnel_networks(session)
     policy = BackendPolicy(
         platform=platform,
         pools=tuple(
             (view.name, network) for _, view in pool_views(session).values() for network in view.networks
         ),
-        tenant_allowed=tuple(parse_network(text) for text in found.allowed_backend_networks or ()),
+        tenant_allowed=(
+            *(parse_network(text) for text in found.allowed_backend_networks or ()),
+            *(network for owner, network in tunnels if owner == tenant),
+        ),
+        foreign_tunnels=tuple(network for owner, network in tunnels if owner != tenant),
     )
     problems = spec_refusals(
         policy,

@@ -7,10 +7,12 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.schemas import LoadBalancerStatus, PopCreated, PopOut, PopStatusSummary
+from anycastlb.control.service.clusters import ensure_pop_keys, forget_pop, pop_tunnels
 from anycastlb.control.service.load_balancers import addresses_of, get_load_balancer
 from anycastlb.control.service.revision import bump, bump_token_generation, lock
 from anycastlb.control.service.tokens import issue_token
 from anycastlb.control.store.tables import LoadBalancer, Pop, Tenant, utcnow
+from anycastlb.control.tunnels.served import backend_blocks
 from anycastlb.model.addresses import parse_address
 from anycastlb.model.config import ListenerSettings
 from anycastlb.model.desired import DesiredLoadBalancer, PopDesiredState, PopProblem, PopStatusReport
@@ -23,6 +25,7 @@ __all__ = [
     "delete_pop",
     "desired_state",
     "desired_version",
+    "desired_version_and_tunnels",
     "get_pop",
     "list_pops",
     "load_balancer_status",
@@ -73,16 +76,18 @@ def _out(pop: Pop) -> PopOut:
         announced=report.announced if report else (),
         problems=report.problems if report else (),
         created_at=pop.created_at,
+        tunnel_endpoint=pop.tunnel_endpoint,
     )
 
 
-def create_pop(session: Session, name: str) -> PopCreated:
+def create_pop(session: Session, name: str, tunnel_endpoint: str | None = None) -> PopCreated:
     lock(session)
     if session.execute(select(Pop.id).where(Pop.name == name)).first() is not None:
         raise Conflict(f"PoP {name!r} already exists")
-    pop = Pop(name=name, desired_version=bump(session))
+    pop = Pop(name=name, desired_version=bump(session), tunnel_endpoint=tunnel_endpoint)
     session.add(pop)
     session.flush()
+    ensure_pop_keys(session, pop)  # its side of every cluster's tunnel
     token = issue_token(session, kind="pop", tenant_id=None, pop_id=pop.id, description=f"PoP {name}")
     return PopCreated(**_out(pop).model_dump(), token=token)
 
@@ -106,8 +111,9 @@ def delete_pop(session: Session, name: str) -> None:
             f"PoP {name!r} is named by load balancers {', '.join(sorted(users)[:10])}; "
             "remove it from their pops first"
         )
-    session.delete(pop)  # its credentials go with it (ON DELETE CASCADE)
+    session.delete(pop)  # its credentials and its tunnel keys go with it (ON DELETE CASCADE)
     bump_token_generation(session)
+    forget_pop(session)
 
 
 def desired_version(session: Session, name: str) -> int:
@@ -115,6 +121,17 @@ def desired_version(session: Session, name: str) -> int:
     if version is None:
         raise NotFound(f"PoP {name!r} not found")
     return int(version)
+
+
+def desired_version_and_tunnels(session: Session, name: str) -> tuple[int, bool]:
+    """The PoP's desired version, and whether it has a tunnel endpoint (without one it gets no
+    tunnel interfaces, and the renderer skips looking for them: no query more than before)."""
+    row = session.execute(
+        select(Pop.desired_version, Pop.tunnel_endpoint).where(Pop.name == name)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"PoP {name!r} not found")
+    return int(row[0]), row[1] is not None
 
 
 def all_desired_versions(session: Session) -> dict[str, int]:
@@ -131,23 +148,33 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
     ).all()
     served = [(lb, tenant) for lb, tenant in rows if not lb.spec.get("pops") or name in lb.spec["pops"]]
     vips = addresses_of(session, [lb.id for lb, _ in served])
+    load_balancers = tuple(
+        DesiredLoadBalancer(
+            id=lb.id,
+            tenant=tenant,
+            name=lb.name,
+            version=lb.version,
+            vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
+            listeners=tuple(
+                ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
+                for item in lb.spec["listeners"]
+            ),
+        )
+        for lb, tenant in served
+    )
+
+    def blocks_of(tenants: frozenset[str]) -> dict[str, frozenset[int]]:
+        blocks: dict[str, frozenset[int]] = {}
+        for lb in load_balancers:
+            if lb.tenant in tenants:
+                blocks[lb.tenant] = blocks.get(lb.tenant, frozenset()) | backend_blocks(lb.listeners)
+        return blocks
+
     return PopDesiredState(
         pop=name,
         version=pop.desired_version,
-        load_balancers=tuple(
-            DesiredLoadBalancer(
-                id=lb.id,
-                tenant=tenant,
-                name=lb.name,
-                version=lb.version,
-                vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
-                listeners=tuple(
-                    ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
-                    for item in lb.spec["listeners"]
-                ),
-            )
-            for lb, tenant in served
-        ),
+        load_balancers=load_balancers,
+        tunnels=pop_tunnels(session, name, blocks_of),
     )
 
 

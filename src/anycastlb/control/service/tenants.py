@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from anycastlb.control.errors import Conflict, NotFound
 from anycastlb.control.schemas import TenantCreate, TenantOut, TenantUpdate
 from anycastlb.control.service.revision import bump_token_generation, lock
-from anycastlb.control.store.tables import Address, LoadBalancer, Pool, Tenant
+from anycastlb.control.store.tables import Address, Cluster, LoadBalancer, Pool, Tenant
 
 __all__ = ["create_tenant", "delete_tenant", "get_tenant", "list_tenants", "tenant_by_name", "update_tenant"]
 
@@ -71,5 +71,11 @@ def delete_tenant(session: Session, name: str) -> None:
     pools = session.execute(select(Pool.name).where(Pool.owner_tenant_id == tenant.id)).scalars().all()
     if pools:
         raise Conflict(f"tenant {name!r} owns BYOIP pools {', '.join(pools)}; delete or reassign them first")
+    clusters = session.execute(select(Cluster.name).where(Cluster.tenant_id == tenant.id)).scalars().all()
+    if clusters:
+        raise Conflict(
+            f"tenant {name!r} has clusters {', '.join(sorted(clusters))}; delete them first "
+            "(anycastlb clusters delete NAME --tenant " + name + ")"
+        )
     session.delete(tenant)  # its tokens go with it (ON DELETE CASCADE)
     bump_token_generation(session)

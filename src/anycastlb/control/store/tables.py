@@ -20,6 +20,9 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Cluster",
+    "ClusterNode",
+    "ClusterPopKey",
     "LoadBalancer",
     "LoadBalancerAddress",
     "Pool",
@@ -85,6 +88,8 @@ class Pop(Base):
     status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # The public address nodes dial for tunnels (each cluster's own UDP port); NULL: no tunnels here.
+    tunnel_endpoint: Mapped[str | None] = mapped_column(String(45), nullable=True)
 
 
 class ApiToken(Base):
@@ -227,3 +232,48 @@ class UsageBucket(Base):
     bytes_in: Mapped[int] = mapped_column(BigInteger, nullable=False)
     bytes_out: Mapped[int] = mapped_column(BigInteger, nullable=False)
     connections: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Cluster(Base):
+    """A tenant's Kubernetes cluster whose nodes reach the PoPs through WireGuard tunnels
+    (control/tunnels/). ``version`` grows with every change a node's config shows."""
+
+    __tablename__ = "clusters"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_clusters_tenant_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    tunnels: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    network: Mapped[str] = mapped_column(String(49), unique=True, nullable=False)
+    listen_port: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class ClusterPopKey(Base):
+    """A PoP's side of one cluster's tunnel: its key (private: only that PoP's desired state
+    carries it) and its address in the cluster's network."""
+
+    __tablename__ = "cluster_pop_keys"
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True)
+    pop_id: Mapped[int] = mapped_column(ForeignKey("pops.id", ondelete="CASCADE"), primary_key=True)
+    private_key: Mapped[str] = mapped_column(String(44), nullable=False)
+    public_key: Mapped[str] = mapped_column(String(44), nullable=False)
+    address: Mapped[str] = mapped_column(String(45), nullable=False)
+
+
+class ClusterNode(Base):
+    """A node of a cluster: its key and tunnel address, and during a rotation the previous public
+    key and address, kept as a PoP peer until ``previous_until`` (control/tunnels/rotation.py)."""
+
+    __tablename__ = "cluster_nodes"
+    __table_args__ = (UniqueConstraint("cluster_id", "name", name="uq_cluster_nodes_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(String(253), nullable=False)
+    private_key: Mapped[str] = mapped_column(String(44), nullable=False)
+    public_key: Mapped[str] = mapped_column(String(44), nullable=False)
+    address: Mapped[str] = mapped_column(String(45), nullable=False)
+    previous_public_key: Mapped[str | None] = mapped_column(String(44), nullable=True)
+    previous_address: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
