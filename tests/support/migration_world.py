@@ -37,7 +37,9 @@ def node_object(name: str, address: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "status": {"addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]
+        },
     }
 
 
@@ -148,7 +150,10 @@ def migration_world(workdir: Path, name: str, old: int = 3, new: int = 3) -> Ite
         edge = stack.enter_context(ControlledEdge(workdir / "edge", control.url, pop_token))
         controller = stack.enter_context(
             ControllerProcess(
-                workdir, control_url=control.url, token=token, kubeconfig=kube.kubeconfig(workdir / "kubeconfig")
+                workdir,
+                control_url=control.url,
+                token=token,
+                kubeconfig=kube.kubeconfig(workdir / "kubeconfig"),
             )
         )
         # the API server allocates the nodePort at once; the controller allocates the VIP once

@@ -107,7 +107,10 @@ def tally(
     late = sum(
         1
         for attempt in attempts
-        if attempt.ok and attempt.node in old_nodes and drained_at is not None and attempt.started > drained_at
+        if attempt.ok
+        and attempt.node in old_nodes
+        and drained_at is not None
+        and attempt.started > drained_at
     )
     listed = list(sessions)
     span = (attempts[-1].started - attempts[0].started) if len(attempts) > 1 else 0.0
@@ -127,7 +130,7 @@ def tally(
 
 def render_counts(counts: MigrationCounts) -> list[str]:
     """The counts as lines for a terminal or a log (the demo prints them, the test on failure)."""
-    lines = [
+    return [
         f"new connections: {counts.attempted} attempted at {counts.rate:.0f}/s, {counts.failed} failed",
         *(f"  failure: {count} x {error}" for error, count in counts.errors),
         "  served by: " + ", ".join(f"{node} {count}" for node, count in counts.served_by),
@@ -138,4 +141,3 @@ def render_counts(counts: MigrationCounts) -> list[str]:
         *(f"  {step.name:<40} {step.seconds:6.2f} s" for step in counts.steps),
         "migration ok" if counts.ok else "migration FAILED",
     ]
-    return lines

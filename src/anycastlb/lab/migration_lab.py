@@ -143,7 +143,7 @@ class MigrationLab:
         for server in list(self.nodes.values()):
             try:
                 server.stop()
-            except Exception as error:  # noqa: BLE001 - clean up the rest, report at the end
+            except Exception as error:  # clean up the rest, report at the end
                 errors.append(f"{server.name}: {error}")
         self.nodes.clear()
         for namespace in reversed(self._namespaces):

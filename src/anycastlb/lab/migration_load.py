@@ -129,9 +129,11 @@ class LongLived:
                 self._ask()
             self._ask()  # the last answer, after the caller decided to finish
             self._sock.shutdown(socket.SHUT_WR)
-            if self._sock.recv(1) != b"":
-                raise OSError("the server sent more after the client's close")
-            self.log.closed_by_client = True
+            extra = self._sock.recv(1)  # the server's FIN (b""), not a reset or more data
+            if extra:
+                self.log.error = f"the server sent {extra!r}... after the client's close"
+            else:
+                self.log.closed_by_client = True
         except OSError as error:
             self.log.error = f"{type(error).__name__}: {error.strerror or error}"
         finally:
