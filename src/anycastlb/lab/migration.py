@@ -18,7 +18,8 @@ each step timed and each wait a condition (never a fixed sleep):
 5. **old Nodes deleted**: the Node objects go (the backends do not change: they had left already);
 6. **old nodes removed**: their nginx stops and their namespaces (the machines) are deleted.
 
-The load runs through all of it and for a while after; :func:`~anycastlb.lab.migration_counts.tally`
+The load runs through all of it, for ``hold`` seconds' worth of new connections before, between the
+old and the new backend sets and after; :func:`~anycastlb.lab.migration_counts.tally`
 counts what the clients saw. What the cluster is (the Kubernetes API, the controller, the control
 plane, the edge) is behind :class:`Cluster`, so this module holds no Kubernetes client; how the PoP
 reaches a node is ``reach`` (:func:`~anycastlb.lab.migration_net.routed_address` today; a node's
@@ -73,12 +74,13 @@ class Migration:
         sources: Sequence[str],
         *,
         rate: float = 60.0,
+        hold: float = 1.0,
         reach: Callable[[LabNodeSpec], str] = routed_address,
         progress: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.lab, self.cluster, self.target, self.node_port = lab, cluster, target, node_port
         self.old, self.new, self.sources = tuple(old), tuple(new), tuple(sources)
-        self.rate, self.reach, self.progress = rate, reach, progress
+        self.rate, self.hold, self.reach, self.progress = rate, hold, reach, progress
         self.steps: list[Step] = []
 
     def _addresses(self, nodes: Sequence[LabNodeSpec]) -> frozenset[str]:
@@ -114,25 +116,28 @@ class Migration:
         logs: list[SessionLog] = []
         drained_at: float | None = None
         try:
-            _wait_for(lambda: len(load.served_since(0)) >= self.rate, "a second of load before the migration")
+            self._hold(load, "before the migration")
             self._step("new nodes start (provider B)", self._start_new)
             self._step("new Nodes join the backends", lambda: self._join(load))
+            self._hold(load, "with old and new nodes")
             self._step("old Nodes tainted ToBeDeletedByClusterAutoscaler", self._taint)
             drained_at = time.monotonic()
-            _wait_for(
-                lambda: len(load.served_since(drained_at or 0)) >= self.rate / 2,
-                "half a second of load after the old nodes left",
-            )
+            self._hold(load, "after the old nodes left the backends")
             self._step("long-lived connections finish", lambda: logs.extend(s.finish() for s in sessions))
             self._step("old Node objects deleted", self._delete_objects)
             self._step("old nodes stopped, namespaces removed", self._remove_old)
-            after = time.monotonic()
-            _wait_for(lambda: len(load.served_since(after)) >= self.rate / 2, "load after the old nodes went")
+            self._hold(load, "after the old nodes went")
         finally:
             attempts = load.stop()
             for session in sessions:
                 session.abort()
         return tally(attempts, logs, self.steps, frozenset(node.name for node in self.old), drained_at)
+
+    def _hold(self, load: NewConnections, when: str) -> None:
+        """Let the load run for ``hold`` seconds' worth of new connections (counted, not slept)."""
+        since = time.monotonic()
+        wanted = max(1, round(self.rate * self.hold))
+        _wait_for(lambda: len(load.served_since(since)) >= wanted, f"{wanted} new connections {when}")
 
     def _start_new(self) -> None:
         for node in self.new:

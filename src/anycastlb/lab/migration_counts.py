@@ -138,6 +138,6 @@ def render_counts(counts: MigrationCounts) -> list[str]:
         f"long-lived connections on old nodes: {counts.sessions_clean}/{counts.sessions} finished cleanly "
         f"({counts.session_requests} requests)",
         "steps:",
-        *(f"  {step.name:<40} {step.seconds:6.2f} s" for step in counts.steps),
+        *(f"  {step.name:<50} {step.seconds:6.2f} s" for step in counts.steps),
         "migration ok" if counts.ok else "migration FAILED",
     ]
