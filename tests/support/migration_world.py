@@ -65,6 +65,7 @@ class KubeCluster:
 
     def __init__(self, kube: KubeApiStandIn, control: ControlProcess, edge: ControlledEdge) -> None:
         self.kube, self.control, self.edge = kube, control, edge
+        self.workers = int(edge.config["workers"])
 
     def join(self, name: str, address: str) -> None:
         self.kube.create(node_object(name, address))
@@ -90,12 +91,25 @@ class KubeCluster:
         )
         return int(state["version"]), addresses
 
+    def _workers_run(self, version: int) -> bool:
+        """Whether every worker has applied ``version``: the follower's ``desired_applied`` (and the
+        applied-version metric) comes when the supervisor has sent the config, each worker's
+        ``config_applied`` once it switched; in these runs the workers followed 30-300 ms later."""
+        if self.edge.metric("anycastlb_control_applied_version") < version:
+            return False
+        log = self.edge.log()
+        marker = log.rfind(f"desired_applied version={version} ")
+        if marker < 0:
+            return False  # applied before this edge's log began: not in these tests
+        after = log[marker:]
+        return all(f"config_applied worker={index} " in after for index in range(self.workers))
+
     def wait_edge_backends(self, addresses: frozenset[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         seen: tuple[int, frozenset[str]] = (0, frozenset())
         while time.monotonic() < deadline:
             seen = self.desired()
-            if seen[1] == addresses and self.edge.metric("anycastlb_control_applied_version") >= seen[0]:
+            if seen[1] == addresses and self._workers_run(seen[0]):
                 return
             time.sleep(0.02)
         raise TimeoutError(
