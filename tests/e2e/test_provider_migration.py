@@ -4,7 +4,9 @@ load, the way the controller sees it, and the clients notice nothing.
 Real processes throughout (tests/support/migration_world.py): the Kubernetes API stand-in with a
 Service type LoadBalancer and provider A's Nodes, ``anycastlb controller``, ``anycastlb control``,
 an edge in the PoP's namespace following it, nginx with proxy_protocol on every node in its own
-namespace; provider B's nodes are reached through a router. The steps are
+namespace; provider B's nodes are reached through a router. With ``externalTrafficPolicy: Local``
+the PoP checks kube-proxy's health answer on the healthCheckNodePort of every node (old and new)
+instead of a TCP connect to the nodePort. The steps are
 :mod:`anycastlb.lab.migration`'s; the bar is :attr:`MigrationCounts.ok`.
 """
 
@@ -27,14 +29,23 @@ if _missing is not None:
     absent(f"the netns lab cannot run here: {_missing}")
 
 
-def test_replacing_every_node_by_another_providers_fails_no_connection_and_cuts_none(tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["Cluster", "Local"])
+def test_replacing_every_node_by_another_providers_fails_no_connection_and_cuts_none(
+    tmp_path: Path, policy: str
+) -> None:
     name = f"mg{os.getpid() % 100000}"
-    with migration_world(tmp_path, name) as world:
+    with migration_world(tmp_path, name, local=policy == "Local") as world:
+        (check,) = world.cluster.health_checks()
+        if policy == "Local":
+            assert (check["type"], check["port"]) == ("k8s", world.health_port)
+        else:
+            assert check["type"] == "tcp"
         migration = Migration(
             world.lab,
             world.cluster,
             (world.vip, 80),
             world.node_port,
+            world.health_port,
             world.old,
             world.new,
             SOURCES,

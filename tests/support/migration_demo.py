@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             world.cluster,
             (world.vip, 80),
             world.node_port,
+            world.health_port,
             world.old,
             world.new,
             SOURCES,

@@ -77,12 +77,24 @@ class KubeCluster:
     def remove(self, name: str) -> None:
         self.kube.delete("Node", None, name)
 
-    def desired(self) -> tuple[int, frozenset[str]]:
-        """The PoP's desired version and the backend addresses of the Service's listener."""
+    def desired_state(self) -> dict[str, Any]:
         with self.control.client() as admin:
             answer = admin.get(f"/v1/pops/{POP}/desired")
         answer.raise_for_status()
-        state = answer.json()
+        state: dict[str, Any] = answer.json()
+        return state
+
+    def health_checks(self) -> list[dict[str, Any]]:
+        """The health check of every listener the PoP serves."""
+        return [
+            listener["health"]
+            for lb in self.desired_state()["load_balancers"]
+            for listener in lb["listeners"]
+        ]
+
+    def desired(self) -> tuple[int, frozenset[str]]:
+        """The PoP's desired version and the backend addresses of the Service's listener."""
+        state = self.desired_state()
         addresses = frozenset(
             backend["address"]
             for lb in state["load_balancers"]
@@ -125,6 +137,7 @@ class MigrationWorld:
     cluster: KubeCluster
     vip: str
     node_port: int
+    health_port: int | None  # healthCheckNodePort with externalTrafficPolicy Local
     old: tuple[LabNodeSpec, ...]
     new: tuple[LabNodeSpec, ...]
     edge: ControlledEdge
@@ -144,9 +157,13 @@ def _wait_ingress(kube: KubeApiStandIn) -> dict[str, Any]:
 
 
 @contextmanager
-def migration_world(workdir: Path, name: str, old: int = 3, new: int = 3) -> Iterator[MigrationWorld]:
+def migration_world(
+    workdir: Path, name: str, old: int = 3, new: int = 3, *, local: bool = False
+) -> Iterator[MigrationWorld]:
     """The cluster on ``old`` provider-A nodes, served through the edge; ``new`` provider-B nodes
-    named but not started. Leaves nothing behind."""
+    named but not started. ``local``: the Service has ``externalTrafficPolicy: Local`` (the PoP
+    checks kube-proxy's answer on the healthCheckNodePort, which every node gives as with one
+    ready pod). Leaves nothing behind."""
     lab = MigrationLab(MigrationNetwork(name), workdir)
     with ExitStack() as stack:
         stack.callback(lab.close)
@@ -172,17 +189,19 @@ def migration_world(workdir: Path, name: str, old: int = 3, new: int = 3) -> Ite
         )
         # the API server allocates the nodePort at once; the controller allocates the VIP once
         # the cluster has nodes
-        node_port = int(kube.create(service_object())["spec"]["ports"][0]["nodePort"])
+        created = kube.create(service_object(local))
+        node_port = int(created["spec"]["ports"][0]["nodePort"])
+        health_port = created["spec"].get("healthCheckNodePort") if local else None
         olds = tuple(LabNodeSpec("a", index) for index in range(1, old + 1))
         news = tuple(LabNodeSpec("b", index) for index in range(1, new + 1))
         cluster = KubeCluster(kube, control, edge)
         for node in olds:
-            lab.start_node(node, node_port)
+            lab.start_node(node, node_port, health_port)
             cluster.join(node.name, routed_address(node))
         vip = _wait_ingress(kube)["status"]["loadBalancer"]["ingress"][0]["ip"]
         cluster.wait_edge_backends(frozenset(routed_address(node) for node in olds), 30)
         _wait_serving(vip)
-        yield MigrationWorld(lab, cluster, vip, node_port, olds, news, edge, controller)
+        yield MigrationWorld(lab, cluster, vip, node_port, health_port, olds, news, edge, controller)
 
 
 def _wait_serving(vip: str, timeout: float = 20.0) -> None:

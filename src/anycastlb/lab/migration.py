@@ -61,7 +61,10 @@ class Cluster(Protocol):
 
 
 class Migration:
-    """Replace ``old`` nodes by ``new`` ones under load; :meth:`run` returns the counts."""
+    """Replace ``old`` nodes by ``new`` ones under load; :meth:`run` returns the counts.
+
+    ``node_port`` is the Service's nodePort, ``health_port`` its healthCheckNodePort (None unless
+    ``externalTrafficPolicy: Local``): the new nodes serve both before they join."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class Migration:
         cluster: Cluster,
         target: tuple[str, int],
         node_port: int,
+        health_port: int | None,
         old: Sequence[LabNodeSpec],
         new: Sequence[LabNodeSpec],
         sources: Sequence[str],
@@ -78,7 +82,8 @@ class Migration:
         reach: Callable[[LabNodeSpec], str] = routed_address,
         progress: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.lab, self.cluster, self.target, self.node_port = lab, cluster, target, node_port
+        self.lab, self.cluster, self.target = lab, cluster, target
+        self.node_port, self.health_port = node_port, health_port
         self.old, self.new, self.sources = tuple(old), tuple(new), tuple(sources)
         self.rate, self.hold, self.reach, self.progress = rate, hold, reach, progress
         self.steps: list[Step] = []
@@ -141,7 +146,7 @@ class Migration:
 
     def _start_new(self) -> None:
         for node in self.new:
-            self.lab.start_node(node, self.node_port)
+            self.lab.start_node(node, self.node_port, self.health_port)
 
     def _join(self, load: NewConnections) -> None:
         since = time.monotonic()

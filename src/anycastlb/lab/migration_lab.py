@@ -69,12 +69,37 @@ def entered(namespace: str) -> Iterator[None]:
 
 
 class _NodeServer(LabNode):
-    """The lab node's nginx, spawned inside the node's namespace (``ip netns exec`` execs: same pid)."""
+    """The lab node's nginx, spawned inside the node's namespace (``ip netns exec`` execs: same pid).
 
-    def __init__(self, workdir: Path, node: LabNodeSpec, namespace: str, port: int, trusted: str) -> None:
+    With ``health_port`` it also answers there as kube-proxy does for a Service with
+    ``externalTrafficPolicy: Local`` whose node has one ready pod (200, ``localEndpoints: 1``)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        node: LabNodeSpec,
+        namespace: str,
+        port: int,
+        trusted: str,
+        health_port: int | None,
+    ) -> None:
         super().__init__(workdir, Node(node.name, node.address), trusted)
         self.port = port
         self.namespace = namespace
+        self.health_port = health_port
+
+    def config(self) -> str:
+        text = super().config().rstrip()
+        if self.health_port is None:
+            return text + "\n"
+        if not text.endswith("}"):
+            raise LabError("the node's nginx configuration no longer ends with its http block")
+        kube_proxy = (
+            f"server {{ listen {self.address}:{self.health_port}; location / {{ "
+            "add_header X-Load-Balancing-Endpoint-Weight 1; default_type application/json; "
+            'return 200 \'{"localEndpoints": 1, "serviceProxyHealthy": true}\'; } }'
+        )
+        return f"{text[:-1]}  {kube_proxy}\n}}\n"
 
     def start(self) -> "_NodeServer":
         conf = self.write_files()
@@ -119,12 +144,13 @@ class MigrationLab:
         self._apply(self.network.base_commands())
         return self
 
-    def start_node(self, node: LabNodeSpec, port: int) -> None:
-        """Plug ``node`` into its provider's network and start its nginx on ``port`` (call from
-        inside the PoP's namespace: the readiness wait connects from there)."""
+    def start_node(self, node: LabNodeSpec, port: int, health_port: int | None = None) -> None:
+        """Plug ``node`` into its provider's network and start its nginx on ``port`` (and a
+        kube-proxy health answer on ``health_port``); call from inside the PoP's namespace: the
+        readiness wait connects from there."""
         namespace = self.network.node_namespace(node)
         self._apply(self.network.node_commands(node))
-        server = _NodeServer(self.workdir, node, namespace, port, self.network.trusted)
+        server = _NodeServer(self.workdir, node, namespace, port, self.network.trusted, health_port)
         self.nodes[node.name] = server.start()
 
     def remove_node(self, node: LabNodeSpec) -> None:
