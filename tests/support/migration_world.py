@@ -116,6 +116,15 @@ class KubeCluster:
         after = log[marker:]
         return all(f"config_applied worker={index} " in after for index in range(self.workers))
 
+    def open_connections(self, addresses: frozenset[str]) -> int:
+        total = 0.0
+        for line in self.edge.metrics().splitlines():
+            if line.startswith("anycastlb_backend_connections_active{") and any(
+                f'backend="{address}:' in line for address in addresses
+            ):
+                total += float(line.rsplit(" ", 1)[1])
+        return round(total)
+
     def wait_edge_backends(self, addresses: frozenset[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         seen: tuple[int, frozenset[str]] = (0, frozenset())

@@ -14,7 +14,8 @@ each step timed and each wait a condition (never a fixed sleep):
    it deletes a node): the controller drops them from the backends; done once the edge runs only
    the new nodes. From then on no new connection may reach an old node, while the long-lived ones
    keep answering on theirs: the edge never cuts a connection because its backend left the set;
-4. **long-lived connections finish**: each asks once more, then the client closes it;
+4. **long-lived connections finish**: each asks once more, then the client closes it; done once
+   the edge reports no open connection to an old node (what an operator waits for);
 5. **old Nodes deleted**: the Node objects go (the backends do not change: they had left already);
 6. **old nodes removed**: their nginx stops and their namespaces (the machines) are deleted.
 
@@ -58,6 +59,10 @@ class Cluster(Protocol):
 
     def wait_edge_backends(self, addresses: frozenset[str], timeout: float) -> None:
         """Return once the PoP's edge runs exactly ``addresses`` as the Service's backends."""
+
+    def open_connections(self, addresses: frozenset[str]) -> int:
+        """Connections the PoP's edge holds open to these nodes (what an operator watches before
+        deleting them: ``anycastlb_backend_connections_active``)."""
 
 
 class Migration:
@@ -128,7 +133,7 @@ class Migration:
             self._step("old Nodes tainted ToBeDeletedByClusterAutoscaler", self._taint)
             drained_at = time.monotonic()
             self._hold(load, "after the old nodes left the backends")
-            self._step("long-lived connections finish", lambda: logs.extend(s.finish() for s in sessions))
+            self._step("long-lived connections finish", lambda: self._finish(sessions, logs))
             self._step("old Node objects deleted", self._delete_objects)
             self._step("old nodes stopped, namespaces removed", self._remove_old)
             self._hold(load, "after the old nodes went")
@@ -163,6 +168,21 @@ class Migration:
         for node in self.old:
             self.cluster.taint(node.name)
         self.cluster.wait_edge_backends(self._addresses(self.new), _STEP_TIMEOUT)
+
+    def _finish(self, sessions: list[LongLived], logs: list[SessionLog]) -> None:
+        """The clients end their long-lived connections; done once the edge holds none to an old
+        node (the signal to delete them)."""
+        old = self._addresses(self.old)
+        held = self.cluster.open_connections(old)
+        if held < len(sessions):
+            raise MigrationError(
+                f"the edge reports {held} open connections to the old nodes while the clients hold "
+                f"{len(sessions)}: it cut some, or its metric misses connections to removed backends"
+            )
+        logs.extend(session.finish() for session in sessions)
+        _wait_for(
+            lambda: self.cluster.open_connections(old) == 0, "the edge to hold no connection to an old node"
+        )
 
     def _delete_objects(self) -> None:
         for node in self.old:
