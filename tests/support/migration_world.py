@@ -206,7 +206,7 @@ def migration_world(
         cluster = KubeCluster(kube, control, edge)
         for node in olds:
             lab.start_node(node, node_port, health_port)
-            cluster.join(node.name, routed_address(node))
+            cluster.join(node.name, node.address)
         vip = _wait_ingress(kube)["status"]["loadBalancer"]["ingress"][0]["ip"]
         cluster.wait_edge_backends(frozenset(routed_address(node) for node in olds), 30)
         _wait_serving(vip)

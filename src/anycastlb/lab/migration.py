@@ -22,9 +22,11 @@ each step timed and each wait a condition (never a fixed sleep):
 The load runs through all of it, for ``hold`` seconds' worth of new connections before, between the
 old and the new backend sets and after; :func:`~anycastlb.lab.migration_counts.tally`
 counts what the clients saw. What the cluster is (the Kubernetes API, the controller, the control
-plane, the edge) is behind :class:`Cluster`, so this module holds no Kubernetes client; how the PoP
-reaches a node is ``reach`` (:func:`~anycastlb.lab.migration_net.routed_address` today; a node's
-tunnel address once provider B's nodes sit behind WireGuard).
+plane, the edge) is behind :class:`Cluster`, so this module holds no Kubernetes client. Nodes
+advertise their own address; which address the PoP connects to for a node is ``reach``
+(:func:`~anycastlb.lab.migration_net.routed_address` today: the same; a node's tunnel address once
+the controller substitutes tunnel addresses for nodes behind WireGuard), and every wait on the
+edge's backend set is phrased in ``reach``'s addresses.
 """
 
 import time
@@ -49,7 +51,7 @@ class Cluster(Protocol):
     """The cluster as the migration drives it (Kubernetes objects) and observes it (the PoP)."""
 
     def join(self, name: str, address: str) -> None:
-        """Create the Node ``name`` advertising ``address``."""
+        """Create the Node ``name`` advertising ``address`` (its own, in its provider's network)."""
 
     def taint(self, name: str) -> None:
         """Taint the Node ``ToBeDeletedByClusterAutoscaler`` (the autoscaler's deletion mark)."""
@@ -156,7 +158,7 @@ class Migration:
     def _join(self, load: NewConnections) -> None:
         since = time.monotonic()
         for node in self.new:
-            self.cluster.join(node.name, self.reach(node))
+            self.cluster.join(node.name, node.address)
         self.cluster.wait_edge_backends(self._addresses((*self.old, *self.new)), _STEP_TIMEOUT)
         wanted = {node.name for node in self.new}
         _wait_for(

@@ -13,9 +13,9 @@ as a PoP reaches a cluster in another provider's network. Nodes come and go duri
 plan is split: :meth:`MigrationNetwork.base_commands` builds the PoP and the router, and
 :meth:`MigrationNetwork.node_commands` plugs one node in (its namespace is deleted to unplug it).
 
-How a PoP reaches a node is one function, :func:`routed_address`: the address the Node object
-advertises, which the controller turns into the backend the edge connects to. Nodes reached through
-a WireGuard tunnel change only that function (to the node's tunnel address) and the router hop.
+How a PoP reaches a node is one function, :func:`routed_address`: the backend address the edge
+connects to, today the address the Node object advertises. Nodes reached through a WireGuard
+tunnel change only that function (to the node's tunnel address) and the router hop.
 No I/O here: the commands are golden-tested and applied by :mod:`anycastlb.lab.migration_lab`.
 """
 
@@ -57,11 +57,12 @@ class LabNodeSpec:
 
 
 def routed_address(node: LabNodeSpec) -> str:
-    """How the PoP reaches ``node`` today: its provider address (directly or through the router).
+    """The backend address the PoP connects to for ``node`` today: the address its Node object
+    advertises (reached directly, or through the router).
 
-    This is the seam for tunnels: with WireGuard, provider B's nodes are reached at their tunnel
-    address instead, and this function (passed to :class:`~anycastlb.lab.migration.Migration` as
-    ``reach``) is what changes."""
+    This is the seam for tunnels: once the controller substitutes a node's tunnel address, the
+    function passed to :class:`~anycastlb.lab.migration.Migration` as ``reach`` returns that
+    address for provider B's nodes, and the lab's router hop gives way to the tunnel."""
     return node.address
 
 
