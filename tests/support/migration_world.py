@@ -104,15 +104,18 @@ class KubeCluster:
         return int(state["version"]), addresses
 
     def _workers_run(self, version: int) -> bool:
-        """Whether every worker has applied ``version``: the follower's ``desired_applied`` (and the
-        applied-version metric) comes when the supervisor has sent the config, each worker's
-        ``config_applied`` once it switched; in these runs the workers followed 30-300 ms later."""
+        """Whether every worker has applied ``version``. The applied-version metric (and the
+        follower's ``desired_applied``) come once the supervisor has *sent* the config; each
+        worker logs ``config_applied`` once it switched, in these runs from before
+        ``desired_applied`` to 300 ms after it. So: the metric, then a ``config_applied`` of every
+        worker after the follower's ``desired_received`` of that version (configs reach a worker
+        in order, and the follower receives a version only after the previous was applied)."""
         if self.edge.metric("anycastlb_control_applied_version") < version:
             return False
         log = self.edge.log()
-        marker = log.rfind(f"desired_applied version={version} ")
+        marker = log.rfind(f"desired_received version={version} ")
         if marker < 0:
-            return False  # applied before this edge's log began: not in these tests
+            return False  # received before this edge's log began: not in these tests
         after = log[marker:]
         return all(f"config_applied worker={index} " in after for index in range(self.workers))
 
