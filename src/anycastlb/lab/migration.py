@@ -124,10 +124,11 @@ class Migration:
 
     def run(self) -> MigrationCounts:
         load = NewConnections(*self.target, self.sources, self.rate).start()
-        sessions = self.open_long_lived()
+        sessions: list[LongLived] = []
         logs: list[SessionLog] = []
         drained_at: float | None = None
         try:
+            sessions = self.open_long_lived()
             self._hold(load, "before the migration")
             self._step("new nodes start (provider B)", self._start_new)
             self._step("new Nodes join the backends", lambda: self._join(load))
