@@ -82,6 +82,7 @@ def platform(
         names = frozenset(
             f"{label}.{name}.{tenant}.example" for label in ("www", "api", "app")[: rng.randint(1, 3)]
         )
+        claims: tuple[PortClaim, ...]
         if draw < https_only:
             kind, claims = "https", (PortClaim(tenant, name, 443, "tcp", names),)
         elif draw < https_only + https_and_http:

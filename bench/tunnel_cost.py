@@ -25,6 +25,7 @@ other load moves every figure; the ratio of interleaved rounds is what to read.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import statistics
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             with (node.web.www / "big").open("wb") as big:
                 big.truncate(size)  # sparse: served from the page cache, no disk in the way
         for path, port in PATHS.items():  # warm-up, also waits for the handshakes (first request)
-            lab.wait(lambda port=port: rate_ok(lab, port), f"the {path} path")
+            lab.wait(functools.partial(rate_ok, lab, port), f"the {path} path")
         for turn in range(args.rounds):
             order = list(PATHS) if turn % 2 == 0 else list(reversed(PATHS))
             for path in order:

@@ -156,12 +156,18 @@ def plan(
     tenant: str = "acme",
     lb: str = "new",
     default: bool = False,
-    **request: object,
+    pool: str | None = None,
+    addresses: list[str] | None = None,
 ) -> AddressPlan:
+    request: dict[str, object] = {"sharing_key": "web"}
+    if pool is not None:
+        request["pool"] = pool
+    if addresses is not None:
+        request["addresses"] = addresses
     table: Mapping[Address, Holding] = {holding.address: holding for holding in holdings}
     mine = PortClaim(tenant, lb, 443, "tcp", frozenset(names), default)
     return plan_addresses(
-        IPRequest.model_validate({"sharing_key": "web", **request}),
+        IPRequest.model_validate(request),
         tenant=tenant,
         load_balancer=lb,
         ports=HTTPS,
@@ -172,9 +178,15 @@ def plan(
     )
 
 
-def refused(holdings: Iterable[Holding], *names: str, **request: object) -> str:
+def refused(
+    holdings: Iterable[Holding],
+    *names: str,
+    default: bool = False,
+    pool: str | None = None,
+    addresses: list[str] | None = None,
+) -> str:
     with pytest.raises(AllocationError) as caught:
-        plan(holdings, *names, **request)
+        plan(holdings, *names, default=default, pool=pool, addresses=addresses)
     assert caught.value.kind == "conflict"
     return caught.value.message
 

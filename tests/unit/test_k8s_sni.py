@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from anycastlb.k8s.annotations import HOSTNAMES, POOL, SHARING_KEY, SNI_DEFAULT, SNI_PORTS, read_options
-from anycastlb.k8s.reconcile import ControllerSettings, Desired, Invalid, reconcile
-from anycastlb.k8s.views import NodeView, ServicePortView, ServiceView
+from anycastlb.k8s.reconcile import Desired, Invalid, reconcile
+from anycastlb.k8s.views import ControllerSettings, NodeView, ServicePortView, ServiceView
 
 SETTINGS = ControllerSettings(cluster="prod")
 HTTP = ServicePortView("http", "TCP", 80, 30080)
@@ -25,7 +25,7 @@ WEB = ServiceView(
 )
 
 
-def service(ports: tuple[ServicePortView, ...] = (HTTP, HTTPS), **annotations: str) -> ServiceView:
+def service(annotations: dict[str, str], ports: tuple[ServicePortView, ...] = (HTTP, HTTPS)) -> ServiceView:
     return dataclasses.replace(WEB, ports=ports, annotations=annotations)
 
 
@@ -75,7 +75,7 @@ def test_sni_ports_without_hostnames_is_a_warning() -> None:
 
 def test_the_hostnames_go_to_port_443_only_by_default() -> None:
     decision = reconcile(
-        service(**{HOSTNAMES: "shop.example.com", SNI_DEFAULT: "true", SHARING_KEY: "web"}),
+        service({HOSTNAMES: "shop.example.com", SNI_DEFAULT: "true", SHARING_KEY: "web"}),
         NODES,
         (),
         SETTINGS,
@@ -89,7 +89,7 @@ def test_the_hostnames_go_to_port_443_only_by_default() -> None:
 
 def test_sni_ports_choose_the_tls_ports() -> None:
     decision = reconcile(
-        service((HTTPS, ALT), **{HOSTNAMES: "a.example.com", SNI_PORTS: "8443"}), NODES, (), SETTINGS
+        service({HOSTNAMES: "a.example.com", SNI_PORTS: "8443"}, (HTTPS, ALT)), NODES, (), SETTINGS
     )
     assert isinstance(decision, Desired), decision
     assert [(listener.port, listener.hostnames) for listener in decision.spec.listeners] == [
@@ -99,13 +99,13 @@ def test_sni_ports_choose_the_tls_ports() -> None:
 
 
 def test_hostnames_on_a_service_without_port_443_is_invalid_and_says_what_to_set() -> None:
-    decision = reconcile(service((ALT,), **{HOSTNAMES: "a.example.com"}), NODES, (), SETTINGS)
+    decision = reconcile(service({HOSTNAMES: "a.example.com"}, (ALT,)), NODES, (), SETTINGS)
     assert isinstance(decision, Invalid)
     assert any(f"set {SNI_PORTS} to its TLS port(s), e.g. '8443'" in problem for problem in decision.problems)
 
 
 def test_sni_ports_naming_a_port_the_service_lacks_is_invalid() -> None:
-    decision = reconcile(service(**{HOSTNAMES: "a.example.com", SNI_PORTS: "443,8443"}), NODES, (), SETTINGS)
+    decision = reconcile(service({HOSTNAMES: "a.example.com", SNI_PORTS: "443,8443"}), NODES, (), SETTINGS)
     assert isinstance(decision, Invalid)
     assert any(
         "names 8443, which the Service has no TCP port for" in problem for problem in decision.problems
@@ -114,7 +114,7 @@ def test_sni_ports_naming_a_port_the_service_lacks_is_invalid() -> None:
 
 
 def test_the_pool_annotation_names_the_pool_to_allocate_from() -> None:
-    decision = reconcile(service(**{POOL: "shared-https", SHARING_KEY: "https"}), NODES, (), SETTINGS)
+    decision = reconcile(service({POOL: "shared-https", SHARING_KEY: "https"}), NODES, (), SETTINGS)
     assert isinstance(decision, Desired), decision
     assert (decision.spec.ips.pool, decision.spec.ips.sharing_key) == ("shared-https", "https")
     (problem,) = read_options({POOL: "Bad Pool"}).problems

@@ -3,6 +3,7 @@ a failing interface, restart of a dead wireguard-go with backoff), the metrics c
 node file reader (parse errors never echo a value)."""
 
 import math
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -219,7 +220,7 @@ def test_a_missing_tool_names_the_package_to_install(monkeypatch: pytest.MonkeyP
 def test_without_dev_net_tun_userspace_wireguard_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    if interface_module.shutil.which("wireguard-go") is None or interface_module.shutil.which("wg") is None:
+    if shutil.which("wireguard-go") is None or shutil.which("wg") is None:
         pytest.skip("wireguard-go and wg are needed to reach the /dev/net/tun check")
     monkeypatch.setattr(interface_module, "TUN_DEVICE", tmp_path / "tun")
     with pytest.raises(TunnelError, match=r"/dev/net/tun|tun is missing") as raised:
