@@ -1,5 +1,5 @@
-"""The controller chart's tunnel agent DaemonSet (off by default), rendered offline and validated
-against the Kubernetes schemas: what the node side of the tunnels needs, and nothing more."""
+"""The controller chart's tunnel agent DaemonSet (with tunnels.enabled), rendered offline and
+validated against the Kubernetes schemas: what the node side of the tunnels needs, and nothing more."""
 
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ def helm() -> HelmEngine:
     return found
 
 
-def _daemonsets(helm: HelmEngine, **tunnel_agent: Any) -> list[Obj]:
-    objects = helm.render({**REQUIRED, "tunnelAgent": tunnel_agent})
+def _daemonsets(helm: HelmEngine, enabled: bool = False, **agent: Any) -> list[Obj]:
+    objects = helm.render({**REQUIRED, "tunnels": {"enabled": enabled, "agent": agent}})
     return [obj for obj in objects if obj["kind"] == "DaemonSet"]
 
 
@@ -70,8 +70,9 @@ def test_it_mounts_the_secret_the_controller_writes_at_the_config_dir(
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
     args = container["args"]
     assert args[args.index("--config-dir") + 1] == mount["mountPath"]
-    (renamed,) = _daemonsets(helm, enabled=True, secretName="tunnels-prod")
-    assert renamed["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] == "tunnels-prod"
+    (moved,) = _daemonsets(helm, enabled=True, metricsPort=9555, nodeSelector={"pool": "edge"})
+    assert moved["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "edge"}
+    assert moved["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 9555
 
 
 def test_every_flag_it_passes_is_one_the_tunnel_agent_command_has(daemonset: Obj) -> None:
@@ -84,7 +85,7 @@ def test_every_flag_it_passes_is_one_the_tunnel_agent_command_has(daemonset: Obj
 
 
 def test_its_pods_are_not_selected_by_the_controllers_deployment(helm: HelmEngine, daemonset: Obj) -> None:
-    objects = helm.render({**REQUIRED, "tunnelAgent": {"enabled": True}})
+    objects = helm.render({**REQUIRED, "tunnels": {"enabled": True}})
     labels = daemonset["spec"]["template"]["metadata"]["labels"]
     for obj in objects:
         selector = obj.get("spec", {}).get("selector")
