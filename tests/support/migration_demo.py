@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="anycastlb-migration-"))
     print(
         f"provider migration: {args.nodes} nodes on provider A (direct) -> {args.nodes} on provider B "
-        f"(routed), {args.rate:.0f} new connections/s plus one long-lived connection per old node"
+        f"(behind NAT, through WireGuard tunnels), {args.rate:.0f} new connections/s plus one long-lived "
+        "connection per old node"
     )
     with migration_world(workdir, f"md{os.getpid() % 100000}", args.nodes, args.nodes) as world:
         served_by = ", ".join(node.name for node in world.old)

@@ -1,6 +1,14 @@
 """The cluster of a provider migration, all real: the Kubernetes API stand-in holding a Service
-type LoadBalancer and the Nodes, ``anycastlb controller``, ``anycastlb control`` and an edge in the
-PoP's namespace following it, nginx nodes in their own namespaces (:mod:`anycastlb.lab.migration_lab`).
+type LoadBalancer and the Nodes, ``anycastlb controller --tunnels``, ``anycastlb control`` and an
+edge in the PoP's namespace following it, nginx nodes in their own namespaces
+(:mod:`anycastlb.lab.migration_lab`), and on provider B's nodes (behind NAT) the tunnel agent.
+
+Tunnels for some nodes: the controller runs with ``--tunnel-nodes anycastlb.io/tunnel=true``, so
+provider A's Nodes (unlabelled) are reached at their own addresses and provider B's (labelled) are
+registered with the control plane, which gives each a WireGuard key and a tunnel address and puts
+them as peers in the PoP's desired state; the controller writes their configs to the Secret
+``anycastlb-tunnel``, which :class:`SecretMount` copies into the lab's tunnel directory as the
+kubelet would mount it, where each node's agent finds its file.
 
 Everything that talks over the network runs inside the PoP's namespace: :func:`migration_world`
 enters it for the calling thread, so the processes it spawns, the stand-in's server thread and the
@@ -9,6 +17,8 @@ demo step (``python3 -m tests.support.migration_demo``). Every process and names
 the context ends, also when a step fails.
 """
 
+import base64
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +29,7 @@ from typing import Any
 import httpx
 
 from anycastlb.lab.migration_lab import MigrationLab, entered
-from anycastlb.lab.migration_net import LabNodeSpec, MigrationNetwork, routed_address
+from anycastlb.lab.migration_net import TUNNEL_LABEL, LabNodeSpec, MigrationNetwork
 from tests.support.control_plane import ControlProcess
 from tests.support.controlled_edge import ControlledEdge
 from tests.support.controller_process import ControllerProcess
@@ -30,16 +40,18 @@ DRAIN_TAINT = "ToBeDeletedByClusterAutoscaler"
 POOL = "127.80.0.0/28"  # on the PoP's loopback: the clients reach the VIP there
 SOURCES = tuple(f"127.0.30.{n}" for n in range(1, 61))  # client addresses (Maglev keys on them)
 SERVICE, NAMESPACE, POP = "web", "shop", "fra"
+CLUSTER, TENANT = "test", "acme"  # the controller's --cluster (ControllerProcess's default)
+CONTROLLER_NAMESPACE = "kube-system"  # where the controller writes the Secret (ControllerProcess)
+TUNNEL_SECRET = "anycastlb-tunnel"  # noqa: S105 - the Secret's name
 
 
-def node_object(name: str, address: str) -> dict[str, Any]:
+def node_object(node: LabNodeSpec) -> dict[str, Any]:
+    addresses = [{"type": "InternalIP", "address": node.address}, {"type": "Hostname", "address": node.name}]
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": address}, {"type": "Hostname", "address": name}]
-        },
+        "metadata": {"name": node.name, "labels": node.labels},
+        "status": {"addresses": addresses},
     }
 
 
@@ -60,15 +72,75 @@ def service_object(local: bool = False) -> dict[str, Any]:
     }
 
 
+class SecretMount:
+    """The kubelet's part: the controller's ``anycastlb-tunnel`` Secret, kept in ``directory`` as
+    one file per key (written whole, then renamed, as the kubelet's atomic writer swaps them), a
+    key gone from the Secret deleted. Polls the stand-in's store every 50 ms on a thread."""
+
+    def __init__(self, kube: KubeApiStandIn, directory: Path) -> None:
+        self.kube, self.directory = kube, directory
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="secret-mount", daemon=True)
+
+    def __enter__(self) -> "SecretMount":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            secret = self.kube.find("Secret", CONTROLLER_NAMESPACE, TUNNEL_SECRET)
+            data: dict[str, str] = (secret or {}).get("data") or {}
+            for key, value in data.items():
+                target = self.directory / key
+                content = base64.b64decode(value)
+                if not target.exists() or target.read_bytes() != content:
+                    staged = self.directory / f".{key}.tmp"
+                    staged.write_bytes(content)
+                    staged.chmod(0o400)
+                    staged.replace(target)
+            for path in self.directory.glob("*.json"):
+                if path.name not in data:
+                    path.unlink()
+
+
 class KubeCluster:
     """:class:`anycastlb.lab.migration.Cluster` over the stand-in, the control plane and the edge."""
 
     def __init__(self, kube: KubeApiStandIn, control: ControlProcess, edge: ControlledEdge) -> None:
         self.kube, self.control, self.edge = kube, control, edge
         self.workers = int(edge.config["workers"])
+        self._tunnel_addresses: dict[str, str] = {}
 
-    def join(self, name: str, address: str) -> None:
-        self.kube.create(node_object(name, address))
+    def join(self, node: LabNodeSpec) -> None:
+        self.kube.create(node_object(node))
+
+    def reach(self, node: LabNodeSpec, timeout: float) -> str:
+        """Provider A's node: its own address. Provider B's: the tunnel address the control plane
+        gave it (the current one), once the controller has registered the node."""
+        if not node.tunnelled:
+            return node.address
+        deadline = time.monotonic() + timeout
+        while node.name not in self._tunnel_addresses:
+            with self.control.client() as admin:
+                answer = admin.get(f"/v1/tenants/{TENANT}/clusters/{CLUSTER}/nodes")
+            if answer.status_code == 200:
+                for item in answer.json()["nodes"]:
+                    self._tunnel_addresses[item["name"]] = item["address"]
+            if node.name in self._tunnel_addresses:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the control plane gave node {node.name} no tunnel address within {timeout} s "
+                    f"(GET clusters/{CLUSTER}/nodes answered {answer.status_code}): is the controller "
+                    "running with --tunnels and does the node match --tunnel-nodes?"
+                )
+            time.sleep(0.05)
+        return self._tunnel_addresses[node.name]
 
     def taint(self, name: str) -> None:
         taint = {"key": DRAIN_TAINT, "value": str(int(time.time())), "effect": "NoSchedule"}
@@ -155,6 +227,12 @@ class MigrationWorld:
     edge: ControlledEdge
     controller: ControllerProcess
 
+    def explain(self) -> str:
+        """What to look at when a step failed: the agents' logs and the PoP's tunnel lines."""
+        lines = [f"--- agent {node.name} ---\n{self.lab.agent_log(node)[-2000:]}" for node in self.new]
+        tunnel = [line for line in self.edge.log().splitlines() if "tunnel" in line or "wireguard" in line]
+        return "\n".join([*lines, "--- edge (tunnel lines) ---", *tunnel[-30:]])
+
 
 def _wait_ingress(kube: KubeApiStandIn) -> dict[str, Any]:
     found = kube.wait_for(
@@ -188,7 +266,9 @@ def migration_world(
             admin.post("/v1/pools", json={"name": "platform", "networks": [POOL]}).raise_for_status()
             admin.post("/v1/tenants", json={"name": "acme"}).raise_for_status()
             token = admin.post("/v1/tenants/acme/tokens", json={}).json()["secret"]
-            pop_token = admin.post("/v1/pops", json={"name": POP}).json()["token"]["secret"]
+            # provider B's nodes dial the PoP here, through their NAT
+            pop = {"name": POP, "tunnel_endpoint": lab.network.tunnel_endpoint}
+            pop_token = admin.post("/v1/pops", json=pop).json()["token"]["secret"]
         (workdir / "edge").mkdir()
         edge = stack.enter_context(ControlledEdge(workdir / "edge", control.url, pop_token))
         controller = stack.enter_context(
@@ -197,8 +277,10 @@ def migration_world(
                 control_url=control.url,
                 token=token,
                 kubeconfig=kube.kubeconfig(workdir / "kubeconfig"),
+                extra=("--tunnels", "--tunnel-nodes", f"{TUNNEL_LABEL}=true"),
             )
         )
+        stack.enter_context(SecretMount(kube, lab.tunnel_dir))
         # the API server allocates the nodePort at once; the controller allocates the VIP once
         # the cluster has nodes
         created = kube.create(service_object(local))
@@ -209,9 +291,9 @@ def migration_world(
         cluster = KubeCluster(kube, control, edge)
         for node in olds:
             lab.start_node(node, node_port, health_port)
-            cluster.join(node.name, node.address)
+            cluster.join(node)
         vip = _wait_ingress(kube)["status"]["loadBalancer"]["ingress"][0]["ip"]
-        cluster.wait_edge_backends(frozenset(routed_address(node) for node in olds), 30)
+        cluster.wait_edge_backends(frozenset(node.address for node in olds), 30)
         _wait_serving(vip)
         yield MigrationWorld(lab, cluster, vip, node_port, health_port, olds, news, edge, controller)
 

@@ -3,7 +3,7 @@
 import pytest
 
 from anycastlb.lab.migration_counts import Attempt, SessionLog, Step, render_counts, tally
-from anycastlb.lab.migration_load import node_of
+from anycastlb.lab.migration_load import answer_fields, node_of
 
 OLD = frozenset({"a1", "a2"})
 DRAINED = 10.0
@@ -89,3 +89,17 @@ def test_no_load_or_no_long_lived_connection_is_not_a_success() -> None:
 )
 def test_the_answering_node_is_read_from_a_200_answer_only(response: bytes, node: str | None) -> None:
     assert node_of(response) == node
+
+
+def test_an_answer_names_the_node_the_client_it_saw_and_the_pop_address_it_came_from() -> None:
+    body = b"HTTP/1.1 200 OK\r\n\r\nnode=b2 client=127.0.30.4 via=100.64.0.1\n"
+    assert answer_fields(body) == {"node": "b2", "client": "127.0.30.4", "via": "100.64.0.1"}
+    assert answer_fields(b"HTTP/1.1 503 Unavailable\r\n\r\nnode=b2\n") == {}
+
+
+def test_each_nodes_path_is_counted_once_and_printed() -> None:
+    attempts = [Attempt(1.0, "a1", None, "10.51.0.1"), Attempt(2.0, "a1", None, "10.51.0.1")]
+    attempts += [Attempt(3.0, "b1", None, "100.64.0.1"), Attempt(4.0, None, "refused")]
+    counts = tally(attempts, clean_sessions(), [], OLD, DRAINED)
+    assert counts.paths == (("a1", "10.51.0.1"), ("b1", "100.64.0.1"))
+    assert "  the PoP as each node saw it: a1 via 10.51.0.1, b1 via 100.64.0.1" in render_counts(counts)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from anycastlb.lab.migration_net import LabNodeSpec, MigrationNetwork, routed_address
+from anycastlb.lab.migration_net import TUNNEL_LABEL, LabNodeSpec, MigrationNetwork
 
 GOLDEN = Path(__file__).parent / "golden" / "lab_migration_ip_commands.txt"
 
@@ -31,14 +31,23 @@ def test_every_command_names_a_namespace_of_this_lab_so_the_host_is_never_touche
         assert command[0] in {"netns", "-n"} and namespace.startswith("mg42-"), command
 
 
-def test_old_nodes_sit_on_the_pops_lan_and_new_ones_behind_the_router() -> None:
+def test_old_nodes_sit_on_the_pops_lan_and_new_ones_behind_a_nat_the_pop_has_no_route_through() -> None:
     network = MigrationNetwork()
     old, new = LabNodeSpec("a", 2), LabNodeSpec("b", 2)
     assert (old.name, old.address, new.name, new.address) == ("a2", "10.51.0.12", "b2", "10.52.0.12")
     assert ["-n", "mig-pop", "link", "set", "a2", "master", "br-a"] in network.node_commands(old)
     assert ["-n", "mig-provb", "link", "set", "b2", "master", "br-b"] in network.node_commands(new)
-    assert ["-n", "mig-pop", "route", "add", "10.52.0.0/24", "via", "10.61.0.2"] in network.base_commands()
-    assert routed_address(new) == new.address  # the seam tunnels will change
+    assert not any("route" in command and "10.52.0.0/24" in command for command in network.base_commands())
+    (nat,) = [command for command in network.base_commands() if "nft" in command]
+    assert nat[:4] == ["netns", "exec", "mig-provb", "nft"] and "ip saddr 10.52.0.0/24 masquerade" in nat[4]
+    assert network.tunnel_endpoint == "10.61.0.1"  # the router reaches it on its transit link
+
+
+def test_only_the_new_providers_nodes_are_tunnelled_labelled_and_trust_the_tunnel_range() -> None:
+    old, new = LabNodeSpec("a", 1), LabNodeSpec("b", 1)
+    assert (old.tunnelled, new.tunnelled) == (False, True)
+    assert TUNNEL_LABEL not in old.labels and new.labels[TUNNEL_LABEL] == "true"
+    assert (old.trusted, new.trusted) == ("10.51.0.1", "100.64.0.0/10")
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,13 @@ The cluster starts on provider A's nodes (reached directly by the PoP). Clients 
 connections at a fixed rate, and a few long-lived connections sit on old nodes. Then, step by step,
 each step timed and each wait a condition (never a fixed sleep):
 
-1. **new nodes start** in provider B's network (reached by routing), nginx answering first;
-2. **new Nodes join**: Node objects are created; the controller adds them to the backends, the
-   control plane versions the change, the PoP applies it; done once the edge runs old + new and
-   every new node has served a new connection;
+1. **new nodes start** in provider B's network, behind NAT: nginx answering first, and each node's
+   tunnel agent waiting for its config;
+2. **new Nodes join**: Node objects are created; the controller registers them with the control
+   plane, which gives each a key and a tunnel address, puts them as peers in the PoP's desired
+   state and (through the controller's Secret) in the node's config; the agents dial the PoP, the
+   controller makes the tunnel addresses the backends; done once the edge runs old + new and every
+   new node has served a new connection (through its tunnel);
 3. **old Nodes tainted** ``ToBeDeletedByClusterAutoscaler`` (what the cluster autoscaler does before
    it deletes a node): the controller drops them from the backends; done once the edge runs only
    the new nodes. From then on no new connection may reach an old node, while the long-lived ones
@@ -23,10 +26,9 @@ The load runs through all of it, for ``hold`` seconds' worth of new connections 
 old and the new backend sets and after; :func:`~anycastlb.lab.migration_counts.tally`
 counts what the clients saw. What the cluster is (the Kubernetes API, the controller, the control
 plane, the edge) is behind :class:`Cluster`, so this module holds no Kubernetes client. Nodes
-advertise their own address; which address the PoP connects to for a node is ``reach``
-(:func:`~anycastlb.lab.migration_net.routed_address` today: the same; a node's tunnel address once
-the controller substitutes tunnel addresses for nodes behind WireGuard), and every wait on the
-edge's backend set is phrased in ``reach``'s addresses.
+advertise their own address; which address the PoP connects to for a node is
+:meth:`Cluster.reach` (the node's own for provider A, its tunnel address for provider B, known once
+the control plane registered it), and every wait on the edge's backend set is phrased in those.
 """
 
 import time
@@ -36,7 +38,7 @@ from typing import Protocol
 from anycastlb.lab.migration_counts import MigrationCounts, SessionLog, Step, tally
 from anycastlb.lab.migration_lab import MigrationLab
 from anycastlb.lab.migration_load import LongLived, NewConnections
-from anycastlb.lab.migration_net import LabNodeSpec, routed_address
+from anycastlb.lab.migration_net import LabNodeSpec
 
 __all__ = ["Cluster", "Migration", "MigrationError"]
 
@@ -50,14 +52,17 @@ class MigrationError(RuntimeError):
 class Cluster(Protocol):
     """The cluster as the migration drives it (Kubernetes objects) and observes it (the PoP)."""
 
-    def join(self, name: str, address: str) -> None:
-        """Create the Node ``name`` advertising ``address`` (its own, in its provider's network)."""
+    def join(self, node: LabNodeSpec) -> None:
+        """Create the Node object: its name, its own address, its labels (a tunnelled one's included)."""
 
     def taint(self, name: str) -> None:
         """Taint the Node ``ToBeDeletedByClusterAutoscaler`` (the autoscaler's deletion mark)."""
 
     def remove(self, name: str) -> None:
         """Delete the Node object."""
+
+    def reach(self, node: LabNodeSpec, timeout: float) -> str:
+        """The backend address the PoP connects to for ``node`` (waits until it has one)."""
 
     def wait_edge_backends(self, addresses: frozenset[str], timeout: float) -> None:
         """Return once the PoP's edge runs exactly ``addresses`` as the Service's backends."""
@@ -86,17 +91,16 @@ class Migration:
         *,
         rate: float = 60.0,
         hold: float = 1.0,
-        reach: Callable[[LabNodeSpec], str] = routed_address,
         progress: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.lab, self.cluster, self.target = lab, cluster, target
         self.node_port, self.health_port = node_port, health_port
         self.old, self.new, self.sources = tuple(old), tuple(new), tuple(sources)
-        self.rate, self.hold, self.reach, self.progress = rate, hold, reach, progress
+        self.rate, self.hold, self.progress = rate, hold, progress
         self.steps: list[Step] = []
 
     def _addresses(self, nodes: Sequence[LabNodeSpec]) -> frozenset[str]:
-        return frozenset(self.reach(node) for node in nodes)
+        return frozenset(self.cluster.reach(node, _STEP_TIMEOUT) for node in nodes)
 
     def _step(self, name: str, action: Callable[[], None]) -> None:
         started = time.monotonic()
@@ -159,7 +163,7 @@ class Migration:
     def _join(self, load: NewConnections) -> None:
         since = time.monotonic()
         for node in self.new:
-            self.cluster.join(node.name, node.address)
+            self.cluster.join(node)
         self.cluster.wait_edge_backends(self._addresses((*self.old, *self.new)), _STEP_TIMEOUT)
         wanted = {node.name for node in self.new}
         _wait_for(

@@ -25,6 +25,7 @@ class Attempt:
     started: float
     node: str | None
     error: str | None = None
+    via: str | None = None  # the address the node saw the PoP's connection come from
 
     @property
     def ok(self) -> bool:
@@ -75,6 +76,7 @@ class MigrationCounts:
     failed: int
     errors: tuple[tuple[str, int], ...]  # (error, count), most frequent first
     served_by: tuple[tuple[str, int], ...]  # (node, new connections it answered), by node name
+    paths: tuple[tuple[str, str], ...]  # (node, the PoP address it saw: its LAN one or a tunnel's)
     sessions: int
     sessions_clean: int
     session_requests: int
@@ -119,6 +121,9 @@ def tally(
         failed=len(failed),
         errors=tuple(errors.most_common()),
         served_by=tuple(sorted(served.items())),
+        paths=tuple(
+            sorted({(attempt.node, attempt.via) for attempt in attempts if attempt.node and attempt.via})
+        ),
         sessions=len(listed),
         sessions_clean=sum(1 for session in listed if session.clean(old_nodes, drained_at)),
         session_requests=sum(len(session.answers) for session in listed),
@@ -134,6 +139,7 @@ def render_counts(counts: MigrationCounts) -> list[str]:
         f"new connections: {counts.attempted} attempted at {counts.rate:.0f}/s, {counts.failed} failed",
         *(f"  failure: {count} x {error}" for error, count in counts.errors),
         "  served by: " + ", ".join(f"{node} {count}" for node, count in counts.served_by),
+        "  the PoP as each node saw it: " + ", ".join(f"{node} via {via}" for node, via in counts.paths),
         f"  answered by an old node after the drain: {counts.old_nodes_after_drain}",
         f"long-lived connections on old nodes: {counts.sessions_clean}/{counts.sessions} finished cleanly "
         f"({counts.session_requests} requests)",

@@ -2,8 +2,15 @@
 run code inside the PoP's namespace.
 
 Nodes are the lab's nginx with the PROXY protocol (:class:`~anycastlb.lab.nodes.LabNode`), started
-inside their own namespace on the Service's nodePort; :meth:`MigrationLab.start_node` returns once
-the node answers *from the PoP* (so provider B's nodes are proven reachable through the router).
+inside their own namespace on the Service's nodePort. :meth:`MigrationLab.start_node` returns once
+the node answers: provider A's from the PoP; provider B's, which the PoP cannot reach, from inside
+their own namespace, listening on every address as kube-proxy does (their tunnel address does not
+exist yet). Beside each of provider B's nginx runs the node agent, ``anycastlb tunnel-agent``, as
+the chart's DaemonSet would: it waits for its ``NODE.json`` in :attr:`MigrationLab.tunnel_dir`
+(what the kubelet mounts from the controller's Secret; the caller fills it) and dials the PoP.
+Each agent runs in a mount namespace of its own with a private ``/run``: wireguard-go's control
+socket is ``/run/wireguard/<interface>.sock``, and every node's interface has the same name, as on
+real machines.
 
 :func:`entered` moves the calling thread into a namespace (``setns(2)``, which acts on one thread)
 and back. Inside it, every socket the thread opens, every thread it starts and every process it
@@ -18,6 +25,7 @@ import contextlib
 import ctypes
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +41,7 @@ from anycastlb.lab.netns import (
 )
 from anycastlb.lab.nodes import LabNode
 from anycastlb.lab.ports import wait_for_port
+from anycastlb.lab.processes import checkout_env
 from anycastlb.lab.topology import Node
 
 __all__ = ["MigrationLab", "entered"]
@@ -83,8 +92,11 @@ class _NodeServer(LabNode):
         trusted: str,
         health_port: int | None,
     ) -> None:
-        super().__init__(workdir, Node(node.name, node.address), trusted)
+        # a tunnelled node listens on every address (kube-proxy's nodePorts do): its tunnel
+        # address comes later, when its agent has its config
+        super().__init__(workdir, Node(node.name, "0.0.0.0" if node.tunnelled else node.address), trusted)
         self.port = port
+        self.spec = node
         self.namespace = namespace
         self.health_port = health_port
 
@@ -110,7 +122,11 @@ class _NodeServer(LabNode):
             stderr=subprocess.PIPE,
         )
         try:
-            wait_for_port(self.address, self.port, alive=self.process)
+            if self.spec.tunnelled:  # the PoP cannot reach it: ask from inside the node
+                with entered(self.namespace):
+                    wait_for_port("127.0.0.1", self.port, alive=self.process)
+            else:
+                wait_for_port(self.address, self.port, alive=self.process)
         except TimeoutError:
             self.stop()
             log = self.dir / "error.log"
@@ -128,6 +144,8 @@ class MigrationLab:
         self.network = network
         self.workdir = workdir
         self.nodes: dict[str, _NodeServer] = {}
+        self.agents: dict[str, subprocess.Popen[bytes]] = {}
+        self.tunnel_dir = workdir / "tunnel-secret"  # the Secret's files, as the kubelet mounts them
         self._namespaces: list[str] = []
 
     def _apply(self, commands: list[list[str]]) -> None:
@@ -150,11 +168,46 @@ class MigrationLab:
         readiness wait connects from there."""
         namespace = self.network.node_namespace(node)
         self._apply(self.network.node_commands(node))
-        server = _NodeServer(self.workdir, node, namespace, port, self.network.trusted, health_port)
+        server = _NodeServer(self.workdir, node, namespace, port, node.trusted, health_port)
         self.nodes[node.name] = server.start()
+        if node.tunnelled:
+            self._start_agent(node)
+
+    def _start_agent(self, node: LabNodeSpec) -> None:
+        """``anycastlb tunnel-agent`` in the node's namespace, with a private ``/run`` (see above);
+        it waits for its config, so the node can start before the controller registered it."""
+        self.tunnel_dir.mkdir(exist_ok=True)
+        agent = [sys.executable, "-m", "anycastlb.cli", "tunnel-agent", "--config-dir", str(self.tunnel_dir)]
+        agent += ["--node", node.name, "--poll-interval", "0.2"]
+        script = 'mount -t tmpfs -o mode=0755,size=4m anycastlb-lab /run && exec "$@"'
+        log = (self.workdir / f"agent-{node.name}.log").open("ab")
+        with log:
+            self.agents[node.name] = subprocess.Popen(
+                inside(self.network.node_namespace(node), ["sh", "-c", script, "agent", *agent]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=checkout_env(),
+            )
+
+    def agent_log(self, node: LabNodeSpec) -> str:
+        path = self.workdir / f"agent-{node.name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _stop_agent(self, name: str) -> None:
+        """SIGTERM (the agent deletes its interface), then SIGKILL after 5 s."""
+        agent = self.agents.pop(name, None)
+        if agent is None or agent.poll() is not None:
+            return
+        agent.terminate()
+        try:
+            agent.wait(5)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(5)
 
     def remove_node(self, node: LabNodeSpec) -> None:
         """Stop the node's nginx and delete its namespace (and with it the cable to the switch)."""
+        self._stop_agent(node.name)
         server = self.nodes.pop(node.name, None)
         if server is not None:
             server.stop()
@@ -166,6 +219,11 @@ class MigrationLab:
     def close(self) -> None:
         """Stop every nginx, kill anything else left in the lab's namespaces, delete them all."""
         errors = []
+        for name in list(self.agents):
+            try:
+                self._stop_agent(name)
+            except Exception as error:  # clean up the rest, report at the end
+                errors.append(f"agent {name}: {error}")
         for server in list(self.nodes.values()):
             try:
                 server.stop()

@@ -24,13 +24,18 @@ _KEEP_ALIVE = b"GET / HTTP/1.1\r\nHost: lab\r\n\r\n"
 
 def node_of(response: bytes) -> str | None:
     """The node named in a 200 answer's body (``node=NAME``); None for anything else."""
+    return answer_fields(response).get("node")
+
+
+def answer_fields(response: bytes) -> dict[str, str]:
+    """The ``key=value`` words of a 200 answer's body (``node=b1 client=127.0.30.5 via=100.64.0.1``:
+    the node, the client address it learnt from the PROXY header, where the connection came from);
+    empty for anything else."""
     head, _, body = response.partition(b"\r\n\r\n")
     if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
-        return None
-    for word in body.split():
-        if word.startswith(b"node="):
-            return word[5:].decode(errors="replace")
-    return None
+        return {}
+    words = (word.decode(errors="replace").partition("=") for word in body.split())
+    return {key: value for key, sep, value in words if sep}
 
 
 class NewConnections:
@@ -92,8 +97,13 @@ class NewConnections:
                 response = _read_to_end(sock)
         except OSError as error:
             return Attempt(started, None, f"{type(error).__name__}: {error.strerror or error}")
-        node = node_of(response)
-        return Attempt(started, node, None if node else f"bad answer {response[:40]!r}")
+        fields = answer_fields(response)
+        node = fields.get("node")
+        if node is None:
+            return Attempt(started, None, f"bad answer {response[:40]!r}")
+        if fields.get("client") != source:  # the PROXY header lost the client, through a tunnel or not
+            return Attempt(started, node, f"node saw client {fields.get('client')}, not {source}")
+        return Attempt(started, node, None, fields.get("via"))
 
 
 def _read_to_end(sock: socket.socket) -> bytes:

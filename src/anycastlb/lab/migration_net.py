@@ -1,28 +1,28 @@
-"""The provider-migration lab's network as data: one PoP, provider A's LAN, provider B behind a router.
+"""The provider-migration lab's network as data: one PoP, provider A's LAN, provider B behind NAT.
 
 ::
 
     PoP (edge, control plane, controller, clients on its loopback)
      ├── br-a  10.51.0.1/24 ── a1 a2 a3       provider A: old nodes, on the PoP's own LAN (direct)
-     └── provb 10.61.0.1/30 ── router (provb) 10.61.0.2
-                                 └── br-b 10.52.0.1/24 ── b1 b2 b3   provider B: new nodes, routed
+     └── provb 10.61.0.1/30 ── NAT router (provb) 10.61.0.2
+                                 └── br-b 10.52.0.1/24 ── b1 b2 b3   provider B: new nodes, behind NAT
 
 Every box is a network namespace named ``<lab>-<role>``. The PoP reaches provider A's nodes on a
-connected subnet and provider B's only through the router (a route for 10.52.0.0/24 via 10.61.0.2),
-as a PoP reaches a cluster in another provider's network. Nodes come and go during a run, so the
-plan is split: :meth:`MigrationNetwork.base_commands` builds the PoP and the router, and
+connected subnet. Provider B's nodes sit behind a router that masquerades them (nftables) and the
+PoP has no route to 10.52.0.0/24: it cannot open a connection to them, as a PoP cannot reach nodes
+on a private network at another provider. They dial out to the PoP's tunnel endpoint
+(:attr:`MigrationNetwork.tunnel_endpoint`) over WireGuard, and the PoP reaches them at their tunnel
+addresses only. Nodes come and go during a run, so the plan is split:
+:meth:`MigrationNetwork.base_commands` builds the PoP and the router, and
 :meth:`MigrationNetwork.node_commands` plugs one node in (its namespace is deleted to unplug it).
 
-How a PoP reaches a node is one function, :func:`routed_address`: the backend address the edge
-connects to, today the address the Node object advertises. Nodes reached through a WireGuard
-tunnel change only that function (to the node's tunnel address) and the router hop.
 No I/O here: the commands are golden-tested and applied by :mod:`anycastlb.lab.migration_lab`.
 """
 
 import re
 from dataclasses import dataclass
 
-__all__ = ["PROVIDER_A", "PROVIDER_B", "LabNodeSpec", "MigrationNetwork", "routed_address"]
+__all__ = ["PROVIDER_A", "PROVIDER_B", "TUNNEL_LABEL", "TUNNEL_RANGE", "LabNodeSpec", "MigrationNetwork"]
 
 PROVIDER_A = "a"
 PROVIDER_B = "b"
@@ -30,6 +30,8 @@ _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 _SUBNETS = {PROVIDER_A: "10.51.0", PROVIDER_B: "10.52.0"}
 _TRANSIT_POP, _TRANSIT_ROUTER = "10.61.0.1", "10.61.0.2"
 _MAX_NODES = 200
+TUNNEL_LABEL = "anycastlb.io/tunnel"  # the lab's Node label for "reach me through my tunnel"
+TUNNEL_RANGE = "100.64.0.0/10"  # the control plane's default tunnel range: the PoPs' tunnel addresses
 
 
 @dataclass(frozen=True)
@@ -55,15 +57,24 @@ class LabNodeSpec:
         """The node's own address in its provider's network."""
         return f"{_SUBNETS[self.provider]}.{10 + self.index}"
 
+    @property
+    def tunnelled(self) -> bool:
+        """Whether the PoP reaches this node only through its tunnel (provider B: behind NAT)."""
+        return self.provider == PROVIDER_B
 
-def routed_address(node: LabNodeSpec) -> str:
-    """The backend address the PoP connects to for ``node`` today: the address its Node object
-    advertises (reached directly, or through the router).
+    @property
+    def labels(self) -> dict[str, str]:
+        """The Node object's labels: the tunnelled ones carry :data:`TUNNEL_LABEL`."""
+        found = {"kubernetes.io/hostname": self.name}
+        if self.tunnelled:
+            found[TUNNEL_LABEL] = "true"
+        return found
 
-    This is the seam for tunnels: once the controller substitutes a node's tunnel address, the
-    function passed to :class:`~anycastlb.lab.migration.Migration` as ``reach`` returns that
-    address for provider B's nodes, and the lab's router hop gives way to the tunnel."""
-    return node.address
+    @property
+    def trusted(self) -> str:
+        """Where the node's nginx accepts PROXY headers from: the PoP's address on provider A's
+        LAN, or its tunnel address (in :data:`TUNNEL_RANGE`) for a tunnelled node."""
+        return TUNNEL_RANGE if self.tunnelled else f"{_SUBNETS[PROVIDER_A]}.1"
 
 
 @dataclass(frozen=True)
@@ -90,12 +101,13 @@ class MigrationNetwork:
         return f"{self.name}-{node.name}"
 
     @property
-    def trusted(self) -> str:
-        """Where the nodes accept PROXY headers from: the PoP's addresses in both networks."""
-        return "10.0.0.0/8"
+    def tunnel_endpoint(self) -> str:
+        """The PoP's address provider B's nodes dial (through the NAT) for their tunnels."""
+        return _TRANSIT_POP
 
     def base_commands(self) -> list[list[str]]:
-        """``ip`` arguments that build the PoP, provider A's bridge, the router and provider B's bridge."""
+        """``ip`` arguments that build the PoP, provider A's bridge, the NAT router and provider B's
+        bridge. The PoP gets no route to provider B: only the nodes' tunnels cross the NAT."""
         pop, router = self.pop, self.router
         commands: list[list[str]] = []
         for ns, forward in ((pop, False), (router, True)):
@@ -112,7 +124,7 @@ class MigrationNetwork:
             ["-n", pop, "link", "set", "provb", "up"],
             ["-n", router, "addr", "add", f"{_TRANSIT_ROUTER}/30", "dev", "pop"],
             ["-n", router, "link", "set", "pop", "up"],
-            ["-n", pop, "route", "add", f"{_SUBNETS[PROVIDER_B]}.0/24", "via", _TRANSIT_ROUTER],
+            ["netns", "exec", router, "nft", _NAT_RULES.replace("SUBNET", f"{_SUBNETS[PROVIDER_B]}.0/24")],
         ]
         return commands
 
@@ -130,6 +142,14 @@ class MigrationNetwork:
             ["-n", ns, "link", "set", "eth0", "up"],
             ["-n", ns, "route", "add", "default", "via", f"{_SUBNETS[node.provider]}.1"],
         ]
+
+
+# Provider B's nodes leave through the router under its transit address, as from a private network.
+_NAT_RULES = (
+    "add table ip lab; "
+    "add chain ip lab post { type nat hook postrouting priority 100; }; "
+    'add rule ip lab post oifname "pop" ip saddr SUBNET masquerade'
+)
 
 
 def _namespace(ns: str, forward: bool) -> list[list[str]]:
