@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from anycastlb.lab.ports import free_port
-from tests.support.edge import EdgeProcess
+from tests.support.edge import START_TIMEOUT, EdgeProcess
 
 
 class ControlledEdge(EdgeProcess):
@@ -52,7 +52,7 @@ class ControlledEdge(EdgeProcess):
             stderr=subprocess.STDOUT,
             env=env,
         )
-        self.wait_for_log("edge_started", count=started + 1)
+        self.wait_for_log("edge_started", timeout=START_TIMEOUT, count=started + 1)
         return self
 
     def __enter__(self) -> "ControlledEdge":

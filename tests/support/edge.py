@@ -15,6 +15,10 @@ import yaml
 from anycastlb.lab.ports import free_port, wait_for_port
 
 _REPO = Path(__file__).resolve().parents[2]
+# An edge starts in well under a second on a quiet machine; on a shared 2-core one running the whole
+# suite, forking the workers and the health process has taken over 10 s. A crash still fails at
+# once (the waits watch the process).
+START_TIMEOUT = 30.0
 
 
 class EdgeProcess:
@@ -60,11 +64,14 @@ class EdgeProcess:
         )
         for listener in self.config.get("listeners", []):
             try:
-                wait_for_port(str(listener["address"]), int(listener["port"]), alive=self.process)
+                wait_for_port(
+                    str(listener["address"]), int(listener["port"]), START_TIMEOUT, alive=self.process
+                )
             except TimeoutError:
                 self.stop()
                 raise RuntimeError(f"edge did not start:\n{self.log()}") from None
-        self.wait_for_log("edge_started")  # logged once every worker has opened its listeners
+        # logged once every worker has opened its listeners
+        self.wait_for_log("edge_started", timeout=START_TIMEOUT)
         return self
 
     def log(self) -> str:
