@@ -195,6 +195,7 @@ def _edge_following(
             return 0
         store.prepare()
         parsed = source.initial()
+        base_tunnels = load_base(pop, base).tunnels  # parsed has the last-known-good's tunnels too
     except ConfigError as error:
         raise _fail(str(error)) from None
     except OSError as error:
@@ -206,7 +207,9 @@ def _edge_following(
     from anycastlb.edge.follower import FollowerSettings  # noqa: PLC0415
     from anycastlb.edge.supervisor import Supervisor  # noqa: PLC0415
 
-    follow = FollowerSettings(url=url.rstrip("/"), pop=pop, token=token, store=store)
+    follow = FollowerSettings(
+        url=url.rstrip("/"), pop=pop, token=token, store=store, base_tunnels=base_tunnels
+    )
     try:
         return Supervisor(source, parsed, follow).run()
     except ConfigError as error:

@@ -16,6 +16,7 @@ from anycastlb.edge.state_store import LAST_KNOWN_GOOD, StateStore
 from anycastlb.model.config import EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.wire.health_board import HealthBoard
+from tests.unit.test_tunnel_pure import interface
 
 Handler = Callable[[httpx.Request], httpx.Response]
 STATE = {"pop": "fra", "version": 3, "load_balancers": []}
@@ -162,3 +163,31 @@ def test_a_new_health_view_makes_a_report_due_within_half_a_second_without_a_wak
         return asyncio.get_running_loop().time() - started
 
     assert asyncio.run(scenario()) <= 0.7
+
+
+def test_a_state_is_checked_against_base_yamls_tunnels_not_those_of_the_state_running_now(
+    tmp_path: Path,
+) -> None:
+    """The running config holds the interfaces of the state it runs: the next version, with the same
+    interface, is no clash. One that base.yaml itself has still is."""
+    tunnel = interface("albwg1")
+    with_tunnel = {**STATE, "tunnels": [tunnel.model_dump(mode="json")]}
+    settings = FollowerSettings(url="http://control", pop="fra", token="secret", store=StateStore(tmp_path))  # noqa: S106
+    running = EdgeConfig(pop="fra", tunnels=(tunnel,))  # base + the state of version 3
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(500)))
+    watcher = Follower(settings, running, HealthBoard(4096), SharedCounters(1, bytes(16)), client)
+    watcher.notify = lambda: True
+
+    assert watcher.consider(PopDesiredState.model_validate({**with_tunnel, "version": 4}))
+    assert watcher.invalid is None and watcher.seen == 4
+
+    clashing = FollowerSettings(
+        url="http://control",
+        pop="fra",
+        token="secret",  # noqa: S106
+        store=StateStore(tmp_path / "other"),
+        base_tunnels=(tunnel,),
+    )
+    watcher = Follower(clashing, running, HealthBoard(4096), SharedCounters(1, bytes(16)), client)
+    watcher.consider(PopDesiredState.model_validate({**with_tunnel, "version": 5}))
+    assert watcher.invalid is not None and "also in base.yaml" in watcher.invalid.error

@@ -56,6 +56,7 @@ from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.model.desired import PopDesiredState
 from anycastlb.model.duration import STORED_SECONDS
+from anycastlb.model.tunnel import TunnelInterface
 from anycastlb.model.usage import UsageReport
 from anycastlb.wire.framing import ConfigPipeReader
 from anycastlb.wire.health_board import HealthBoard
@@ -85,6 +86,9 @@ class FollowerSettings:
     # logged as corrupt) instead of logging a corrupt last-known-good a second time.
     store: StateStore
     watch_timeout: int = 30
+    # base.yaml's own tunnels: a state is checked against these, not against the running config's,
+    # which also holds the interfaces of the state running now (each new state would clash with them)
+    base_tunnels: tuple[TunnelInterface, ...] = ()
 
 
 class FetchError(Exception):
@@ -232,7 +236,7 @@ class Follower:
                     "control_version_older version=%d seen=%d action=ignored", state.version, self.seen
                 )
             return True
-        base = self.config.model_copy(update={"listeners": ()})
+        base = self.config.model_copy(update={"listeners": (), "tunnels": self.settings.base_tunnels})
         try:
             edge_config_for(base, state)
         except Exception as error:
