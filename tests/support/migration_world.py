@@ -18,6 +18,7 @@ the context ends, also when a step fails.
 """
 
 import base64
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -294,19 +295,34 @@ def migration_world(
             cluster.join(node)
         vip = _wait_ingress(kube)["status"]["loadBalancer"]["ingress"][0]["ip"]
         cluster.wait_edge_backends(frozenset(node.address for node in olds), 30)
-        _wait_serving(vip)
+        _wait_serving(vip, frozenset(node.name for node in olds))
         yield MigrationWorld(lab, cluster, vip, node_port, health_port, olds, news, edge, controller)
 
 
-def _wait_serving(vip: str, timeout: float = 20.0) -> None:
-    """The edge listens on the VIP and an old node answers through it."""
+def _wait_serving(vip: str, nodes: frozenset[str], timeout: float = 20.0) -> None:
+    """Every old node answers through the VIP (from one client address or another: Maglev spreads
+    them). A node joins the backends unproven and, with tunnels, ``initial: down``: it serves once
+    the PoP's first probe passed, so right after the edge applied the nodes some may not serve yet."""
     deadline = time.monotonic() + timeout
-    while True:
+    seen: set[str] = set()
+    for turn in itertools.count():
+        source = SOURCES[turn % len(SOURCES)]
+        transport = httpx.HTTPTransport(local_address=source)
         try:
-            if httpx.get(f"http://{vip}/", timeout=2).status_code == 200:
-                return
+            with httpx.Client(transport=transport, timeout=2) as client:
+                seen.add(node_of_text(client.get(f"http://{vip}/").text))
         except httpx.HTTPError:
             pass
+        if nodes <= seen:
+            return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"nothing answered through the VIP {vip}:80 within {timeout} s")
-        time.sleep(0.05)
+            raise TimeoutError(
+                f"through the VIP {vip}:80 within {timeout} s only {sorted(seen)} answered, not all of "
+                f"{sorted(nodes)}"
+            )
+        time.sleep(0.01)
+
+
+def node_of_text(body: str) -> str:
+    """``node=a2 client=...`` → ``a2``."""
+    return next((word[5:] for word in body.split() if word.startswith("node=")), "")
