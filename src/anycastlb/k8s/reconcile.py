@@ -456,14 +456,15 @@ class NodeIndex:
         # one warning per way of reaching a node, so each says what that node lacks and what to do
         tunnelled = [name for name in missing if name in self._tunnelled]
         direct = [name for name in missing if name not in self._tunnelled]
-        for group in (direct, tunnelled):
+        lacking = []
+        for group in (tunnelled, direct):
             if group:
                 types, check = self._address_kinds(group)
-                warnings.insert(
-                    0,
+                lacking.append(
                     f"nodes {_listed(group)} have no {family} address of type {types} and take no "
-                    f"traffic; {check}",
+                    f"traffic; {check}"
                 )
+        warnings[:0] = lacking  # before the shared-address warnings, as the more common
         return _Selection(tuple(targets), None, tuple(warnings))
 
     def _address_kinds(self, names: Iterable[str]) -> tuple[str, str]:
