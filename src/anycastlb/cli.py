@@ -408,6 +408,17 @@ def controller(
             "addresses as backends, write the anycastlb-tunnel Secret for the node agent.",
         ),
     ] = False,
+    tunnel_nodes: Annotated[
+        str,
+        typer.Option(
+            "--tunnel-nodes",
+            metavar="SELECTOR",
+            help="With --tunnels, only the nodes whose labels match this selector (as in kubectl -l, "
+            "e.g. 'topology.kubernetes.io/region=metal') are reached through their tunnel and "
+            "registered; the others are reached at their own address (--node-address-types). "
+            "Default: every node.",
+        ),
+    ] = "",
     leader_election_namespace: Annotated[
         str | None, typer.Option("--leader-election-namespace", help="Where the Lease lives.")
     ] = None,
@@ -420,10 +431,15 @@ def controller(
     import asyncio  # noqa: PLC0415
 
     setup_logging(log_level, log_format)
+    from anycastlb.k8s.selectors import SelectorError, parse_selector  # noqa: PLC0415
     from anycastlb.k8s.serve import ControllerOptions, StartError, run_controller  # noqa: PLC0415
     from anycastlb.k8s.views import ControllerSettings  # noqa: PLC0415
 
     try:
+        try:
+            selector = parse_selector(tunnel_nodes) if tunnel_nodes.strip() else None
+        except SelectorError as error:
+            raise ValueError(f"--tunnel-nodes {error}; write a label selector as for kubectl -l") from None
         settings = ControllerSettings(
             cluster=cluster,
             load_balancer_class=load_balancer_class,
@@ -431,6 +447,7 @@ def controller(
             node_address_types=tuple(item.strip() for item in node_address_types.split(",") if item.strip()),
             pops=tuple(item.strip() for item in pops.split(",") if item.strip()),
             tunnels=tunnels,
+            tunnel_nodes=selector,
         )
         options = ControllerOptions(
             control_url=control,

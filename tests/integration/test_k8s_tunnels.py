@@ -1,7 +1,8 @@
 """The controller with ``--tunnels`` end to end: the real ``anycastlb controller`` process, the
 Kubernetes API stand-in and the real control plane. Nodes are registered and get tunnel addresses,
 the load balancer's backends are those addresses (never the nodes' own), the ``anycastlb-tunnel``
-Secret holds each node's config, and a node joining, leaving or a key rotation updates both.
+Secret holds each node's config, and a node joining, leaving or a key rotation updates both. With
+``--tunnel-nodes`` only the matching nodes are, and a label change moves a node in or out.
 """
 
 import base64
@@ -140,3 +141,47 @@ def test_a_rotation_lists_both_addresses_of_each_node_until_its_grace_ends(world
         assert {str(c.interface.addresses[0].ip) for c in new.values()} == {
             n["address"] for n in rotated.json()["nodes"]
         }
+
+
+TUNNEL_LABEL = "anycastlb.io/tunnel"
+
+
+def _label(world: World, name: str, value: str | None) -> None:
+    """Set (or with None remove) the tunnel label on a Node: a label-only update, nothing else."""
+    world.kube.patch("Node", None, name, {"metadata": {"labels": {TUNNEL_LABEL: value}}})
+
+
+def test_only_nodes_matching_tunnel_nodes_go_through_tunnels_and_a_label_change_moves_them(
+    world: World,
+) -> None:
+    own = {"node-0": "10.0.0.11", "node-1": "10.0.0.12", "node-2": "10.0.0.13"}
+    _label(world, "node-2", "true")
+    with world.controller(extra=("--tunnels", "--tunnel-nodes", f"{TUNNEL_LABEL}=true")):
+        world.kube.create(service("shop", ports=(443,)))
+        lb = world.wait_lb(
+            "shop", lambda lb: len(_backend_addresses(lb)) == 3 and "10.0.0.13" not in _backend_addresses(lb)
+        )
+        # node-2 alone is registered, has a key in the Secret and is reached at its tunnel address
+        registered = _registered(world)
+        assert sorted(registered) == ["node-2"]
+        assert sorted(_backend_addresses(lb)) == sorted([own["node-0"], own["node-1"], *registered["node-2"]])
+        assert all(ipaddress.ip_address(a) in TUNNELS for a in registered["node-2"])
+        assert sorted(_wait_secret(world, {"node-2"})) == ["node-2"]
+        # with tunnels, new backends serve only after a good probe
+        assert {listener["health"]["initial"] for listener in lb["spec"]["listeners"]} == {"down"}
+
+        # node-0 is labelled: registered, in the Secret, and its backend moves into its tunnel
+        # (between the two it takes no traffic: it has left its own address, and has no tunnel one yet)
+        _label(world, "node-0", "true")
+        _wait_secret(world, {"node-0", "node-2"})  # written after the registration it follows
+        registered = _registered(world)
+        assert sorted(registered) == ["node-0", "node-2"]
+        expected = sorted([*registered["node-0"], own["node-1"], *registered["node-2"]])
+        world.wait_lb("shop", lambda lb: sorted(_backend_addresses(lb)) == expected)
+
+        # node-2 loses its label: dropped from the control plane and the Secret, back at its own address
+        _label(world, "node-2", None)
+        _wait_secret(world, {"node-0"})
+        assert sorted(_registered(world)) == ["node-0"]
+        expected = sorted([*registered["node-0"], own["node-1"], own["node-2"]])
+        world.wait_lb("shop", lambda lb: sorted(_backend_addresses(lb)) == expected)

@@ -292,6 +292,37 @@ def test_configuring_the_same_config_again_keeps_a_down_backend_down() -> None:
     _run(scenario)
 
 
+def test_a_check_that_changes_only_its_initial_state_keeps_every_verdict() -> None:
+    async def scenario(h: Harness) -> None:
+        h.probe.answers[B] = FAIL
+        h.monitor.configure(_config(_listener("web", 443, [A, B])))
+        await h.published("B down", lambda v: v.listeners["web"].down == {B})
+        await _eventually("A proven", lambda: bool(h.probe.calls_to(A)))
+        targets = dict(h.monitor.targets)
+
+        # A controller that turns tunnels on sends the same backends with initial: down. A new
+        # machine would restart A unproven and down, and the listener would stop serving.
+        h.probe.default = HANG  # from now on no probe answers: only kept verdicts can show A up
+        h.monitor.configure(_config(_listener("web", 443, [A, B, C], initial="down")))
+        view = h.view()
+        assert view.listeners["web"].down == {B, C}  # A kept up, B kept down, C new and unproven
+        assert view.listeners["web"].serving
+        assert all(h.monitor.targets[key] is target for key, target in targets.items())
+
+    _run(scenario)
+
+
+def test_a_new_backend_of_an_initially_down_check_serves_after_its_first_good_probe() -> None:
+    async def scenario(h: Harness) -> None:
+        h.monitor.configure(_config(_listener("web", 443, [A], initial="down")))
+        assert h.view().listeners["web"].down == {A}
+        assert not h.view().listeners["web"].serving
+        await h.published("A up", lambda v: v.listeners["web"].down == frozenset())
+        assert len(h.probe.calls_to(A)) == 1  # one good probe proves it (rise applies once down)
+
+    _run(scenario)
+
+
 def test_a_backend_removed_from_the_config_is_no_longer_probed() -> None:
     async def scenario(h: Harness) -> None:
         h.monitor.configure(_config(_listener("web", 443, [A, B])))

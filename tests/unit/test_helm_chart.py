@@ -679,3 +679,21 @@ def test_tunnels_add_the_flag_the_node_agent_and_access_to_the_tunnel_secret_onl
     assert volumes["tun"]["hostPath"] == {"path": "/dev/net/tun", "type": "CharDevice"}
     without_agent = render(_merged(required, {"tunnels": {"enabled": True, "agent": {"enabled": False}}}))
     assert not _by_kind(without_agent, "DaemonSet")
+
+
+def test_tunnel_nodes_reach_the_command_line_only_when_set(render: Render, required: Obj) -> None:
+    selector = "topology.kubernetes.io/region in (metal),!legacy"
+    objects = render(_merged(required, {"tunnels": {"enabled": True, "nodes": selector}}))
+    flags = _flags(_container(objects))
+    assert flags["--tunnels"] is None
+    assert flags["--tunnel-nodes"] == selector
+    assert not set(flags) - _controller_options()
+    every_node = _flags(_container(render(_merged(required, {"tunnels": {"enabled": True}}))))
+    assert "--tunnel-nodes" not in every_node
+
+
+def test_tunnel_nodes_without_tunnels_is_refused_with_what_to_set(render: Render, required: Obj) -> None:
+    with pytest.raises(RenderError, match=r"tunnels\.nodes .* needs tunnels\.enabled: true"):
+        render(_merged(required, {"tunnels": {"nodes": "role=metal"}}))
+    with pytest.raises(RenderError, match="nodes"):
+        render(_merged(required, {"tunnels": {"enabled": True, "nodes": ["role=metal"]}}))

@@ -1,8 +1,10 @@
 """The asyncio shell around the state machines: runs the probes, applies verdicts, publishes views.
 
-Theory of operation. Every distinct probe target (what is checked and how: the check block, the
-address, the port and the PROXY header) gets one :class:`BackendHealth` machine and one driver
-task, however many listeners share it; listeners are members of targets. The driver sleeps until
+Theory of operation. Every distinct probe target (what is checked and how: the check block but its
+``initial``, the address, the port and the PROXY header) gets one :class:`BackendHealth` machine
+and one driver task, however many listeners share it; listeners are members of targets. A machine
+outlives any config that keeps its target; ``initial`` only places a new machine, so it is no part
+of the target (two listeners that differ only there share the first one's machine). The driver sleeps until
 the machine's ``next_probe_at`` and starts each probe as its own task, so a probe that hangs never
 delays the next one (the late-probe rule in ``state.py`` depends on that). Every verdict that
 changes something is logged, counted, and published at once as a whole :class:`HealthView` on the
@@ -25,6 +27,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from anycastlb.health.metrics import (
     BACKEND_UP,
@@ -49,6 +52,7 @@ ProbeFunction = Callable[[HealthCheck, str, int, ProxyProtocolVersion], Awaitabl
 """``(check, address, port, proxy_protocol) -> ProbeResult``; never raises for network trouble."""
 
 _TargetKey = tuple[str, str, int, ProxyProtocolVersion]
+_NOT_KEYED: Final[set[str]] = {"initial"}  # check fields that do not tell targets apart
 
 
 @dataclass(eq=False)
@@ -135,7 +139,10 @@ class HealthMonitor:
         if send_proxy is None:  # auto: the traffic port requires the header, so the check sends it
             send_proxy = check.type != "k8s" and check.port is None
         proxy: ProxyProtocolVersion = listener.proxy_protocol if send_proxy else "none"
-        return (check.model_dump_json(), address, check.port or backend_port, proxy)
+        # Without ``initial``: it only sets where a new machine starts, so a check that changes in
+        # it alone (a controller turning tunnels on) keeps every proven verdict instead of
+        # restarting each backend unproven, which with ``initial: down`` would stop serving.
+        return (check.model_dump_json(exclude=_NOT_KEYED), address, check.port or backend_port, proxy)
 
     def _stop(self, target: _Target) -> None:
         if target.driver is not None:

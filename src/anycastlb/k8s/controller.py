@@ -30,7 +30,10 @@ Tunnels (``--tunnels``, k8s/tunnel_sync.py): before the first pass and after eve
 the node set is registered with the control plane, whose answer gives each node's tunnel address;
 those are the backends (never the nodes' own addresses), and every node's config is written to the
 ``anycastlb-tunnel`` Secret in our namespace. Services are reconciled after that, so a joining node
-gets traffic once it has an address.
+gets traffic once it has an address. With ``--tunnel-nodes SELECTOR`` only the matching nodes are
+registered (and get a key and a Secret entry); the others are reached at their own addresses as
+without tunnels, so a change to one of them wakes every Service at once. A label change that moves
+a node across the selector does both: the sync registers or drops it, and the Services follow.
 """
 
 import asyncio
@@ -118,19 +121,27 @@ class Controller:
     def _service_changed(self, key: Key, _old: CachedService | None, _new: CachedService | None) -> None:
         self.queue.add(self._key(*key))
 
-    def _node_changed(self, _key: Key, _old: NodeView | None, _new: NodeView | None) -> None:
+    def _node_changed(self, _key: Key, old: NodeView | None, new: NodeView | None) -> None:
         self._nodes_stale = True
-        if self.tunnels is not None:  # its sync wakes the Services once the node has an address
-            self.tunnels.wake()
+        if self.tunnels is None:
+            self._wake_all()
             return
-        self._wake_all()
+        # A node reached through its tunnel: the sync wakes the Services once it has an address.
+        # One reached at its own address (left out by --tunnel-nodes, before or after a label
+        # change) changes the backends now; the sync (re)registers or drops it in the meantime.
+        self.tunnels.wake()
+        if any(view is not None and not self.settings.through_tunnel(view.labels) for view in (old, new)):
+            self._wake_all()
 
     def _tunnels_changed(self) -> None:
         self._nodes_stale = True
         self._wake_all()
 
     def _node_names(self) -> list[str]:
-        return sorted(node.name for node in self.nodes.items.values())
+        """The nodes to register for tunnels: those --tunnel-nodes matches (every node without it)."""
+        return sorted(
+            node.name for node in self.nodes.items.values() if self.settings.through_tunnel(node.labels)
+        )
 
     def _slice_changed(self, _key: Key, old: EndpointSliceView | None, new: EndpointSliceView | None) -> None:
         self._slices = None

@@ -13,6 +13,10 @@ Nodes and EndpointSlices and the controller's settings. The runtime acts on the 
   finalizer). Equal inputs give an equal spec, in a stable order, so the control plane's idempotent
   PUT keeps the version and no PoP re-syncs for nothing.
 
+Which address a node is reached at: its own (the first of ``node_address_types``), or with
+tunnels its tunnel address from the control plane; ``tunnel_nodes`` (``--tunnel-nodes``) limits the
+tunnels to the nodes it matches, and the others keep their own address (a provider migration).
+
 Which nodes receive traffic. Eligible: not being deleted, not labelled
 ``node.kubernetes.io/exclude-from-external-load-balancers``, not tainted
 ``ToBeDeletedByClusterAutoscaler``, and matching the Service's node selector. A node the autoscaler is
@@ -35,10 +39,21 @@ configuration": never picked, and never probed either, so only the controller co
 back, after it has seen the EndpointSlice change and sent a new spec. The data path must not wait
 for the controller. If the controller is down or slow while a Deployment rolls its pods onto other
 nodes, weight 0 on those nodes would leave no backend at all; with weight 1 the health checks
-find the new pods within an interval. What is left: a node the PoP has not probed yet starts up
-(``initial: up``) and can be picked before its first probe. That lasts at most one interval (0.5
-s) after the PoP learns of the node, and the first failed connect ejects it (passive check).
-``Cluster``: a TCP check on the nodePort, weight 1 (kube-proxy spreads over all pods anyway).
+find the new pods within an interval. What is left: without tunnels, a node the PoP has not
+probed yet starts up (``initial: up``) and can be picked before its first probe. That lasts at most
+one interval (0.5 s) after the PoP learns of the node, and the first failed connect ejects it
+(passive check), retried on the next node. ``Cluster``: a TCP check on the nodePort, weight 1
+(kube-proxy spreads over all pods anyway).
+
+With tunnels (``settings.tunnels``) every listener's check starts ``initial: down``: a new backend
+serves after its first successful probe. A tunnel address is only reachable once the node's agent
+(from the Secret) and the PoP (from its desired state) have both applied the tunnel's config, and
+nothing orders that before the PoP learns of the backend, so "up until probed" could send new
+connections into a tunnel that is not there yet, on every node that joins and at every key
+rotation. A node the PoP already probes keeps its state when the check changes only in
+``initial`` (health/monitor.py), so turning tunnels on takes no serving backend down. Nodes
+reached at their own address (``--tunnel-nodes`` leaves them out) share the listener and its
+check, so a new one of them waits for its first probe too: one interval at most.
 
 Speed. A resync reconciles every Service against the same Nodes, so the node side is prepared once
 (:class:`NodeIndex`: eligibility, addresses per family, each distinct selector's matches) and so
@@ -312,13 +327,19 @@ class NodeIndex:
         "_labels",
         "_previous",
         "_selections",
+        "_tunnelled",
         "address_types",
+        "tunnel_nodes",
         "tunnels",
     )
 
-    def __init__(self, address_types: tuple[str, ...], tunnels: bool = False) -> None:
+    def __init__(
+        self, address_types: tuple[str, ...], tunnels: bool = False, tunnel_nodes: Selector | None = None
+    ) -> None:
         self.address_types = address_types
-        self.tunnels = tunnels  # addresses are tunnel addresses from the control plane
+        self.tunnels = tunnels  # some or all addresses are tunnel addresses from the control plane
+        self.tunnel_nodes = tunnel_nodes  # with tunnels: which nodes have them (None: every node)
+        self._tunnelled: set[str] = set()  # eligible nodes reached through their tunnel
         self._labels: dict[str, Mapping[str, str]] = {}  # every node by name, in name order
         self._ineligible: dict[str, str] = {}  # node -> why it takes no traffic
         # eligible nodes' addresses per IP version: one, or with tunnels two during a key rotation
@@ -335,17 +356,25 @@ class NodeIndex:
         tunnel_addresses: Mapping[str, tuple[str, ...]] | None = None,
     ) -> "NodeIndex":
         """``tunnel_addresses`` (node → its backend addresses from the control plane, the current
-        first): with tunnels, a node's backends are these and never its own addresses; a node the
-        control plane has not given one yet takes no traffic."""
-        index = cls(settings.node_address_types, tunnels=tunnel_addresses is not None)
+        first): with tunnels, the backends of a node reached through its tunnel (every node, or
+        those ``settings.tunnel_nodes`` matches) are these and never its own addresses, and such a
+        node the control plane has not given one yet takes no traffic. A node the selector leaves
+        out is reached at its own address, as without tunnels."""
+        tunnel_nodes = settings.tunnel_nodes if tunnel_addresses is not None else None
+        index = cls(settings.node_address_types, tunnel_addresses is not None, tunnel_nodes)
         for node in sorted(nodes, key=lambda node: node.name):
             index._labels[node.name] = node.labels
             reason = _ineligible(node)
             if reason is not None:
                 index._ineligible[node.name] = reason
                 continue
+            tunnelled = tunnel_addresses is not None and (
+                tunnel_nodes is None or tunnel_nodes.matches(node.labels)
+            )
+            if tunnelled:
+                index._tunnelled.add(node.name)
             for version, addresses in index._addresses.items():
-                if tunnel_addresses is not None:
+                if tunnel_addresses is not None and tunnelled:
                     found = tuple(parse_address(text) for text in tunnel_addresses.get(node.name, ()))
                     addresses[node.name] = tuple(address for address in found if address.version == version)
                 else:
@@ -355,6 +384,7 @@ class NodeIndex:
             previous is not None
             and previous.address_types == index.address_types
             and previous.tunnels == index.tunnels
+            and previous.tunnel_nodes == index.tunnel_nodes
         ):
             # what its selections built, not the selections: no chain of older indexes stays alive
             index._previous = {key: selection.earlier for key, selection in previous._selections.items()}
@@ -394,7 +424,6 @@ class NodeIndex:
                 f"the {EXCLUDE_LABEL} label from a node, wait for new nodes, or widen the selector"
             )
         family = f"IPv{version}"
-        types = "tunnel" if self.tunnels else " or ".join(self.address_types)
         addresses = self._addresses[version]
         targets: list[_Target] = []
         missing: list[str] = []
@@ -413,28 +442,44 @@ class NodeIndex:
                 else:
                     owners[address] = name
                     targets.append(_Target(name, address))
-        check = (
-            "the control plane gives nodes tunnel addresses once they are registered (IPv4 only)"
-            if self.tunnels
-            else "check `kubectl get nodes -o wide`"
-        )
         if not targets:
+            types, check = self._address_kinds(eligible)
             return _Selection(
                 problem=f"none of the {len(eligible)} eligible nodes{which} has an {family} address of type "
                 f"{types}; {check}"
                 + (
-                    ""
-                    if self.tunnels
-                    else ", or start the controller with the node address types the nodes have"
+                    ", or start the controller with the node address types the nodes have"
+                    if any(name not in self._tunnelled for name in eligible)
+                    else ""
                 )
             )
-        if missing:
-            warnings.insert(
-                0,
-                f"nodes {_listed(missing)} have no {family} address of type {types} and take no traffic; "
-                f"{check}",
-            )
+        # one warning per way of reaching a node, so each says what that node lacks and what to do
+        tunnelled = [name for name in missing if name in self._tunnelled]
+        direct = [name for name in missing if name not in self._tunnelled]
+        lacking = []
+        for group in (tunnelled, direct):
+            if group:
+                types, check = self._address_kinds(group)
+                lacking.append(
+                    f"nodes {_listed(group)} have no {family} address of type {types} and take no "
+                    f"traffic; {check}"
+                )
+        warnings[:0] = lacking  # before the shared-address warnings, as the more common
         return _Selection(tuple(targets), None, tuple(warnings))
+
+    def _address_kinds(self, names: Iterable[str]) -> tuple[str, str]:
+        """The address type these nodes' backends use, and where to look when one has none: a
+        tunnel address, the node's own, or (``--tunnel-nodes`` picked some of them) either."""
+        own = " or ".join(self.address_types)
+        check_own = "check `kubectl get nodes -o wide`"
+        check_tunnel = "the control plane gives nodes tunnel addresses once they are registered (IPv4 only)"
+        reached = {name in self._tunnelled for name in names}
+        if reached == {True}:
+            return "tunnel", check_tunnel
+        if reached != {True, False}:
+            return own, check_own
+        matching = f"nodes matching --tunnel-nodes {str(self.tunnel_nodes)!r}"
+        return f"tunnel ({matching}) or {own} (the others)", f"{check_tunnel}; for the others, {check_own}"
 
 
 # ---- endpoints -------------------------------------------------------------------------------------
@@ -578,10 +623,16 @@ def _listener_template(
     health_port: int | None,
     hostnames: tuple[str, ...] = (),
     sni_default: bool = False,
+    initial: Literal["up", "down"] = "up",
 ) -> ListenerSettings:
     """A validated listener without backends; health_port set means Local (kube-proxy's check);
-    hostnames (and sni_default) on the SNI ports of a Service that shares one by SNI."""
-    health = HealthCheck(type="tcp") if health_port is None else HealthCheck(type="k8s", port=health_port)
+    hostnames (and sni_default) on the SNI ports of a Service that shares one by SNI; ``initial``:
+    the state of a backend the PoP has not probed yet ("down" with tunnels, see the top)."""
+    health = (
+        HealthCheck(type="tcp", initial=initial)
+        if health_port is None
+        else HealthCheck(type="k8s", port=health_port, initial=initial)
+    )
     return ListenerSettings(
         port=port,
         protocol=protocol,
@@ -650,6 +701,7 @@ def _desired(
     local = service.external_traffic_policy == "Local"
     ready = slices.ready(service.namespace, service.name) if local else None
     health_port = service.health_check_node_port if local else None
+    initial: Literal["up", "down"] = "down" if settings.tunnels else "up"
     listeners = []
     for port in sorted(service.ports, key=lambda item: (item.port, _PROTOCOLS[item.protocol])):
         node_port = port.node_port or 0  # checked above: never None here
@@ -662,6 +714,7 @@ def _desired(
             health_port,
             options.hostnames if sni else (),
             options.sni_default and sni,
+            initial,
         )
         listeners.append(selection.listener(template, node_port, ready))
     name = settings.load_balancer_name(service)

@@ -1,10 +1,12 @@
 """The controller's tunnel loop: register the node set, learn tunnel addresses, write the Secret.
 
-Runs only with ``--tunnels``. One sync: ``PUT …/clusters/{cluster}/nodes`` with every Node's name
-(the answer gives each node's tunnel addresses: the current one, and during a key rotation the
-previous one too), then ``GET …/tunnel`` and the ``anycastlb-tunnel`` Secret replaced if it
-changed (k8s/tunnel_secret.py). When the addresses changed the controller rebuilds its node index
-and reconciles every Service. A sync runs after every Node change, at every resync, and just after
+Runs only with ``--tunnels``. One sync: ``PUT …/clusters/{cluster}/nodes`` with the name of every
+Node reached through a tunnel (every Node, or those ``--tunnel-nodes`` matches: the controller's
+``_node_names``; a node left out loses its registration, its key and its Secret entry). The answer
+gives each node's tunnel addresses (the current one, and during a key rotation the previous one
+too); then ``GET …/tunnel`` and the ``anycastlb-tunnel`` Secret replaced if it changed
+(k8s/tunnel_secret.py). When the addresses changed the controller rebuilds its node index and
+reconciles every Service. A sync runs after every Node change, at every resync, and just after
 a rotation's grace period ends (so the previous addresses leave the backends). A failure (control
 plane or API server down) is retried with backoff; the Services keep the addresses they had.
 """

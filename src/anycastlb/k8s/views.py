@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from anycastlb.k8s.selectors import Selector
 from anycastlb.model.base import check_name
 
 __all__ = [
@@ -125,6 +126,9 @@ class ControllerSettings:
     # Nodes reach the PoPs through WireGuard tunnels: register them with the control plane, use
     # their tunnel addresses as backends, write their configs to the anycastlb-tunnel Secret.
     tunnels: bool = False
+    # With tunnels, only the nodes whose labels match go through one (None: every node); the others
+    # are reached at their own addresses, as without tunnels: a provider migration mixes both.
+    tunnel_nodes: Selector | None = None
 
     def __post_init__(self) -> None:
         check_name(self.cluster, "cluster name")
@@ -140,6 +144,17 @@ class ControllerSettings:
             check_name(pop, "pop")
         if len(set(self.pops)) != len(self.pops):
             raise ValueError("pops lists a PoP twice")
+        if self.tunnel_nodes is not None and not self.tunnels:
+            raise ValueError(
+                "--tunnel-nodes needs --tunnels: it picks which nodes are reached through a tunnel, and "
+                "without --tunnels every node is reached at its own address; add --tunnels (the chart's "
+                "tunnels.enabled) or drop --tunnel-nodes"
+            )
+
+    def through_tunnel(self, labels: Mapping[str, str]) -> bool:
+        """Whether the PoPs reach a node with these labels through its tunnel (and not at its own
+        address): with tunnels, every node unless ``tunnel_nodes`` leaves it out."""
+        return self.tunnels and (self.tunnel_nodes is None or self.tunnel_nodes.matches(labels))
 
     def load_balancer_name(self, service: "ServiceView") -> str:
         """The name of the Service's load balancer on the control plane (see :func:`load_balancer_name`)."""
