@@ -221,10 +221,19 @@ def test_only_the_matching_nodes_are_registered_for_tunnels(controller: Controll
     assert controller._node_names() == ["n1", "n2"]
 
 
-def test_a_change_to_a_tunnelled_node_waits_for_the_tunnel_sync(controller: Controller) -> None:
-    changed = dataclasses.replace(NODES[0], addresses=(internal("10.0.0.9"),))
-    controller._node_changed(("", "n1"), NODES[0], changed)
-    assert _woken(controller) == (True, 0)  # the sync wakes the Services once addresses are known
+def test_a_joining_tunnelled_node_waits_for_the_tunnel_sync(controller: Controller) -> None:
+    controller._node_changed(("", "n1"), None, NODES[0])
+    assert _woken(controller) == (True, 0)  # the sync wakes the Services once it has an address
+
+
+def test_a_registered_tunnelled_node_tainted_wakes_every_service_at_once(controller: Controller) -> None:
+    """Its tunnel address does not change, so the sync would wake nobody: the taint must count now
+    (else a node marked for deletion kept its clients until the next resync)."""
+    assert controller.tunnels is not None
+    controller.tunnels.addresses = {"n1": ("100.64.0.2",), "n2": ("100.64.0.3",)}
+    tainted = dataclasses.replace(NODES[0], taints=(("ToBeDeletedByClusterAutoscaler", "NoSchedule"),))
+    controller._node_changed(("", "n1"), NODES[0], tainted)
+    assert _woken(controller) == (True, 2)
 
 
 def test_a_change_to_a_node_reached_directly_wakes_every_service_at_once(controller: Controller) -> None:

@@ -126,11 +126,19 @@ class Controller:
         if self.tunnels is None:
             self._wake_all()
             return
-        # A node reached through its tunnel: the sync wakes the Services once it has an address.
-        # One reached at its own address (left out by --tunnel-nodes, before or after a label
-        # change) changes the backends now; the sync (re)registers or drops it in the meantime.
+        # Only a tunnelled node the control plane has not given an address yet (a joining one) waits
+        # for the sync, which wakes the Services once it has one. Every other change counts now: a
+        # registered tunnelled node tainted, excluded or relabelled (its address is unchanged, so
+        # the sync would wake nobody), a node deleted, or one reached at its own address (left out
+        # by --tunnel-nodes, before or after a label change); the sync (re)registers or drops it.
         self.tunnels.wake()
-        if any(view is not None and not self.settings.through_tunnel(view.labels) for view in (old, new)):
+        joining = (
+            new is not None
+            and self.settings.through_tunnel(new.labels)
+            and new.name not in self.tunnels.addresses
+            and (old is None or self.settings.through_tunnel(old.labels))
+        )
+        if not joining:
             self._wake_all()
 
     def _tunnels_changed(self) -> None:
