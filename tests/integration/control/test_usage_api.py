@@ -156,6 +156,10 @@ def test_steps_split_the_window_and_listeners_of_one_vip_add_up(api: ControlApi)
         ({"step": "1"}, "no unit"),
         ({"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}, "must be after since"),
         ({"since": "2020-01-01T00:00:00Z", "step": "1m"}, "at most 10000"),
+        (
+            {"until": "0001-01-01T00:00:00Z"},
+            "out of the range of dates",
+        ),  # a day before it (found by the fuzz)
     ],
 )
 def test_windows_that_cannot_be_answered_are_a_422_that_says_why(

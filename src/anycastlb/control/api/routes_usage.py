@@ -39,11 +39,17 @@ def _aware(moment: datetime) -> datetime:
 
 def _window(since: datetime | None, until: datetime | None, step: str) -> Window:
     end = _aware(until) if until is not None else datetime.now(UTC)
-    start = _aware(since) if since is not None else end - _DEFAULT_SPAN
     try:
+        # a day before 0001-01-01 (or a zone offset across it) is out of datetime's range
+        start = _aware(since) if since is not None else end - _DEFAULT_SPAN
         seconds = parse_duration(step)
         return window(start.astimezone(UTC), end.astimezone(UTC), seconds)
-    except (WindowError, ValueError, OverflowError) as error:
+    except OverflowError:
+        raise Invalid(
+            f"query: the window from since={since} to until={until} is out of the range of dates "
+            "(since defaults to a day before until): give dates between the years 1 and 9999"
+        ) from None
+    except (WindowError, ValueError) as error:
         raise Invalid(f"query: {error}") from None
 
 
