@@ -109,6 +109,16 @@ def test_nodes_behind_nat_serve_through_tunnels_with_client_addresses_and_fail_o
 
     lab.wait(handshaken, "a handshake with every node")
 
+    def both_up() -> bool:  # a handshake is not a passed health check (rise 2 through the tunnel)
+        text = lab.metrics()
+        ups = [
+            _metric(text, "anycastlb_backend_up", backend=f"{node.tunnel_address}:{NODE_PORT}")
+            for node in lab.nodes
+        ]
+        return ups == [1.0] * len(lab.nodes)
+
+    lab.wait(both_up, "every node up in the PoP's health checks")
+
     # (a) both nodes serve through their tunnels, (b) each sees the real client address.
     attempts = _requests(lab, rounds=2)
     assert [a.error for a in attempts if a.error] == []
