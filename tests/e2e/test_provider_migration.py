@@ -14,7 +14,6 @@ instead of a TCP connect to the nodePort. The steps are
 
 import ipaddress
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -25,19 +24,14 @@ from anycastlb.lab.migration_counts import render_counts
 from anycastlb.lab.migration_net import TUNNEL_RANGE
 from anycastlb.lab.netns import missing_capability, namespace_exists
 from tests.support.migration_world import SOURCES, MigrationWorld, migration_world
-from tests.support.peers import NETNS, NGINX, absent, require
+from tests.support.peers import NETNS, NGINX, WIREGUARD, absent, require
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-require(NETNS, NGINX)
+require(NETNS, NGINX, WIREGUARD)
 _missing = missing_capability()
 if _missing is not None:
     absent(f"the netns lab cannot run here: {_missing}")
-for _tool, _package in (("wg", "wireguard-tools"), ("wireguard-go", "wireguard-go"), ("nft", "nftables")):
-    if shutil.which(_tool) is None:
-        absent(f"`{_tool}` is not installed: apt-get install {_package} (scripts/setup installs it)")
-if not Path("/dev/net/tun").exists():
-    absent("/dev/net/tun is missing (wireguard-go needs it): modprobe tun")
 
 
 def _pop_cannot_connect_to_new_nodes_directly(world: MigrationWorld) -> None:

@@ -7,7 +7,6 @@ real nginx with the PROXY protocol on the nodes, keys from ``wg genkey``.
 
 import json
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -22,19 +21,14 @@ from anycastlb.lab.processes import children_of
 from anycastlb.lab.timeline import Attempt
 from anycastlb.lab.tunnel_lab import CLIENT_SOURCES, NODE_PORT, POP_TUNNEL_ADDRESS, VIP, TunnelLab
 from anycastlb.tunnel.interface import SOCKET_DIR
-from tests.support.peers import NETNS, NGINX, absent, require
+from tests.support.peers import NETNS, NGINX, WIREGUARD, absent, require
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-require(NETNS, NGINX)
+require(NETNS, NGINX, WIREGUARD)
 _missing = missing_capability()
 if _missing is not None:
     absent(f"the netns lab cannot run here: {_missing}")
-for _tool, _package in (("wg", "wireguard-tools"), ("wireguard-go", "wireguard-go"), ("nft", "nftables")):
-    if shutil.which(_tool) is None:
-        absent(f"`{_tool}` is not installed: apt-get install {_package} (scripts/setup installs it)")
-if not Path("/dev/net/tun").exists():
-    absent("/dev/net/tun is missing (wireguard-go needs it): modprobe tun")
 
 _labs = count()
 

@@ -27,6 +27,7 @@ __all__ = [
     "NGINX",
     "PEBBLE",
     "POSTGRESQL",
+    "WIREGUARD",
     "Peer",
     "absent",
     "in_ci",
@@ -37,6 +38,7 @@ __all__ = [
 NGINX, POSTGRESQL, BIRD, EXABGP, HAPROXY = "nginx", "PostgreSQL", "BIRD", "ExaBGP", "HAProxy"
 NETNS = "root + network namespaces"
 PEBBLE, ACME = "pebble", "acme (certbot's ACME library)"
+WIREGUARD = "WireGuard (wg, wireguard-go, nft, /dev/net/tun)"
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,16 @@ def _acme() -> tuple[str | None, str | None]:
     return str(spec.origin), None
 
 
+def _wireguard() -> tuple[str | None, str | None]:
+    for name, package in (("wg", "wireguard-tools"), ("wireguard-go", "wireguard-go"), ("nft", "nftables")):
+        missing = _program(name, package=package)[1]
+        if missing is not None:
+            return None, missing
+    if not Path("/dev/net/tun").exists():
+        return None, "/dev/net/tun is missing (wireguard-go needs it): modprobe tun"
+    return "wg, wireguard-go, nft; /dev/net/tun", None
+
+
 def _netns() -> tuple[str | None, str | None]:
     if os.geteuid() != 0:
         return None, "not root: `ip netns add` needs CAP_SYS_ADMIN (run as root, e.g. with sudo)"
@@ -108,6 +120,7 @@ def survey() -> tuple[Peer, ...]:
         (HAPROXY, "bench/ only (no test)", _program("haproxy", package="haproxy")),
         (PEBBLE, "the ACME e2e test (the ACME server)", _program("pebble", package="pebble")),
         (ACME, "the ACME e2e test (the ACME client)", _acme()),
+        (WIREGUARD, "the tunnel and provider-migration e2e tests", _wireguard()),
     ]
     return tuple(Peer(name, needed_by, where, missing) for name, needed_by, (where, missing) in found)
 
