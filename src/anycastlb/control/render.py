@@ -22,13 +22,9 @@ from sqlalchemy.orm import Session
 
 from anycastlb.control.service.clusters import pop_tunnels
 from anycastlb.control.service.load_balancers import addresses_of
-from anycastlb.control.service.pops import desired_version_and_tunnels
+from anycastlb.control.service.pops import desired_load_balancer, desired_version_and_tunnels
 from anycastlb.control.store.tables import LoadBalancer, Tenant
 from anycastlb.control.tunnels.served import backend_blocks
-from anycastlb.model.addresses import parse_address
-from anycastlb.model.config import ListenerSettings
-from anycastlb.model.desired import DesiredLoadBalancer
-from anycastlb.model.duration import STORED_SECONDS
 
 __all__ = ["DesiredRenderer"]
 
@@ -115,17 +111,7 @@ class DesiredRenderer:
         vips = addresses_of(session, ids)
         fresh = {}
         for lb, tenant in rows:
-            model = DesiredLoadBalancer(
-                id=lb.id,
-                tenant=tenant,
-                name=lb.name,
-                version=lb.version,
-                vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
-                listeners=tuple(
-                    ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
-                    for item in lb.spec["listeners"]
-                ),
-            )
+            model = desired_load_balancer(lb, tenant, vips.get(lb.id, ()))
             fresh[lb.id] = (
                 lb.version,
                 tuple(lb.spec.get("pops") or ()),

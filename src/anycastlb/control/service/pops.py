@@ -1,5 +1,6 @@
 """PoPs: their credentials, the desired state each must serve, and the status each reports."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -148,20 +149,7 @@ def desired_state(session: Session, name: str) -> PopDesiredState:
     ).all()
     served = [(lb, tenant) for lb, tenant in rows if not lb.spec.get("pops") or name in lb.spec["pops"]]
     vips = addresses_of(session, [lb.id for lb, _ in served])
-    load_balancers = tuple(
-        DesiredLoadBalancer(
-            id=lb.id,
-            tenant=tenant,
-            name=lb.name,
-            version=lb.version,
-            vips=tuple(parse_address(text) for text in vips.get(lb.id, ())),
-            listeners=tuple(
-                ListenerSettings.model_validate(item, context=STORED_SECONDS)  # an earlier release's
-                for item in lb.spec["listeners"]
-            ),
-        )
-        for lb, tenant in served
-    )
+    load_balancers = tuple(desired_load_balancer(lb, tenant, vips.get(lb.id, ())) for lb, tenant in served)
 
     def blocks_of(tenants: frozenset[str]) -> dict[str, frozenset[int]]:
         blocks: dict[str, frozenset[int]] = {}
@@ -223,4 +211,19 @@ def load_balancer_status(session: Session, tenant: str, name: str) -> LoadBalanc
         pops_applied=sum(1 for s in summaries if s.applied),
         pops_serving=len(serving),
         pops=tuple(summaries),
+    )
+
+
+def desired_load_balancer(lb: LoadBalancer, tenant: str, vips: Iterable[str]) -> DesiredLoadBalancer:
+    """A stored load balancer as a PoP's desired state lists it; its listeners may have been stored
+    by an earlier release (durations as bare seconds)."""
+    return DesiredLoadBalancer(
+        id=lb.id,
+        tenant=tenant,
+        name=lb.name,
+        version=lb.version,
+        vips=tuple(parse_address(text) for text in vips),
+        listeners=tuple(
+            ListenerSettings.model_validate(item, context=STORED_SECONDS) for item in lb.spec["listeners"]
+        ),
     )
