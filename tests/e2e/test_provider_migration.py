@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from anycastlb.lab.migration import Migration
 from anycastlb.lab.migration_counts import render_counts
 from anycastlb.lab.migration_net import TUNNEL_RANGE
 from anycastlb.lab.netns import missing_capability, namespace_exists
-from tests.support.migration_world import SOURCES, MigrationWorld, migration_world
+from tests.support.migration_world import MigrationWorld, migration_world
 from tests.support.peers import NETNS, NGINX, WIREGUARD, absent, require
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -52,18 +51,7 @@ def test_replacing_every_node_by_another_providers_fails_no_connection_and_cuts_
             assert (check["type"], check["port"]) == ("k8s", world.health_port)
         else:
             assert check["type"] == "tcp"
-        migration = Migration(
-            world.lab,
-            world.cluster,
-            (world.vip, 80),
-            world.node_port,
-            world.health_port,
-            world.old,
-            world.new,
-            SOURCES,
-            rate=60,
-            progress=print,
-        )
+        migration = world.migration(rate=60, hold=1.0, progress=print)
         try:
             counts = migration.run()
         except Exception:

@@ -13,10 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from anycastlb.lab.migration import Migration
 from anycastlb.lab.migration_counts import render_counts
 from anycastlb.lab.netns import missing_capability
-from tests.support.migration_world import SOURCES, migration_world
+from tests.support.migration_world import migration_world
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,18 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     with migration_world(workdir, f"md{os.getpid() % 100000}", args.nodes, args.nodes) as world:
         served_by = ", ".join(node.name for node in world.old)
         print(f"Service {world.vip}:80 (nodePort {world.node_port}) served by {served_by}")
-        migration = Migration(
-            world.lab,
-            world.cluster,
-            (world.vip, 80),
-            world.node_port,
-            world.health_port,
-            world.old,
-            world.new,
-            SOURCES,
-            rate=args.rate,
-            hold=args.hold,
-            progress=lambda line: print(f"  step done: {line}", flush=True),
+        migration = world.migration(
+            rate=args.rate, hold=args.hold, progress=lambda line: print(f"  step done: {line}", flush=True)
         )
         counts = migration.run()
     for line in render_counts(counts):

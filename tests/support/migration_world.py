@@ -21,7 +21,7 @@ import base64
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from anycastlb.lab.migration import Migration
 from anycastlb.lab.migration_lab import MigrationLab, entered
 from anycastlb.lab.migration_net import TUNNEL_LABEL, LabNodeSpec, MigrationNetwork
 from tests.support.control_plane import ControlProcess
@@ -227,6 +228,22 @@ class MigrationWorld:
     new: tuple[LabNodeSpec, ...]
     edge: ControlledEdge
     controller: ControllerProcess
+
+    def migration(self, rate: float, hold: float, progress: Callable[[str], None]) -> Migration:
+        """The migration of this world's old nodes to its new ones, under ``rate`` new connections/s."""
+        return Migration(
+            self.lab,
+            self.cluster,
+            (self.vip, 80),
+            self.node_port,
+            self.health_port,
+            self.old,
+            self.new,
+            SOURCES,
+            rate=rate,
+            hold=hold,
+            progress=progress,
+        )
 
     def explain(self) -> str:
         """What to look at when a step failed: the agents' logs and the PoP's tunnel lines."""
