@@ -66,7 +66,6 @@ from anycastlb.lab.netns import (
     run_inside,
 )
 from anycastlb.lab.processes import ProcessRecord, checkout_env, kill, spawn
-from anycastlb.lab.procfs import tcp_listeners
 
 __all__ = ["PEBBLE", "AcmeLab", "missing_acme_peer", "run_acme_lab"]
 
@@ -192,11 +191,9 @@ class AcmeLab:
             time.sleep(0.05)
 
     def _wait_listening(self, role: str, address: str, port: int) -> None:
-        def listening() -> bool:
-            table = Path(f"/proc/{self.processes[role].pid}/net/tcp").read_text()
-            return (address, port) in tcp_listeners(table)
-
-        self._wait(f"{role} to listen on {address}:{port}", listening)
+        self._wait(
+            f"{role} to listen on {address}:{port}", lambda: self.processes[role].listens_on(address, port)
+        )
 
     def edge_metrics(self) -> str:
         """The edge's ``/metrics``, fetched from inside the PoP namespace (it binds that loopback)."""

@@ -36,7 +36,7 @@ from anycastlb.lab.netns import (
 )
 from anycastlb.lab.nodes import LabNode
 from anycastlb.lab.processes import ProcessRecord, checkout_env, kill, spawn, stat
-from anycastlb.lab.procfs import next_hop, tcp_listeners
+from anycastlb.lab.procfs import next_hop
 from anycastlb.lab.topology import NODE_PORT, POP_AS, Topology, ip_commands
 
 __all__ = ["DEFAULT_STATE_ROOT", "EDGE_STOP_TIMEOUT", "AnycastLab", "DownResult", "LabError", "UpResult"]
@@ -233,12 +233,7 @@ class AnycastLab:
 
     @staticmethod
     def listening(record: ProcessRecord | None, address: str, port: int) -> bool:
-        if record is None:
-            return False
-        try:
-            return (address, port) in tcp_listeners(Path(f"/proc/{record.pid}/net/tcp").read_text())
-        except OSError:
-            return False
+        return record is not None and record.listens_on(address, port)
 
     # ---- down ----------------------------------------------------------------------------------
 

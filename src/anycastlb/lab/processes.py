@@ -16,7 +16,7 @@ from typing import Any
 
 import anycastlb
 from anycastlb.lab.netns import LabError, inside
-from anycastlb.lab.procfs import ProcStat, parse_stat
+from anycastlb.lab.procfs import ProcStat, parse_stat, tcp_listeners
 
 __all__ = ["ProcessRecord", "checkout_env", "children_of", "kill", "running", "spawn", "stat"]
 
@@ -55,6 +55,14 @@ class ProcessRecord:
         _reap(self.pid)
         info = stat(self.pid)
         return info is not None and info.state != "Z" and info.start_time == self.start_time
+
+    def listens_on(self, address: str, port: int) -> bool:
+        """Whether a socket in the process's network namespace listens on address:port (its
+        /proc/PID/net/tcp is its namespace's table); False once it is gone."""
+        try:
+            return (address, port) in tcp_listeners(Path(f"/proc/{self.pid}/net/tcp").read_text())
+        except OSError:
+            return False
 
     def send(self, signum: int) -> bool:
         """Send ``signum`` if the process still lives; True if it was sent."""

@@ -31,7 +31,6 @@ import yaml
 from anycastlb.lab.netns import delete_namespace, ip, run_inside
 from anycastlb.lab.nodes import LabNode
 from anycastlb.lab.processes import ProcessRecord, checkout_env, spawn
-from anycastlb.lab.procfs import tcp_listeners
 from anycastlb.lab.topology import Node
 from anycastlb.model.tunnel import NodeTunnelConfig, TunnelInterface
 from anycastlb.tunnel.interface import tool
@@ -228,7 +227,9 @@ class TunnelLab:
         node.web = web
         node.nginx = self._spawn(f"nginx-{node.name}", node.namespace, argv)
         self.wait(
-            lambda: self.listening(node.nginx, "0.0.0.0", NODE_PORT), f"{node.name}'s nginx", node.nginx
+            lambda: node.nginx is not None and node.nginx.listens_on("0.0.0.0", NODE_PORT),
+            f"{node.name}'s nginx",
+            node.nginx,
         )
         return node.nginx
 
@@ -252,9 +253,7 @@ class TunnelLab:
         argv = [sys.executable, "-m", "anycastlb.cli", "edge", "--config", str(path)]
         edge = self._spawn("edge", self.pop, argv, env)
         ports = [int(listener["port"]) for listener in config["listeners"]]
-        self.wait(
-            lambda: all(self.listening(edge, VIP, port) for port in ports), "the edge's listeners", edge
-        )
+        self.wait(lambda: all(edge.listens_on(VIP, port) for port in ports), "the edge's listeners", edge)
         self.wait(lambda: "edge_started" in self.log("edge"), "edge_started", edge)
         return edge
 
@@ -269,15 +268,6 @@ class TunnelLab:
         return run_inside(node.namespace, ["python3", "-c", _SCRAPE.format(port=AGENT_METRICS_PORT)]).stdout
 
     # ---- observation -------------------------------------------------------------------------
-
-    @staticmethod
-    def listening(record: ProcessRecord | None, address: str, port: int) -> bool:
-        if record is None:
-            return False
-        try:
-            return (address, port) in tcp_listeners(Path(f"/proc/{record.pid}/net/tcp").read_text())
-        except OSError:
-            return False
 
     @staticmethod
     def has_address(namespace: str, address: str) -> bool:
