@@ -19,7 +19,7 @@ from anycastlb.lab.netns import missing_capability, run_inside
 from anycastlb.lab.probe_client import __name__ as probe_module
 from anycastlb.lab.processes import children_of
 from anycastlb.lab.timeline import Attempt
-from anycastlb.lab.tunnel_lab import CLIENT_SOURCES, NODE_PORT, POP_TUNNEL_ADDRESS, VIP, TunnelLab
+from anycastlb.lab.tunnel_lab import CLIENT_NET, CLIENT_SOURCES, NODE_PORT, POP_TUNNEL_ADDRESS, VIP, TunnelLab
 from anycastlb.tunnel.interface import SOCKET_DIR
 from tests.support.peers import NETNS, NGINX, WIREGUARD, absent, require
 
@@ -154,6 +154,8 @@ def test_nodes_behind_nat_serve_through_tunnels_with_client_addresses_and_fail_o
     edge.stop(timeout=15.0)
     assert run_inside(lab.pop, ["ip", "link", "show", lab.pop_interface_name], check=False).returncode != 0
     assert not (SOCKET_DIR / f"{lab.pop_interface_name}.sock").exists()
+    guard = run_inside(lab.pop, ["nft", "list", "table", "inet", "anycastlb_tunnels"], check=False)
+    assert guard.returncode != 0, "the tunnel guard outlived the tunnels"
 
 
 def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: TunnelLab) -> None:
@@ -215,3 +217,43 @@ def test_the_agent_applies_a_newer_version_in_place_keeping_the_session(lab: Tun
     lab.wait(lambda: "tunnel_config_kept" in lab.log(f"agent-{node.name}"), "the old copy read", agent)
     assert "older than the running 2" in lab.log(f"agent-{node.name}")
     assert len(run_inside(node.namespace, ["wg", "show", node.interface, "dump"]).stdout.splitlines()) == 3
+
+
+def _connects(namespace: str, address: str, port: int) -> bool:
+    probe = f"import socket; socket.create_connection(({address!r}, {port}), timeout=1).close()"
+    return run_inside(namespace, [sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def test_a_node_can_neither_open_a_connection_to_the_pop_nor_route_through_it(lab: TunnelLab) -> None:
+    """A node's operator controls its WireGuard: here node1 routes the VIP and the client network
+    into its tunnel, and the PoP forwards packets. The guard the edge installs with its tunnels
+    (nftables table inet anycastlb_tunnels) drops both; deleting that table lets both through,
+    so it is the guard that stops them."""
+    lab.start_edge(lab.edge_config([_listener()]))
+    node = lab.nodes[0]
+    lab.start_agent(node)
+    lab.start_nginx(node)
+    lab.wait(lambda: lab.has_address(node.namespace, node.tunnel_address), "node1's tunnel")
+    client_address = f"{CLIENT_NET}.2"
+    lab.start_listener(lab.client, client_address, 7000)
+    assert _connects(lab.client, VIP, 80)  # the PoP's listener answers its clients
+    run_inside(lab.pop, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    pop_public = run_inside(lab.pop, ["wg", "show", lab.pop_interface_name, "public-key"]).stdout.strip()
+    widened = f"{POP_TUNNEL_ADDRESS}/32,{VIP}/32,{CLIENT_NET}.0/24"
+    run_inside(node.namespace, ["wg", "set", node.interface, "peer", pop_public, "allowed-ips", widened])
+    for target in (f"{VIP}/32", f"{CLIENT_NET}.0/24"):
+        run_inside(node.namespace, ["ip", "route", "replace", target, "dev", node.interface])
+    # the tunnel works for what the PoP opens: its health checks keep node1 up
+    lab.wait(
+        lambda: (
+            _metric(lab.metrics(), "anycastlb_backend_up", backend=f"{node.tunnel_address}:{NODE_PORT}") == 1
+        ),
+        "node1 up through its tunnel",
+    )
+
+    assert not _connects(node.namespace, VIP, 80), "a node opened a connection to the PoP"
+    assert not _connects(node.namespace, client_address, 7000), "a node reached a network behind the PoP"
+
+    run_inside(lab.pop, ["nft", "delete", "table", "inet", "anycastlb_tunnels"])
+    assert _connects(node.namespace, VIP, 80)
+    assert _connects(node.namespace, client_address, 7000)

@@ -11,6 +11,10 @@ health checks already go through the tunnels. Afterwards the helper gets every r
 its control pipe (as every child does) and applies its ``tunnels``; each turn it restarts a
 wireguard-go that died. On SIGTERM (the last drain step, after the connections are done) or when
 the supervisor is gone it removes every interface it made.
+
+Every interface is covered by the guard (:mod:`anycastlb.tunnel.guard`: nodes may answer the PoP,
+never open a connection to it or route through it) from before it is created until after it is
+deleted; if ``nft`` fails, no interface is added or changed.
 """
 
 import logging
@@ -21,6 +25,7 @@ import signal
 from anycastlb.internal_errors import survived
 from anycastlb.model.config import ConfigError, EdgeConfig
 from anycastlb.tunnel.devices import TunnelSet
+from anycastlb.tunnel.guard import GuardError, TunnelGuard
 from anycastlb.tunnel.plan import TunnelPlanError, plan_tunnels
 from anycastlb.wire.framing import ConfigPipeReader
 
@@ -40,12 +45,24 @@ def check_tunnels(config: EdgeConfig) -> None:
         raise ConfigError(f"tunnels: {error}") from None
 
 
-def _apply(tunnels: TunnelSet, config: EdgeConfig) -> None:
+def _apply(tunnels: TunnelSet, guard: TunnelGuard, config: EdgeConfig) -> None:
+    """The guard first, over the old and the new interfaces (none is ever up unguarded), then the
+    interfaces, then the guard narrowed to what runs. Without a guard no interface changes."""
+    desired = {tunnel.name for tunnel in config.tunnels}
+    try:
+        guard.apply(desired | tunnels.devices.keys())
+    except GuardError as error:
+        log.error("tunnel_guard_failed error=%r action=keep-previous-tunnels", str(error))
+        return
     try:
         tunnels.apply(config.tunnels)
     except Exception as error:
         survived(log, "tunnels", "keep-previous-tunnels", error)
         return
+    try:
+        guard.apply(desired | tunnels.devices.keys())
+    except GuardError as error:  # the wider guard stays: it covers these interfaces too
+        log.error("tunnel_guard_failed error=%r action=keep-wider-guard", str(error))
     log.info("tunnels_applied interfaces=%d complete=%s", len(config.tunnels), tunnels.complete)
 
 
@@ -57,9 +74,9 @@ def run_tunnels_helper(config: EdgeConfig, control_fd: int, ready_fd: int | None
     signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the supervisor's handler: `wg`/`ip` exits would wake us
     signal.signal(signal.SIGTERM, lambda *_: None)  # delivered through the wake-up fd
-    tunnels = TunnelSet()
+    tunnels, guard = TunnelSet(), TunnelGuard()
     try:
-        _apply(tunnels, config)
+        _apply(tunnels, guard, config)
         if ready_fd is not None:
             os.write(ready_fd, b"ready")
             os.close(ready_fd)
@@ -75,7 +92,8 @@ def run_tunnels_helper(config: EdgeConfig, control_fd: int, ready_fd: int | None
                     log.warning("supervisor_gone part=tunnels action=exit")
                     return 0
                 for message in messages:
-                    _apply(tunnels, EdgeConfig.model_validate_json(message))
+                    _apply(tunnels, guard, EdgeConfig.model_validate_json(message))
             tunnels.check()
     finally:
         tunnels.close()
+        guard.remove()

@@ -199,6 +199,18 @@ class TunnelLab:
         self.records.append(record)
         return record
 
+    def start_listener(self, namespace: str, address: str, port: int) -> ProcessRecord:
+        """A TCP server in ``namespace`` that accepts and closes: what a node must not reach."""
+        server = (
+            "import socket\n"
+            f"s = socket.create_server(({address!r}, {port}))\n"
+            "while True:\n"
+            "    s.accept()[0].close()\n"
+        )
+        record = self._spawn(f"listener-{namespace}-{port}", namespace, [sys.executable, "-c", server])
+        self.wait(lambda: record.listens_on(address, port), f"the listener on {address}:{port}", record)
+        return record
+
     def start_agent(self, node: _LabNodeState) -> ProcessRecord:
         if node.version == 0:
             self.write_node_config(node)

@@ -33,7 +33,7 @@ log = logging.getLogger("anycastlb.tunnel")
 
 SOCKET_DIR = Path("/var/run/wireguard")
 TUN_DEVICE = Path("/dev/net/tun")
-_PACKAGES = {"ip": "iproute2", "wg": "wireguard-tools", "wireguard-go": "wireguard-go"}
+_PACKAGES = {"ip": "iproute2", "wg": "wireguard-tools", "wireguard-go": "wireguard-go", "nft": "nftables"}
 _NO_KERNEL_MODULE = ("Unknown device type", "Not supported", "Operation not supported")
 _READY_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
@@ -45,7 +45,7 @@ class TunnelError(RuntimeError):
 
 
 def tool(name: str) -> str:
-    """The path of ``ip``, ``wg`` or ``wireguard-go``, or a TunnelError naming the package."""
+    """The path of ``ip``, ``wg``, ``wireguard-go`` or ``nft``, or a TunnelError naming the package."""
     found = shutil.which(name) or next(
         (str(path) for d in ("/usr/sbin", "/usr/bin") if (path := Path(d) / name).exists()), None
     )
