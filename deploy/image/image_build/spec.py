@@ -49,7 +49,17 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 #   with ``tunnels`` and of `anycastlb tunnel-agent` on nodes: `ip` creates the interface and sets
 #   its address, `wg` configures it, wireguard-go is the interface where the kernel lacks WireGuard.
 #   (The edge still never touches the VIPs: the host puts them on lo.)
-RUNTIME_PACKAGES = ("python3", "bird2", "ca-certificates", "iproute2", "wireguard-tools", "wireguard-go")
+# - nftables: the edge's guard on its tunnel interfaces (tunnel/guard.py): without `nft` an edge
+#   brings no tunnel up.
+RUNTIME_PACKAGES = (
+    "python3",
+    "bird2",
+    "ca-certificates",
+    "iproute2",
+    "wireguard-tools",
+    "wireguard-go",
+    "nftables",
+)
 # Only in the build chroot, never in the image: the compiled data plane (setup.py) and pip.
 BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev", "python3-pip", "python3-venv")
 # Paths of documentation, manual pages and translations that dpkg leaves out of both roots.
