@@ -18,8 +18,13 @@ Each round runs both paths, in alternating order, and each path:
 - rate: ``wrk`` with ``Connection: close`` for ``--seconds`` (16 connections, 2 threads): new
   connections per second.
 
-Prints the median (and min-max) of the rounds per path and the tunnel/direct ratios. The machine's
-other load moves every figure; the ratio of interleaved rounds is what to read.
+A third contender, ``direct-unguarded``, is the direct path with the edge's tunnel guard
+(tunnel/guard.py: an nftables input and forward chain that every packet of the PoP passes) deleted
+for its run and put back after: what the guard costs the PoP's other traffic.
+
+Prints the median (and min-max) of the rounds per path and the tunnel/direct and
+direct/direct-unguarded ratios. The machine's other load moves every figure; the ratio of
+interleaved rounds is what to read.
 """
 
 from __future__ import annotations
@@ -29,18 +34,20 @@ import functools
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from anycastlb.lab.netns import run_inside
+from anycastlb.lab.netns import inside, run_inside
 from anycastlb.lab.tunnel_lab import NODE_PORT, VIP, TunnelLab
+from anycastlb.tunnel.guard import GUARD_TABLE, guard_ruleset
 from bench.harness.cpu import process_cpu, tree_cpu
 from bench.harness.processes import children_of, start_bench
 
-PATHS = {"direct": 80, "tunnel": 81}
+PATHS = {"direct": 80, "direct-unguarded": 80, "tunnel": 81}
 
 
 def _listener(name: str, port: int, addresses: list[str]) -> dict[str, object]:
@@ -142,13 +149,23 @@ def main(argv: list[str] | None = None) -> int:
         for path, port in PATHS.items():  # warm-up, also waits for the handshakes (first request)
             lab.wait(functools.partial(rate_ok, lab, port), f"the {path} path")
         for turn in range(args.rounds):
-            order = list(PATHS) if turn % 2 == 0 else list(reversed(PATHS))
+            paths = list(PATHS)
+            order = paths[turn % len(paths) :] + paths[: turn % len(paths)]  # rotated: no fixed slot
             for path in order:
-                gbps, cpu, wireguard = bulk(lab, edge.pid, PATHS[path], size)
-                results[path]["gbps"].append(gbps)
-                results[path]["cpu"].append(cpu)
-                results[path]["wg"].append(wireguard)
-                results[path]["cps"].append(rate(lab, PATHS[path], args.seconds))
+                if path == "direct-unguarded":
+                    run_inside(lab.pop, ["nft", "delete", "table", "inet", GUARD_TABLE])
+                try:
+                    gbps, cpu, wireguard = bulk(lab, edge.pid, PATHS[path], size)
+                    results[path]["gbps"].append(gbps)
+                    results[path]["cpu"].append(cpu)
+                    results[path]["wg"].append(wireguard)
+                    results[path]["cps"].append(rate(lab, PATHS[path], args.seconds))
+                finally:
+                    if path == "direct-unguarded":  # the edge's guard back, as it wrote it
+                        script = guard_ruleset([lab.pop_interface_name])
+                        subprocess.run(
+                            inside(lab.pop, ["nft", "-f", "-"]), input=script, text=True, check=True
+                        )
             print(f"round {turn + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         lab.down()
@@ -160,12 +177,22 @@ def main(argv: list[str] | None = None) -> int:
         print(_line(f"{path}: CPU per GB", results[path]["cpu"], "s/GB"))
         print(_line(f"{path}:   of which wireguard-go", results[path]["wg"], "s/GB"))
         print(_line(f"{path}: new connections", results[path]["cps"], "conn/s"))
-    for figure, name in (("gbps", "throughput"), ("cpu", "CPU per GB"), ("cps", "connections/s")):
-        ratio = statistics.median(
-            t / d for t, d in zip(results["tunnel"][figure], results["direct"][figure], strict=True)
-        )
-        print(f"tunnel/direct {name:<16} {ratio:6.2f}x (median of the rounds' ratios)")
+    for over, under in (("tunnel", "direct"), ("direct", "direct-unguarded")):
+        for figure, name in (("gbps", "throughput"), ("cpu", "CPU per GB"), ("cps", "connections/s")):
+            ratios = [a / b for a, b in zip(results[over][figure], results[under][figure], strict=True) if b]
+            if not ratios:  # a figure below the clock's tick in every round: download more
+                print(f"{over}/{under} {name:<16} n/a (a zero figure; raise --size-mb)")
+                continue
+            print(
+                f"{over}/{under} {name:<16} {statistics.median(ratios):6.2f}x (median of the rounds' ratios)"
+            )
     return 0
+
+
+def _restore_guard(lab: TunnelLab) -> None:
+    """The edge's guard back as it wrote it (it rewrites the table only when its tunnels change)."""
+    script = guard_ruleset([lab.pop_interface_name])
+    subprocess.run(inside(lab.pop, ["nft", "-f", "-"]), input=script, text=True, check=True)
 
 
 def rate_ok(lab: TunnelLab, port: int) -> bool:
