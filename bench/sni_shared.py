@@ -25,12 +25,10 @@ Needs (Debian) ``nginx-light wrk``; runs on 127.0.0.1, no root needed.
 from __future__ import annotations
 
 import argparse
-import atexit
 import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,11 +42,11 @@ from bench.harness.cpu import CpuMeter
 from bench.harness.figures import Figure
 from bench.harness.markdown import fmt, markdown_table, median, ratio
 from bench.harness.measure import connection_rate
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment
+from bench.harness.processes import start_bench
 from bench.harness.results import EDGE_WORKERS, FigureSpec, Results, Sample
 from bench.harness.rounds import record, rotated, stop_contender
 from bench.harness.servers import Contender, Nginx, start_edge
+from bench.harness.session import publish, run_session
 
 FIGURES = (
     FigureSpec("cps", "new connections", "conn/s", True),
@@ -201,24 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light wrk", file=sys.stderr)
         return 2
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, started = environment(), time.monotonic()
-    workdir = make_temp_dir(Path(tempfile.gettempdir()))
-    try:
-        results = run(settings, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, command, env, time.monotonic() - started, settings)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
-        settings.output.write_text(text)
-        print(f"written to {settings.output}")
+    finished = run_session(lambda session: run(settings, session.temp_dir()))
+    if isinstance(finished, int):
+        return finished
+    publish(report(finished.result, command, finished.env, finished.duration, settings), settings.output)
     return 0
 
 
