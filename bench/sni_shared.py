@@ -30,7 +30,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -38,13 +38,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # ``anycastlb``, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from bench.harness.cpu import CpuMeter
-from bench.harness.figures import Figure
+from bench.harness.figures import connection_figures, connection_run
 from bench.harness.markdown import fmt, markdown_table, median, ratio
-from bench.harness.measure import connection_rate
 from bench.harness.processes import start_bench
-from bench.harness.results import EDGE_WORKERS, FigureSpec, Results, Sample
-from bench.harness.rounds import record, rotated, stop_contender
+from bench.harness.results import EDGE_WORKERS, FigureSpec, Results
+from bench.harness.rounds import run_rounds
 from bench.harness.servers import Contender, Nginx, start_edge
 from bench.harness.session import publish, run_session
 
@@ -106,45 +104,16 @@ def _add_sharers(config_path: Path, contender: Contender) -> None:
         time.sleep(0.05)
 
 
-def measure(contender: Contender, nginx: Nginx, seconds: float) -> Iterator[Figure]:
-    assert nginx.proc is not None
-    with CpuMeter(contender.pid) as meter, CpuMeter(nginx.proc.pid) as backend:
-        rate, served, errors = connection_rate(contender.port, seconds)
-    yield Figure("cps", rate, errors)
-    if served:
-        yield Figure("cpu", meter.used.total * 1e6 / served, [])
-        yield Figure("cpu_user", meter.used.user * 1e6 / served, [])
-        yield Figure("cpu_sys", meter.used.sys * 1e6 / served, [])
-        yield Figure("backend_cpu", backend.used.total * 1e6 / served, [])
-
-
 def run(settings: argparse.Namespace, workdir: Path) -> Results:
-    names = contenders(settings)
-    results = Results(names)
     (workdir / "unused-big-file").write_bytes(b"")
     nginx = Nginx(workdir, workdir / "unused-big-file")
-    nginx.start()
-    try:
-        for round_no in range(1, settings.rounds + 1):
-            order = rotated(names, round_no)
-            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                sample = Sample()
-                results.samples[name].append(sample)
-                nginx.renew_workers()
-                try:
-                    contender = start(name, workdir, nginx, settings)
-                except RuntimeError as failure:
-                    results.note(round_no, name, f"did not start: {failure}")
-                    continue
-                try:
-                    for figure in measure(contender, nginx, settings.seconds):
-                        record(sample, name, figure, round_no, results)
-                finally:
-                    stop_contender(contender, round_no, results)
-    finally:
-        nginx.stop()
-    return results
+    return run_rounds(
+        Results(contenders(settings)),
+        nginx,
+        settings.rounds,
+        lambda name: start(name, workdir, nginx, settings),
+        lambda contender: connection_figures(connection_run(contender, nginx, settings.seconds)),
+    )
 
 
 def _per_round(results: Results, name: str, key: str) -> str:

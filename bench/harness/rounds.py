@@ -6,6 +6,7 @@ import argparse
 import itertools
 import re
 import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,23 +51,29 @@ def record(sample: Sample, name: str, figure: Figure, round_no: int, results: Re
         results.note(round_no, name, f"{figure.key}: {error}")
 
 
-def run_contender(bench: Bench, name: str, round_no: int) -> None:
+def run_contender(
+    results: Results,
+    nginx: Nginx,
+    name: str,
+    round_no: int,
+    start: Callable[[str], Contender],
+    measure: Callable[[Contender], Iterable[Figure]],
+) -> None:
+    """One contender in one round: started fresh, measured, stopped; a start that fails is noted
+    and leaves an empty sample, so that the rounds stay aligned across contenders."""
     sample = Sample()
-    bench.results.samples[name].append(sample)
-    bench.nginx.renew_workers()
+    results.samples[name].append(sample)
+    nginx.renew_workers()  # each contender meets nginx in the same state
     try:
-        contender = start_contender(bench, name)
+        contender = start(name)
     except RuntimeError as failure:
-        bench.results.note(round_no, name, f"did not start: {failure}")
+        results.note(round_no, name, f"did not start: {failure}")
         return
     try:
-        figures = measure_contender(
-            contender, bench.nginx, bench.seconds, bench.results.idle_count, bench.workdir
-        )
-        for figure in figures:
-            record(sample, name, figure, round_no, bench.results)
+        for figure in measure(contender):
+            record(sample, name, figure, round_no, results)
     finally:
-        stop_contender(contender, round_no, bench.results)
+        stop_contender(contender, round_no, results)
 
 
 def stop_contender(contender: Contender, round_no: int, results: Results) -> None:
@@ -106,16 +113,36 @@ def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:
     return list(contenders[shift:] + contenders[:shift])
 
 
+def run_rounds(
+    results: Results,
+    nginx: Nginx,
+    rounds: int,
+    start: Callable[[str], Contender],
+    measure: Callable[[Contender], Iterable[Figure]],
+) -> Results:
+    """``rounds`` rounds over ``results.contenders`` (order rotated each round) against the one
+    ``nginx``, which this starts and, however the rounds end, stops. Shared by the data-plane, Fast
+    Open and SNI benches, which differ only in their contenders and figures."""
+    nginx.start()
+    try:
+        for round_no in range(1, rounds + 1):
+            order = rotated(results.contenders, round_no)
+            print(f"round {round_no}/{rounds}: {', '.join(order)}", flush=True)
+            for name in order:
+                run_contender(results, nginx, name, round_no, start, measure)
+    finally:
+        nginx.stop()
+    return results
+
+
 def run(settings: argparse.Namespace, workdir: Path, shm: Path) -> Results:
+    """``bench/dataplane.py``'s run: every figure of :func:`measure_contender` per contender."""
     results = Results(settings.contenders, idle_count=idle_connection_count())
     bench = Bench(workdir, Nginx(workdir, make_big_file(shm)), settings.seconds, results)
-    bench.nginx.start()
-    try:
-        for round_no in range(1, settings.rounds + 1):
-            order = rotated(settings.contenders, round_no)
-            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                run_contender(bench, name, round_no)
-    finally:
-        bench.nginx.stop()
-    return bench.results
+
+    def measure(contender: Contender) -> Iterable[Figure]:
+        return measure_contender(contender, bench.nginx, bench.seconds, results.idle_count, workdir)
+
+    return run_rounds(
+        results, bench.nginx, settings.rounds, lambda name: start_contender(bench, name), measure
+    )
