@@ -53,10 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from bench.harness.processes import start_bench
 from bench.harness.report import report
-from bench.harness.results import CONTENDERS
+from bench.harness.results import CONTENDERS, Results
 from bench.harness.rounds import run
 from bench.harness.servers import REPO
-from bench.harness.session import publish, run_session
+from bench.harness.session import Finished, Session, publish, run_session
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -96,13 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     command = start_bench("bench/dataplane.py", argv)
-    finished = run_session(
-        lambda session: run(settings, session.temp_dir(), session.temp_dir(Path("/dev/shm")))
-    )
-    if isinstance(finished, int):
-        return finished
-    publish(report(finished.result, command, finished.env, finished.duration, settings), settings.output)
-    return 0
+
+    def work(session: Session) -> Results:
+        return run(settings, session.temp_dir(), session.temp_dir(Path("/dev/shm")))
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(work, finish)
 
 
 if __name__ == "__main__":

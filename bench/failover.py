@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 from bench.harness.failover_contenders import CONTENDERS
 from bench.harness.failover_nodes import KINDS
 from bench.harness.failover_report import console, cpu_pressure, report
-from bench.harness.failover_run import run
+from bench.harness.failover_run import FailoverRun, run
 from bench.harness.processes import start_bench
 from bench.harness.servers import REPO
-from bench.harness.session import run_session, save
+from bench.harness.session import Finished, run_session, save
 
 
 def _subset(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -98,14 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     command = start_bench("bench/failover.py", argv)
     before = cpu_pressure()
-    finished = run_session(lambda session: run(settings, session.temp_dir()))
-    if isinstance(finished, int):
-        return finished
-    print("\n" + console(finished.result) + f"\n\nrun took {finished.duration:.0f}s")
-    if settings.output is not None:
-        pressure = (before, cpu_pressure())
-        save(report(finished.result, command, finished.env, pressure, finished.duration), settings.output)
-    return 0
+
+    def finish(done: Finished[FailoverRun]) -> None:
+        print("\n" + console(done.result) + f"\n\nrun took {done.duration:.0f}s")
+        if settings.output is not None:
+            pressure = (before, cpu_pressure())
+            save(report(done.result, command, done.env, pressure, done.duration), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 from anycastlb.lab.netns import delete_namespace, inside, ip, namespace_pids, run_inside
 from bench.harness.fast_open_run import report, run
 from bench.harness.processes import start_bench
-from bench.harness.session import publish, run_session
+from bench.harness.results import Results
+from bench.harness.session import Finished, publish, run_session
 
 INSIDE = "--inside-namespace"  # how the script tells its second self that it already runs inside
 
@@ -91,11 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = start_bench("bench/fast_open.py", outer_arguments)
     if not settings.inside:
         return in_namespace(outer_arguments)
-    finished = run_session(lambda session: run(settings, session.temp_dir()))
-    if isinstance(finished, int):
-        return finished
-    publish(report(finished.result, command, finished.env, finished.duration, settings), settings.output)
-    return 0
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from bench.harness.flood_run import SCENARIOS, SOURCE_RATE, VICTIM_RATE, Outcome
 from bench.harness.processes import CHILDREN, start_bench
 from bench.harness.rounds import rotated
 from bench.harness.servers import Nginx
-from bench.harness.session import run_session
+from bench.harness.session import Finished, run_session
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -110,14 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy", file=sys.stderr)
         return 2
     command = start_bench("bench/flood.py", argv)
-    finished = run_session(lambda session: run(settings, session.temp_dir()))
-    if isinstance(finished, int):
-        return finished
-    text = report(finished.result, command, finished.env, finished.duration)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.write_text(text)
-    return 0
+
+    def finish(done: Finished[dict[str, list[Outcome]]]) -> None:
+        text = report(done.result, command, done.env, done.duration)
+        print("\n" + text)
+        if settings.output is not None:
+            settings.output.write_text(text)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

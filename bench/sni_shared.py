@@ -38,21 +38,15 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # ``anycastlb``, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from bench.harness.figures import connection_figures, connection_run
+from bench.harness.figures import CONNECTION_FIGURES, connection_figures, connection_run
 from bench.harness.markdown import fmt, markdown_table, median, ratio
 from bench.harness.processes import start_bench
-from bench.harness.results import EDGE_WORKERS, FigureSpec, Results
-from bench.harness.rounds import run_rounds
+from bench.harness.results import EDGE_WORKERS, Results
+from bench.harness.rounds import Rounds
 from bench.harness.servers import Contender, Nginx, start_edge
-from bench.harness.session import publish, run_session
+from bench.harness.session import Finished, publish, run_session
 
-FIGURES = (
-    FigureSpec("cps", "new connections", "conn/s", True),
-    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
-    FigureSpec("cpu_user", "… of which user", "µs", False),
-    FigureSpec("cpu_sys", "… of which sys", "µs", False),
-    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
-)
+FIGURES = CONNECTION_FIGURES
 SHARED = {"hostnames": ["bench.example.com", "*.bench.example.com"], "sni_default": True}
 OTHERS = ("shop.example.com", "*.shop.example.com", "blog.example.org")
 
@@ -107,13 +101,12 @@ def _add_sharers(config_path: Path, contender: Contender) -> None:
 def run(settings: argparse.Namespace, workdir: Path) -> Results:
     (workdir / "unused-big-file").write_bytes(b"")
     nginx = Nginx(workdir, workdir / "unused-big-file")
-    return run_rounds(
+    return Rounds(
         Results(contenders(settings)),
         nginx,
-        settings.rounds,
         lambda name: start(name, workdir, nginx, settings),
         lambda contender: connection_figures(connection_run(contender, nginx, settings.seconds)),
-    )
+    ).run(settings.rounds)
 
 
 def _per_round(results: Results, name: str, key: str) -> str:
@@ -168,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light wrk", file=sys.stderr)
         return 2
-    finished = run_session(lambda session: run(settings, session.temp_dir()))
-    if isinstance(finished, int):
-        return finished
-    publish(report(finished.result, command, finished.env, finished.duration, settings), settings.output)
-    return 0
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

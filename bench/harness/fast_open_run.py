@@ -13,11 +13,11 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from .figures import Figure, connection_figures, connection_run
+from .figures import CONNECTION_FIGURES, Figure, connection_figures, connection_run
 from .markdown import fmt, markdown_table, median, ratio
 from .measure import latency_ms
 from .results import EDGE_WORKERS, HAPROXY_THREADS, LATENCY_RATE, FigureSpec, Results
-from .rounds import run_rounds
+from .rounds import Rounds
 from .servers import Contender, Nginx, start_edge, start_haproxy
 
 __all__ = ["CONTENDERS", "FIGURES", "paired_ratios", "report", "run", "tcp_ext_counters"]
@@ -31,11 +31,7 @@ WAIT_FOR_DATA = "tcp-request inspect-delay 1s\ntcp-request content accept if { r
 FASTOPEN_QUEUE = 4096  # nginx's fastopen=N: SYN-data connections it holds before falling back to 3WHS
 
 FIGURES = (
-    FigureSpec("cps", "new connections", "conn/s", True),
-    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
-    FigureSpec("cpu_user", "… of which user", "µs", False),
-    FigureSpec("cpu_sys", "… of which sys", "µs", False),
-    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
+    *CONNECTION_FIGURES,
     FigureSpec("tfo", "backend connections that were fast opens", "share", True),
     FigureSpec("p50", f"latency p50 @ {LATENCY_RATE}/s", "ms", False),
     FigureSpec("p99", f"latency p99 @ {LATENCY_RATE}/s", "ms", False),
@@ -85,13 +81,12 @@ def measure(contender: Contender, nginx: Nginx, seconds: float) -> Iterator[Figu
 def run(settings: argparse.Namespace, workdir: Path) -> Results:
     (workdir / "unused-big-file").write_bytes(b"")
     nginx = Nginx(workdir, workdir / "unused-big-file", fastopen=FASTOPEN_QUEUE)
-    return run_rounds(
+    return Rounds(
         Results(CONTENDERS),
         nginx,
-        settings.rounds,
         lambda name: start(name, workdir, nginx),
         lambda contender: measure(contender, nginx, settings.seconds),
-    )
+    ).run(settings.rounds)
 
 
 def _medians(results: Results) -> dict[str, dict[str, float | None]]:

@@ -16,10 +16,18 @@ from typing import NamedTuple
 
 from .cpu import CpuMeter, CpuTimes
 from .measure import bulk_transfer, connection_rate, idle_rss_mib, latency_ms
+from .results import FigureSpec
 from .servers import Contender, Nginx
 from .syscalls import syscalls_per_connection
 
-__all__ = ["ConnectionRun", "Figure", "connection_figures", "connection_run", "measure_contender"]
+__all__ = [
+    "CONNECTION_FIGURES",
+    "ConnectionRun",
+    "Figure",
+    "connection_figures",
+    "connection_run",
+    "measure_contender",
+]
 
 
 class Figure(NamedTuple):
@@ -58,6 +66,15 @@ def connection_run(contender: Contender, nginx: Nginx, seconds: float) -> Connec
     with CpuMeter(contender.pid) as meter, CpuMeter(nginx.proc.pid) as backend:
         rate, served, errors = connection_rate(contender.port, seconds)
     return ConnectionRun(rate, served, errors, meter.used, backend.used)
+
+
+CONNECTION_FIGURES = (  # what :func:`connection_figures` yields, for a report's rows
+    FigureSpec("cps", "new connections", "conn/s", True),
+    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
+    FigureSpec("cpu_user", "… of which user", "µs", False),
+    FigureSpec("cpu_sys", "… of which sys", "µs", False),
+    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
+)
 
 
 def connection_figures(run: ConnectionRun) -> Iterator[Figure]:

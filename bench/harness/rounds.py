@@ -51,31 +51,6 @@ def record(sample: Sample, name: str, figure: Figure, round_no: int, results: Re
         results.note(round_no, name, f"{figure.key}: {error}")
 
 
-def run_contender(
-    results: Results,
-    nginx: Nginx,
-    name: str,
-    round_no: int,
-    start: Callable[[str], Contender],
-    measure: Callable[[Contender], Iterable[Figure]],
-) -> None:
-    """One contender in one round: started fresh, measured, stopped; a start that fails is noted
-    and leaves an empty sample, so that the rounds stay aligned across contenders."""
-    sample = Sample()
-    results.samples[name].append(sample)
-    nginx.renew_workers()  # each contender meets nginx in the same state
-    try:
-        contender = start(name)
-    except RuntimeError as failure:
-        results.note(round_no, name, f"did not start: {failure}")
-        return
-    try:
-        for figure in measure(contender):
-            record(sample, name, figure, round_no, results)
-    finally:
-        stop_contender(contender, round_no, results)
-
-
 def stop_contender(contender: Contender, round_no: int, results: Results) -> None:
     if contender.proc is None:
         return
@@ -113,26 +88,45 @@ def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:
     return list(contenders[shift:] + contenders[:shift])
 
 
-def run_rounds(
-    results: Results,
-    nginx: Nginx,
-    rounds: int,
-    start: Callable[[str], Contender],
-    measure: Callable[[Contender], Iterable[Figure]],
-) -> Results:
-    """``rounds`` rounds over ``results.contenders`` (order rotated each round) against the one
-    ``nginx``, which this starts and, however the rounds end, stops. Shared by the data-plane, Fast
-    Open and SNI benches, which differ only in their contenders and figures."""
-    nginx.start()
-    try:
-        for round_no in range(1, rounds + 1):
-            order = rotated(results.contenders, round_no)
-            print(f"round {round_no}/{rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                run_contender(results, nginx, name, round_no, start, measure)
-    finally:
-        nginx.stop()
-    return results
+@dataclass
+class Rounds:
+    """Rounds over ``results.contenders`` against the one ``nginx``: each contender started fresh by
+    ``start``, its figures taken by ``measure``, then stopped. Shared by the data-plane, Fast Open
+    and SNI benches, which differ only in their contenders and figures."""
+
+    results: Results
+    nginx: Nginx
+    start: Callable[[str], Contender]
+    measure: Callable[[Contender], Iterable[Figure]]
+
+    def run(self, rounds: int) -> Results:
+        """Starts nginx, runs the rounds (order rotated each round) and, however they end, stops it."""
+        self.nginx.start()
+        try:
+            for round_no in range(1, rounds + 1):
+                order = rotated(self.results.contenders, round_no)
+                print(f"round {round_no}/{rounds}: {', '.join(order)}", flush=True)
+                for name in order:
+                    self._contender(name, round_no)
+        finally:
+            self.nginx.stop()
+        return self.results
+
+    def _contender(self, name: str, round_no: int) -> None:
+        """A start that fails is noted and leaves an empty sample, so the rounds stay aligned."""
+        sample = Sample()
+        self.results.samples[name].append(sample)
+        self.nginx.renew_workers()  # each contender meets nginx in the same state
+        try:
+            contender = self.start(name)
+        except RuntimeError as failure:
+            self.results.note(round_no, name, f"did not start: {failure}")
+            return
+        try:
+            for figure in self.measure(contender):
+                record(sample, name, figure, round_no, self.results)
+        finally:
+            stop_contender(contender, round_no, self.results)
 
 
 def run(settings: argparse.Namespace, workdir: Path, shm: Path) -> Results:
@@ -143,6 +137,6 @@ def run(settings: argparse.Namespace, workdir: Path, shm: Path) -> Results:
     def measure(contender: Contender) -> Iterable[Figure]:
         return measure_contender(contender, bench.nginx, bench.seconds, results.idle_count, workdir)
 
-    return run_rounds(
-        results, bench.nginx, settings.rounds, lambda name: start_contender(bench, name), measure
+    return Rounds(results, bench.nginx, lambda name: start_contender(bench, name), measure).run(
+        settings.rounds
     )

@@ -57,13 +57,14 @@ class Finished(Generic[R]):
     duration: float
 
 
-def run_session(work: Callable[[Session], R]) -> Finished[R] | int:
-    """Run ``work`` with every child stopped and every temp dir removed afterwards, whatever happens.
+def run_session(work: Callable[[Session], R], finish: Callable[[Finished[R]], None]) -> int:
+    """Run ``work`` with every child stopped and every temp dir removed afterwards, whatever happens,
+    then hand what it measured to ``finish`` (which prints and writes the report); returns the
+    bench's exit code.
 
-    Returns :data:`INTERRUPTED` (after the clean-up) when the run was stopped by Ctrl-C, so that a
-    bench's ``main`` can return it as its exit code; any other exception propagates after the
-    clean-up. ``CHILDREN.stop_all`` is also registered at exit for a ``SystemExit`` raised by a
-    signal handler between here and the end of the process.
+    That is 0, or :data:`INTERRUPTED` (after the clean-up, ``finish`` not called) when the run was
+    stopped by Ctrl-C; any other exception propagates after the clean-up. ``CHILDREN.stop_all`` is
+    also registered at exit for a ``SystemExit`` raised by a signal handler.
     """
     atexit.register(CHILDREN.stop_all)
     raise_file_limit()
@@ -76,7 +77,8 @@ def run_session(work: Callable[[Session], R]) -> Finished[R] | int:
         return INTERRUPTED
     finally:
         session.clean_up()
-    return Finished(result, env, time.monotonic() - started)
+    finish(Finished(result, env, time.monotonic() - started))
+    return 0
 
 
 def save(text: str, output: Path | None) -> None:

@@ -31,20 +31,28 @@ def _assert_cleaned(seen: dict[str, object]) -> None:
     assert [path for path in dirs if path.exists()] == []
 
 
-def test_a_finished_run_returns_its_result_and_leaves_nothing_behind() -> None:
+def test_a_finished_run_hands_its_result_to_finish_after_the_clean_up() -> None:
     seen: dict[str, object] = {}
+    finished: list[Finished[str]] = []
 
     def work(session: Session) -> str:
         workdir = _start_child(session, seen)
         assert workdir.is_dir() and workdir.name.startswith("anycastlb-bench-")
         return "measured"
 
-    finished = run_session(work)
-    assert isinstance(finished, Finished)
-    assert finished.result == "measured"
-    assert "- commit: " in finished.env
-    assert finished.duration >= 0
-    _assert_cleaned(seen)
+    def finish(done: Finished[str]) -> None:
+        _assert_cleaned(seen)  # the report is written once nothing of the run is left
+        finished.append(done)
+
+    assert run_session(work, finish) == 0
+    [done] = finished
+    assert done.result == "measured"
+    assert "- commit: " in done.env
+    assert done.duration >= 0
+
+
+def _never(done: Finished[str]) -> None:
+    raise AssertionError(f"finish called after a run that did not finish: {done}")
 
 
 def test_ctrl_c_returns_130_after_the_clean_up(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,7 +62,7 @@ def test_ctrl_c_returns_130_after_the_clean_up(capsys: pytest.CaptureFixture[str
         _start_child(session, seen)
         raise KeyboardInterrupt
 
-    assert run_session(work) == INTERRUPTED == 130
+    assert run_session(work, _never) == INTERRUPTED == 130
     assert "interrupted: stopping every child process" in capsys.readouterr().err
     _assert_cleaned(seen)
 
@@ -67,7 +75,7 @@ def test_a_failing_run_raises_after_the_clean_up() -> None:
         raise RuntimeError("nginx did not start")
 
     with pytest.raises(RuntimeError, match="nginx did not start"):
-        run_session(work)
+        run_session(work, _never)
     _assert_cleaned(seen)
 
 
