@@ -44,21 +44,19 @@ CPU), ``syscalls`` (the strace phase), ``figures`` (one contender's figures), ``
 from __future__ import annotations
 
 import argparse
-import atexit
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment, report
-from bench.harness.results import CONTENDERS
+from bench.harness.processes import start_bench
+from bench.harness.report import report
+from bench.harness.results import CONTENDERS, Results
 from bench.harness.rounds import run
 from bench.harness.servers import REPO
+from bench.harness.session import Finished, Session, publish, run_session
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -98,26 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     command = start_bench("bench/dataplane.py", argv)
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, started = environment(), time.monotonic()
-    workdir, shm = (make_temp_dir(parent) for parent in (Path(tempfile.gettempdir()), Path("/dev/shm")))
-    try:
-        results = run(settings, workdir, shm)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(shm, ignore_errors=True)
-    text = report(results, command, env, time.monotonic() - started, settings)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
-        settings.output.write_text(text)
-        print(f"written to {settings.output}")
-    return 0
+
+    def work(session: Session) -> Results:
+        return run(settings, session.temp_dir(), session.temp_dir(Path("/dev/shm")))
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(work, finish)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,8 @@ the faults), ``contenders`` (HAProxy and edge configs, their logs), ``client``, 
 from __future__ import annotations
 
 import argparse
-import atexit
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 from bench.harness.failover_contenders import CONTENDERS
 from bench.harness.failover_nodes import KINDS
 from bench.harness.failover_report import console, cpu_pressure, report
-from bench.harness.failover_run import run
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment
+from bench.harness.failover_run import FailoverRun, run
+from bench.harness.processes import start_bench
 from bench.harness.servers import REPO
+from bench.harness.session import Finished, run_session, save
 
 
 def _subset(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -100,26 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy", file=sys.stderr)
         return 2
     command = start_bench("bench/failover.py", argv)
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, before, started = environment(), cpu_pressure(), time.monotonic()
-    workdir = make_temp_dir(Path(tempfile.gettempdir()))
-    try:
-        result = run(settings, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    duration = time.monotonic() - started
-    print("\n" + console(result) + f"\n\nrun took {duration:.0f}s")
-    if settings.output is not None:
-        text = report(result, command, env, (before, cpu_pressure()), duration)
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
-        settings.output.write_text(text)
-        print(f"written to {settings.output}")
-    return 0
+    before = cpu_pressure()
+
+    def finish(done: Finished[FailoverRun]) -> None:
+        print("\n" + console(done.result) + f"\n\nrun took {done.duration:.0f}s")
+        if settings.output is not None:
+            pressure = (before, cpu_pressure())
+            save(report(done.result, command, done.env, pressure, done.duration), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

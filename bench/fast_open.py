@@ -28,15 +28,12 @@ proxy. Needs root (``ip netns``) and (Debian) ``nginx-light haproxy wrk``.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root
 
 from anycastlb.lab.netns import delete_namespace, inside, ip, namespace_pids, run_inside
 from bench.harness.fast_open_run import report, run
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment
+from bench.harness.processes import start_bench
+from bench.harness.results import Results
+from bench.harness.session import Finished, publish, run_session
 
 INSIDE = "--inside-namespace"  # how the script tells its second self that it already runs inside
 
@@ -94,25 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = start_bench("bench/fast_open.py", outer_arguments)
     if not settings.inside:
         return in_namespace(outer_arguments)
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, started = environment(), time.monotonic()
-    workdir = make_temp_dir(Path(tempfile.gettempdir()))
-    try:
-        results = run(settings, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, command, env, time.monotonic() - started, settings)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
-        settings.output.write_text(text)
-        print(f"written to {settings.output}")
-    return 0
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,18 @@ machine's cores: the point is how much of it one source can take from everyone e
 from __future__ import annotations
 
 import argparse
-import atexit
 import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
 from bench.harness.flood_run import SCENARIOS, SOURCE_RATE, VICTIM_RATE, Outcome, measure, median, start
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment
+from bench.harness.processes import CHILDREN, start_bench
 from bench.harness.rounds import rotated
 from bench.harness.servers import Nginx
+from bench.harness.session import Finished, run_session
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -113,23 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light haproxy", file=sys.stderr)
         return 2
     command = start_bench("bench/flood.py", argv)
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, started = environment(), time.monotonic()
-    workdir = make_temp_dir(Path(tempfile.gettempdir()))
-    try:
-        results = run(settings, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, command, env, time.monotonic() - started)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.write_text(text)
-    return 0
+
+    def finish(done: Finished[dict[str, list[Outcome]]]) -> None:
+        text = report(done.result, command, done.env, done.duration)
+        print("\n" + text)
+        if settings.output is not None:
+            settings.output.write_text(text)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

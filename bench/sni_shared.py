@@ -25,14 +25,12 @@ Needs (Debian) ``nginx-light wrk``; runs on 127.0.0.1, no root needed.
 from __future__ import annotations
 
 import argparse
-import atexit
 import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -40,23 +38,15 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # ``anycastlb``, uninstalled
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for ``bench.harness``
 
-from bench.harness.cpu import CpuMeter
-from bench.harness.figures import Figure
+from bench.harness.figures import CONNECTION_FIGURES, connection_figures, connection_run
 from bench.harness.markdown import fmt, markdown_table, median, ratio
-from bench.harness.measure import connection_rate
-from bench.harness.processes import CHILDREN, make_temp_dir, raise_file_limit, start_bench
-from bench.harness.report import environment
-from bench.harness.results import EDGE_WORKERS, FigureSpec, Results, Sample
-from bench.harness.rounds import record, rotated, stop_contender
+from bench.harness.processes import start_bench
+from bench.harness.results import EDGE_WORKERS, Results
+from bench.harness.rounds import Rounds
 from bench.harness.servers import Contender, Nginx, start_edge
+from bench.harness.session import Finished, publish, run_session
 
-FIGURES = (
-    FigureSpec("cps", "new connections", "conn/s", True),
-    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
-    FigureSpec("cpu_user", "… of which user", "µs", False),
-    FigureSpec("cpu_sys", "… of which sys", "µs", False),
-    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
-)
+FIGURES = CONNECTION_FIGURES
 SHARED = {"hostnames": ["bench.example.com", "*.bench.example.com"], "sni_default": True}
 OTHERS = ("shop.example.com", "*.shop.example.com", "blog.example.org")
 
@@ -108,45 +98,15 @@ def _add_sharers(config_path: Path, contender: Contender) -> None:
         time.sleep(0.05)
 
 
-def measure(contender: Contender, nginx: Nginx, seconds: float) -> Iterator[Figure]:
-    assert nginx.proc is not None
-    with CpuMeter(contender.pid) as meter, CpuMeter(nginx.proc.pid) as backend:
-        rate, served, errors = connection_rate(contender.port, seconds)
-    yield Figure("cps", rate, errors)
-    if served:
-        yield Figure("cpu", meter.used.total * 1e6 / served, [])
-        yield Figure("cpu_user", meter.used.user * 1e6 / served, [])
-        yield Figure("cpu_sys", meter.used.sys * 1e6 / served, [])
-        yield Figure("backend_cpu", backend.used.total * 1e6 / served, [])
-
-
 def run(settings: argparse.Namespace, workdir: Path) -> Results:
-    names = contenders(settings)
-    results = Results(names)
     (workdir / "unused-big-file").write_bytes(b"")
     nginx = Nginx(workdir, workdir / "unused-big-file")
-    nginx.start()
-    try:
-        for round_no in range(1, settings.rounds + 1):
-            order = rotated(names, round_no)
-            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                sample = Sample()
-                results.samples[name].append(sample)
-                nginx.renew_workers()
-                try:
-                    contender = start(name, workdir, nginx, settings)
-                except RuntimeError as failure:
-                    results.note(round_no, name, f"did not start: {failure}")
-                    continue
-                try:
-                    for figure in measure(contender, nginx, settings.seconds):
-                        record(sample, name, figure, round_no, results)
-                finally:
-                    stop_contender(contender, round_no, results)
-    finally:
-        nginx.stop()
-    return results
+    return Rounds(
+        Results(contenders(settings)),
+        nginx,
+        lambda name: start(name, workdir, nginx, settings),
+        lambda contender: connection_figures(connection_run(contender, nginx, settings.seconds)),
+    ).run(settings.rounds)
 
 
 def _per_round(results: Results, name: str, key: str) -> str:
@@ -201,25 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"missing: {' '.join(missing)}; apt-get install -y nginx-light wrk", file=sys.stderr)
         return 2
-    atexit.register(CHILDREN.stop_all)
-    raise_file_limit()
-    env, started = environment(), time.monotonic()
-    workdir = make_temp_dir(Path(tempfile.gettempdir()))
-    try:
-        results = run(settings, workdir)
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping every child process and removing temp files", file=sys.stderr)
-        return 130
-    finally:
-        CHILDREN.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, command, env, time.monotonic() - started, settings)
-    print("\n" + text)
-    if settings.output is not None:
-        settings.output.parent.mkdir(parents=True, exist_ok=True)
-        settings.output.write_text(text)
-        print(f"written to {settings.output}")
-    return 0
+
+    def finish(done: Finished[Results]) -> None:
+        publish(report(done.result, command, done.env, done.duration, settings), settings.output)
+
+    return run_session(lambda session: run(settings, session.temp_dir()), finish)
 
 
 if __name__ == "__main__":

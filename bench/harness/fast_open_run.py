@@ -13,12 +13,11 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cpu import CpuMeter
-from .figures import Figure
+from .figures import CONNECTION_FIGURES, Figure, connection_figures, connection_run
 from .markdown import fmt, markdown_table, median, ratio
-from .measure import connection_rate, latency_ms
-from .results import EDGE_WORKERS, HAPROXY_THREADS, LATENCY_RATE, FigureSpec, Results, Sample
-from .rounds import record, rotated, stop_contender
+from .measure import latency_ms
+from .results import EDGE_WORKERS, HAPROXY_THREADS, LATENCY_RATE, FigureSpec, Results
+from .rounds import Rounds
 from .servers import Contender, Nginx, start_edge, start_haproxy
 
 __all__ = ["CONTENDERS", "FIGURES", "paired_ratios", "report", "run", "tcp_ext_counters"]
@@ -32,11 +31,7 @@ WAIT_FOR_DATA = "tcp-request inspect-delay 1s\ntcp-request content accept if { r
 FASTOPEN_QUEUE = 4096  # nginx's fastopen=N: SYN-data connections it holds before falling back to 3WHS
 
 FIGURES = (
-    FigureSpec("cps", "new connections", "conn/s", True),
-    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
-    FigureSpec("cpu_user", "… of which user", "µs", False),
-    FigureSpec("cpu_sys", "… of which sys", "µs", False),
-    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
+    *CONNECTION_FIGURES,
     FigureSpec("tfo", "backend connections that were fast opens", "share", True),
     FigureSpec("p50", f"latency p50 @ {LATENCY_RATE}/s", "ms", False),
     FigureSpec("p99", f"latency p99 @ {LATENCY_RATE}/s", "ms", False),
@@ -72,49 +67,26 @@ def measure(contender: Contender, nginx: Nginx, seconds: float) -> Iterator[Figu
     """conn/s and CPU per connection from one ``wrk`` run (``Connection: close``: every request a
     new client connection and a new nginx connection), with the fast opens the kernel counted in
     the same run; then p50/p99 from the open-loop client at a fixed rate."""
-    assert nginx.proc is not None
     before = tcp_ext_counters()
-    with CpuMeter(contender.pid) as meter, CpuMeter(nginx.proc.pid) as backend:
-        rate, served, errors = connection_rate(contender.port, seconds)
+    wrk = connection_run(contender, nginx, seconds)
     fast_opens = tcp_ext_counters().get("TCPFastOpenActive", 0) - before.get("TCPFastOpenActive", 0)
-    yield Figure("cps", rate, errors)
-    if served:
-        yield Figure("cpu", meter.used.total * 1e6 / served, [])
-        yield Figure("cpu_user", meter.used.user * 1e6 / served, [])
-        yield Figure("cpu_sys", meter.used.sys * 1e6 / served, [])
-        yield Figure("backend_cpu", backend.used.total * 1e6 / served, [])
-        yield Figure("tfo", fast_opens / served, [])
+    yield from connection_figures(wrk)
+    if wrk.served:
+        yield Figure("tfo", fast_opens / wrk.served, [])
     p50, p99, errors = latency_ms(contender.port, seconds)
     yield Figure("p50", p50, errors)
     yield Figure("p99", p99, [])
 
 
 def run(settings: argparse.Namespace, workdir: Path) -> Results:
-    results = Results(CONTENDERS)
     (workdir / "unused-big-file").write_bytes(b"")
     nginx = Nginx(workdir, workdir / "unused-big-file", fastopen=FASTOPEN_QUEUE)
-    nginx.start()
-    try:
-        for round_no in range(1, settings.rounds + 1):
-            order = rotated(CONTENDERS, round_no)
-            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                sample = Sample()
-                results.samples[name].append(sample)
-                nginx.renew_workers()  # each contender meets nginx in the same state
-                try:
-                    contender = start(name, workdir, nginx)
-                except RuntimeError as failure:
-                    results.note(round_no, name, f"did not start: {failure}")
-                    continue
-                try:
-                    for figure in measure(contender, nginx, settings.seconds):
-                        record(sample, name, figure, round_no, results)
-                finally:
-                    stop_contender(contender, round_no, results)
-    finally:
-        nginx.stop()
-    return results
+    return Rounds(
+        Results(CONTENDERS),
+        nginx,
+        lambda name: start(name, workdir, nginx),
+        lambda contender: measure(contender, nginx, settings.seconds),
+    ).run(settings.rounds)
 
 
 def _medians(results: Results) -> dict[str, dict[str, float | None]]:

@@ -14,12 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .cpu import CpuMeter
+from .cpu import CpuMeter, CpuTimes
 from .measure import bulk_transfer, connection_rate, idle_rss_mib, latency_ms
+from .results import FigureSpec
 from .servers import Contender, Nginx
 from .syscalls import syscalls_per_connection
 
-__all__ = ["Figure", "measure_contender"]
+__all__ = [
+    "CONNECTION_FIGURES",
+    "ConnectionRun",
+    "Figure",
+    "connection_figures",
+    "connection_run",
+    "measure_contender",
+]
 
 
 class Figure(NamedTuple):
@@ -40,17 +48,44 @@ def _bulk(contender: Contender, streams: int, seconds: float) -> Iterator[Figure
         yield Figure("bulk_cpu", meter.used.total / (size / 1e9) if size else float("nan"), [])
 
 
-def _connections(contender: Contender, nginx: Nginx, seconds: float) -> Iterator[Figure]:
+class ConnectionRun(NamedTuple):
+    """One ``wrk`` run with ``Connection: close``: its rate, the requests (= connections) served,
+    its errors, and the CPU the contender's and nginx's process trees spent during it."""
+
+    rate: float
+    served: int
+    errors: list[str]
+    proxy: CpuTimes
+    backend: CpuTimes
+
+
+def connection_run(contender: Contender, nginx: Nginx, seconds: float) -> ConnectionRun:
+    """Separate from :func:`connection_figures` so that a bench can read more counters around the
+    same run (``bench/harness/fast_open_run.py``: the kernel's fast opens)."""
     assert nginx.proc is not None
     with CpuMeter(contender.pid) as meter, CpuMeter(nginx.proc.pid) as backend:
         rate, served, errors = connection_rate(contender.port, seconds)
-    yield Figure("cps", rate, errors)
-    if served == 0:
+    return ConnectionRun(rate, served, errors, meter.used, backend.used)
+
+
+CONNECTION_FIGURES = (  # what :func:`connection_figures` yields, for a report's rows
+    FigureSpec("cps", "new connections", "conn/s", True),
+    FigureSpec("cpu", "CPU per connection, user + sys", "µs", False),
+    FigureSpec("cpu_user", "… of which user", "µs", False),
+    FigureSpec("cpu_sys", "… of which sys", "µs", False),
+    FigureSpec("backend_cpu", "nginx CPU per connection (not in the above)", "µs", False),
+)
+
+
+def connection_figures(run: ConnectionRun) -> Iterator[Figure]:
+    """conn/s, then (if anything was served) CPU µs per connection: total, user, sys, and nginx's."""
+    yield Figure("cps", run.rate, run.errors)
+    if run.served == 0:
         return
-    yield Figure("cpu", meter.used.total * 1e6 / served, [])
-    yield Figure("cpu_user", meter.used.user * 1e6 / served, [])
-    yield Figure("cpu_sys", meter.used.sys * 1e6 / served, [])
-    yield Figure("backend_cpu", backend.used.total * 1e6 / served, [])
+    yield Figure("cpu", run.proxy.total * 1e6 / run.served, [])
+    yield Figure("cpu_user", run.proxy.user * 1e6 / run.served, [])
+    yield Figure("cpu_sys", run.proxy.sys * 1e6 / run.served, [])
+    yield Figure("backend_cpu", run.backend.total * 1e6 / run.served, [])
 
 
 def measure_contender(
@@ -64,7 +99,7 @@ def measure_contender(
     yield Figure("rss", *idle_rss_mib(contender, nginx, idle_count))
     yield from _bulk(contender, 1, seconds)
     yield from _bulk(contender, 4, seconds)
-    yield from _connections(contender, nginx, seconds)
+    yield from connection_figures(connection_run(contender, nginx, seconds))
     p50, p99, errors = latency_ms(contender.port, seconds)
     yield Figure("p50", p50, errors)
     yield Figure("p99", p99, [])

@@ -6,6 +6,7 @@ import argparse
 import itertools
 import re
 import signal
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,25 +51,6 @@ def record(sample: Sample, name: str, figure: Figure, round_no: int, results: Re
         results.note(round_no, name, f"{figure.key}: {error}")
 
 
-def run_contender(bench: Bench, name: str, round_no: int) -> None:
-    sample = Sample()
-    bench.results.samples[name].append(sample)
-    bench.nginx.renew_workers()
-    try:
-        contender = start_contender(bench, name)
-    except RuntimeError as failure:
-        bench.results.note(round_no, name, f"did not start: {failure}")
-        return
-    try:
-        figures = measure_contender(
-            contender, bench.nginx, bench.seconds, bench.results.idle_count, bench.workdir
-        )
-        for figure in figures:
-            record(sample, name, figure, round_no, bench.results)
-    finally:
-        stop_contender(contender, round_no, bench.results)
-
-
 def stop_contender(contender: Contender, round_no: int, results: Results) -> None:
     if contender.proc is None:
         return
@@ -106,16 +88,55 @@ def rotated(contenders: tuple[str, ...], round_no: int) -> list[str]:
     return list(contenders[shift:] + contenders[:shift])
 
 
+@dataclass
+class Rounds:
+    """Rounds over ``results.contenders`` against the one ``nginx``: each contender started fresh by
+    ``start``, its figures taken by ``measure``, then stopped. Shared by the data-plane, Fast Open
+    and SNI benches, which differ only in their contenders and figures."""
+
+    results: Results
+    nginx: Nginx
+    start: Callable[[str], Contender]
+    measure: Callable[[Contender], Iterable[Figure]]
+
+    def run(self, rounds: int) -> Results:
+        """Starts nginx, runs the rounds (order rotated each round) and, however they end, stops it."""
+        self.nginx.start()
+        try:
+            for round_no in range(1, rounds + 1):
+                order = rotated(self.results.contenders, round_no)
+                print(f"round {round_no}/{rounds}: {', '.join(order)}", flush=True)
+                for name in order:
+                    self._contender(name, round_no)
+        finally:
+            self.nginx.stop()
+        return self.results
+
+    def _contender(self, name: str, round_no: int) -> None:
+        """A start that fails is noted and leaves an empty sample, so the rounds stay aligned."""
+        sample = Sample()
+        self.results.samples[name].append(sample)
+        self.nginx.renew_workers()  # each contender meets nginx in the same state
+        try:
+            contender = self.start(name)
+        except RuntimeError as failure:
+            self.results.note(round_no, name, f"did not start: {failure}")
+            return
+        try:
+            for figure in self.measure(contender):
+                record(sample, name, figure, round_no, self.results)
+        finally:
+            stop_contender(contender, round_no, self.results)
+
+
 def run(settings: argparse.Namespace, workdir: Path, shm: Path) -> Results:
+    """``bench/dataplane.py``'s run: every figure of :func:`measure_contender` per contender."""
     results = Results(settings.contenders, idle_count=idle_connection_count())
     bench = Bench(workdir, Nginx(workdir, make_big_file(shm)), settings.seconds, results)
-    bench.nginx.start()
-    try:
-        for round_no in range(1, settings.rounds + 1):
-            order = rotated(settings.contenders, round_no)
-            print(f"round {round_no}/{settings.rounds}: {', '.join(order)}", flush=True)
-            for name in order:
-                run_contender(bench, name, round_no)
-    finally:
-        bench.nginx.stop()
-    return bench.results
+
+    def measure(contender: Contender) -> Iterable[Figure]:
+        return measure_contender(contender, bench.nginx, bench.seconds, results.idle_count, workdir)
+
+    return Rounds(results, bench.nginx, lambda name: start_contender(bench, name), measure).run(
+        settings.rounds
+    )
