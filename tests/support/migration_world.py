@@ -31,6 +31,7 @@ import httpx
 
 from anycastlb.lab.migration import Migration
 from anycastlb.lab.migration_lab import MigrationLab, entered
+from anycastlb.lab.migration_load import body_fields
 from anycastlb.lab.migration_net import TUNNEL_LABEL, LabNodeSpec, MigrationNetwork
 from tests.support.control_plane import ControlProcess
 from tests.support.controlled_edge import ControlledEdge
@@ -327,7 +328,7 @@ def _wait_serving(vip: str, nodes: frozenset[str], timeout: float = 20.0) -> Non
         transport = httpx.HTTPTransport(local_address=source)
         try:
             with httpx.Client(transport=transport, timeout=2) as client:
-                seen.add(node_of_text(client.get(f"http://{vip}/").text))
+                seen.add(body_fields(client.get(f"http://{vip}/").content).get("node", ""))
         except httpx.HTTPError:
             pass
         if nodes <= seen:
@@ -338,8 +339,3 @@ def _wait_serving(vip: str, nodes: frozenset[str], timeout: float = 20.0) -> Non
                 f"{sorted(nodes)}"
             )
         time.sleep(0.01)
-
-
-def node_of_text(body: str) -> str:
-    """``node=a2 client=...`` → ``a2``."""
-    return next((word[5:] for word in body.split() if word.startswith("node=")), "")

@@ -34,6 +34,11 @@ def answer_fields(response: bytes) -> dict[str, str]:
     head, _, body = response.partition(b"\r\n\r\n")
     if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
         return {}
+    return body_fields(body)
+
+
+def body_fields(body: bytes) -> dict[str, str]:
+    """The ``key=value`` words of a lab node's answer body, whatever the status."""
     words = (word.decode(errors="replace").partition("=") for word in body.split())
     return {key: value for key, sep, value in words if sep}
 

@@ -23,6 +23,16 @@ Reserved = Annotated[
     ),
 ]
 
+SniSharing = Annotated[
+    str | None,
+    typer.Option(
+        "--sni-sharing",
+        help="Who may share an address on one port by TLS SNI: 'tenant' (default) or 'pool' "
+        "(any tenant naming this pool and the same sharing key).",
+        show_default=False,
+    ),
+]
+
 
 @app.command("create")
 def create(
@@ -41,15 +51,7 @@ def create(
     auto_assign: Annotated[
         bool, typer.Option("--auto-assign/--no-auto-assign", help="Allocate from it when no pool is named.")
     ] = True,
-    sni_sharing: Annotated[
-        str | None,
-        typer.Option(
-            "--sni-sharing",
-            help="Who may share an address on one port by TLS SNI: 'tenant' (default) or 'pool' "
-            "(any tenant naming this pool and the same sharing key).",
-            show_default=False,
-        ),
-    ] = None,
+    sni_sharing: SniSharing = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
@@ -100,15 +102,7 @@ def set_pool(
     clear_reserved: Annotated[
         bool, typer.Option("--clear-reserved", help="Remove every reserved range.")
     ] = False,
-    sni_sharing: Annotated[
-        str | None,
-        typer.Option(
-            "--sni-sharing",
-            help="Who may share an address on one port by TLS SNI: 'tenant' (default) or 'pool' "
-            "(any tenant naming this pool and the same sharing key).",
-            show_default=False,
-        ),
-    ] = None,
+    sni_sharing: SniSharing = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
     output: OutputOption = "table",
